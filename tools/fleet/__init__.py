@@ -1,0 +1,1 @@
+"""Starform fleet toolchain: load → merge → model → render → check."""

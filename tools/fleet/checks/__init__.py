@@ -1,0 +1,60 @@
+"""Checks are plug-ins: one module per policy, one function signature.
+
+A check module defines:
+
+    NAME = "short-name"            # used in findings and in --only/--skip
+    DESCRIPTION = "one line"
+    def check(ctx: CheckContext) -> Iterable[Finding]: ...
+
+Adding a check is adding a file here; `discover()` finds it. Checks read the typed model and
+the rendered output and never write anything.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterable
+
+from ..errors import Finding
+
+
+@dataclass
+class CheckContext:
+    """What every check receives: the repo root, the typed fleet model and the rendered tree."""
+
+    root: Path
+    fleet: Any  # fleet.model.Fleet
+    rendered: Path
+    options: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    run: Callable[[CheckContext], Iterable[Finding]]
+    order: int = 100
+
+
+def _as_check(module: ModuleType) -> Check | None:
+    run = getattr(module, "check", None)
+    name = getattr(module, "NAME", None)
+    if run is None or name is None:
+        return None
+    return Check(name, getattr(module, "DESCRIPTION", ""), run, getattr(module, "ORDER", 100))
+
+
+def discover() -> list[Check]:
+    """Every check module in this package, ordered by (ORDER, NAME)."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        check = _as_check(importlib.import_module(f"{__name__}.{info.name}"))
+        if check:
+            found.append(check)
+    return sorted(found, key=lambda c: (c.order, c.name))

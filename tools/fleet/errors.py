@@ -1,0 +1,88 @@
+"""Errors and findings shared by every stage.
+
+Bad input is an `InputError` carrying the file and position; the CLI edge turns it into
+exit code 2. Findings are what checks report; they too carry a source position so that a
+reviewer (or a SARIF viewer) lands on the line to change, not on generated output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True, order=True)
+class SourceRef:
+    """A place in a repository file: path relative to the repo root (or as given), 1-based line/col."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line and self.col:
+            return f"{self.file}:{self.line}:{self.col}"
+        if self.line:
+            return f"{self.file}:{self.line}"
+        return self.file
+
+
+class InputError(Exception):
+    """Invalid input: a message, where it is, and (optionally) what was expected."""
+
+    def __init__(self, message: str, source: SourceRef | None = None, *, path: str = "", expected: str = ""):
+        self.message = message
+        self.source = source
+        self.path = path  # JSON path inside the document, e.g. "$.components.vmagent.values"
+        self.expected = expected
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        text = f"{where}error: {self.message}"
+        if self.path:
+            text += f" (at {self.path})"
+        if self.expected:
+            text += f"; expected {self.expected}"
+        return text
+
+
+class InputErrors(InputError):
+    """Several input errors found in one pass, reported together."""
+
+    def __init__(self, errors: list[InputError]):
+        self.errors = sorted(errors, key=lambda e: (e.source or SourceRef(""), e.message))
+        Exception.__init__(self, self.render())
+        self.message = "\n".join(e.render() for e in self.errors)
+        self.source = None
+        self.path = ""
+        self.expected = ""
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.errors)
+
+
+class Severity(str, Enum):
+    """A small closed set, as in pint: the CLI decides which ones fail a run."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "error": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem a check found, at a source position."""
+
+    check: str
+    severity: Severity
+    source: SourceRef
+    message: str
+    hint: str = ""
+    details: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def sort_key(self) -> tuple:
+        return (self.source.file, self.source.line, self.source.col, self.check, self.message)
