@@ -1,0 +1,217 @@
+"""The GDPR labeldrop policy: load, validate, and answer concrete questions about it.
+
+The policy file format is documented in policies/README.md and pinned by
+fleet/schemas/policy.schema.json. This module knows nothing about relabel rules: it says which
+label names are forbidden, which jobs may leave, and whether a destination is external.
+The abstract analysis (proof.py) turns the patterns into languages; here they stay RE2.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable
+
+import re2
+
+from .. import schema, yamlio
+from ..errors import InputError, InputErrors, SourceRef
+
+EXTERNAL, IN_REGION = "external", "in-region"
+DEFAULT_POLICY = Path("policies") / "gdpr-labeldrop.yaml"
+_RE2_META = set("\\.^$|?*+()[]{}")
+
+
+def anchored(pattern: str) -> Any:
+    """Compile an RE2 pattern the way relabeling does: the whole string must match."""
+    return re2.compile(f"^(?:{pattern})$")
+
+
+def is_literal(pattern: str) -> bool:
+    """True when the pattern matches exactly one string, itself (no metacharacters)."""
+    return not (set(pattern) & _RE2_META)
+
+
+@dataclass(frozen=True)
+class ForbiddenLabel:
+    pattern: str
+    reason: str
+    source: SourceRef
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    klass: str
+    url: str
+    source: SourceRef
+
+
+@dataclass
+class Policy:
+    """A loaded, validated policy. `source` is the file it came from (for messages)."""
+
+    forbidden: list[ForbiddenLabel]
+    derived_forbidden: bool
+    hashed_forbidden: bool
+    job_allow: tuple[str, ...]
+    require_job: bool
+    destinations: list[Destination]
+    default_destination: str
+    files_default: str
+    files_in_region: tuple[str, ...] = ()
+    files_external: tuple[str, ...] = ()
+    source: str = ""
+    _compiled: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def forbidden_regex(self) -> Any:
+        """One anchored RE2 matching every forbidden label name."""
+        return anchored("|".join(f"(?:{f.pattern})" for f in self.forbidden))
+
+    def is_forbidden(self, name: str) -> bool:
+        return bool(self.forbidden_regex.match(name))
+
+    @property
+    def forbidden_patterns(self) -> list[str]:
+        return [f.pattern for f in self.forbidden]
+
+    @property
+    def literal_forbidden_names(self) -> list[str]:
+        """Forbidden names spelled literally: the analysis tracks these by name."""
+        return [f.pattern for f in self.forbidden if is_literal(f.pattern)]
+
+    def example_forbidden_names(self) -> list[str]:
+        """Readable forbidden names for witnesses (`label_starform_io_.+` → ..._project_id)."""
+        out = list(self.literal_forbidden_names)
+        for f in self.forbidden:
+            if is_literal(f.pattern):
+                continue
+            stem = f.pattern.replace(".+", "project_id").replace(".*", "project_id").replace("[a-z]+", "pod")
+            if self.is_forbidden(stem):
+                out.append(stem)
+        return out
+
+    def job_allowed(self, job: str | None) -> bool:
+        if not job:
+            return not self.require_job
+        return job in self.job_allow
+
+    def classify_url(self, url: str | None, in_region: Iterable[str] = ()) -> tuple[str, str]:
+        """(class, destination name) of a remote-write URL; non-literal URLs (None) take the default.
+
+        `in_region` lists extra URLs known to be this cluster's own region (from the fleet model).
+        """
+        if url is None:
+            return self.default_destination, "unknown"
+        for known in in_region:
+            if url.rstrip("/") == known.rstrip("/") or url.startswith(known.rstrip("/") + "/"):
+                return IN_REGION, "region"
+        for dest in self.destinations:
+            rx = self._compiled.get(dest.url) or self._compiled.setdefault(dest.url, anchored(dest.url))
+            if rx.match(url):
+                return dest.klass, dest.name
+        return self.default_destination, "default"
+
+    def classify_file(self, path: str) -> str:
+        """Destination class of a bare YAML relabel list given on the command line."""
+        norm = path.replace("\\", "/").lstrip("./") if not path.startswith("/") else path
+        for pattern in self.files_external:
+            if _glob(norm, pattern):
+                return EXTERNAL
+        for pattern in self.files_in_region:
+            if _glob(norm, pattern):
+                return IN_REGION
+        return self.files_default
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash: proof results cached per (policy, pipeline) stay valid while this holds."""
+        blob = json.dumps([self.forbidden_patterns, self.derived_forbidden, self.hashed_forbidden,
+                           self.job_allow, self.require_job], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _glob(path: str, pattern: str) -> bool:
+    return fnmatch.fnmatch(path, pattern) or path.endswith("/" + pattern) or fnmatch.fnmatch(path, "*/" + pattern)
+
+
+def _ref(name: str, node: Any, key: Any = None) -> SourceRef:
+    line, col = yamlio.position(node, key)
+    return SourceRef(name, line, col)
+
+
+def _check_pattern(pattern: str, name: str, node: Any, key: Any) -> InputError | None:
+    try:
+        anchored(pattern)
+    except Exception as exc:  # re2.error, ValueError
+        return InputError(f"invalid RE2 pattern {pattern!r}: {exc}", _ref(name, node, key))
+    return None
+
+
+def from_node(doc: Any, name: str) -> Policy:
+    """Validate a parsed policy document (ruamel node) and build the Policy."""
+    errors = schema.validate(doc, "policy", name)
+    if errors:
+        raise InputErrors(errors) if len(errors) > 1 else errors[0]
+    forbidden: list[ForbiddenLabel] = []
+    for i, item in enumerate(doc["forbidden_labels"]):
+        pattern = item if isinstance(item, str) else item["pattern"]
+        reason = "" if isinstance(item, str) else str(item.get("reason", ""))
+        err = _check_pattern(str(pattern), name, doc["forbidden_labels"], i)
+        if err:
+            errors.append(err)
+        forbidden.append(ForbiddenLabel(str(pattern), reason, _ref(name, doc["forbidden_labels"], i)))
+    destinations = []
+    for i, item in enumerate(doc.get("destinations", [])):
+        err = _check_pattern(str(item["url"]), name, item, "url")
+        if err:
+            errors.append(err)
+        destinations.append(Destination(str(item["name"]), str(item["class"]), str(item["url"]),
+                                         _ref(name, doc["destinations"], i)))
+    if errors:
+        raise InputErrors(errors) if len(errors) > 1 else errors[0]
+    derived = doc.get("derived_values") or {}
+    jobs = doc["external_jobs"]
+    files = doc.get("relabel_files") or {}
+    return Policy(
+        forbidden=forbidden,
+        derived_forbidden=bool(derived.get("forbidden", True)),
+        hashed_forbidden=bool(derived.get("hashed_values_forbidden", True)),
+        job_allow=tuple(str(j) for j in jobs["allow"]),
+        require_job=bool(jobs.get("require_job", True)),
+        destinations=destinations,
+        default_destination=str(doc.get("default_destination", EXTERNAL)),
+        files_default=str(files.get("default", EXTERNAL)),
+        files_in_region=tuple(str(p) for p in files.get("in_region", [])),
+        files_external=tuple(str(p) for p in files.get("external", [])),
+        source=name,
+    )
+
+
+def load_policy(path: Path, name: str | None = None) -> Policy:
+    """Load and validate a policy file; errors are InputError with file:line:col."""
+    name = name or str(path)
+    return from_node(yamlio.load_file(path, name), name)
+
+
+def load_text(text: str, name: str = "<policy>") -> Policy:
+    return from_node(yamlio.load_text(text, name), name)
+
+
+def find_default_policy(start: Path | None = None) -> Path | None:
+    """policies/gdpr-labeldrop.yaml in the current directory or a parent, else next to the package."""
+    start = (start or Path.cwd()).resolve()
+    for base in (start, *start.parents):
+        candidate = base / DEFAULT_POLICY
+        if candidate.is_file():
+            return candidate
+    here = Path(__file__).resolve()
+    for base in here.parents:
+        candidate = base / DEFAULT_POLICY
+        if candidate.is_file():
+            return candidate
+    return None
