@@ -1,0 +1,634 @@
+"""Relabeling semantics: one rule type, its validation, and one `apply(rules, labels)`.
+
+This module *is* what a relabel rule does, read the way Prometheus' `model/relabel/relabel.go`
+reads: a `Rule` (validated like the real agent validates it), and a switch over the actions.
+Two flavours, because the agents disagree in places that matter for what leaves a cluster:
+
+* ``"prometheus"`` — current Prometheus and Grafana Alloy (`prometheus.relabel`,
+  `discovery.relabel`): regexes are ``^(?s:re)$`` (``.`` matches a newline), labels form a set
+  (setting a label to "" deletes it; ``labelmap`` and ``labeldrop`` walk the labels sorted by
+  name), ``replace`` ignores an expanded ``target_label`` that is not a valid label name,
+  ``hashmod`` is md5-based.
+* ``"vmagent"`` — vmagent 1.79.5 (the Debian build the differential tests run): regexes are
+  ``^(?:re)$`` (``.`` does not match a newline), labels are a *list* in arrival order whose
+  entries are updated in place, an empty value stays in the list (and is still copied by
+  ``labelmap``) until the end of the rule list, a rule list that removes every entry drops the
+  series at once, ``hashmod`` is xxhash64, any ``target_label`` is written as expanded, and
+  rules whose ``regex`` is left unset take vmagent's fast paths (``replace`` copies/sets
+  without matching, ``keep`` keeps and ``drop`` drops everything).
+
+Regexes are RE2 (google-re2), never Python's `re`: `(?i)` inside a group, `\\Z` and friends
+mean different things there. `$1`, `${1}`, `$name` and `$$` in ``replacement`` and
+``target_label`` expand exactly like Go's ``regexp.Expand`` (``$1x`` is the group named
+``1x``, i.e. empty).
+
+Sources: prometheus/prometheus model/relabel/relabel.go (Validate, relabel), grafana/alloy
+internal/component/common/relabel/relabel.go, VictoriaMetrics lib/promrelabel/{config,relabel}.go
+(v1.79.x), each checked against the real binaries (see tests/test_relabel_differential.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import re2
+
+from ..errors import InputError, SourceRef
+from .xxhash import xxh64
+
+Flavor = Literal["prometheus", "vmagent"]
+FLAVORS: tuple[str, ...] = ("prometheus", "vmagent")
+
+ACTIONS: frozenset[str] = frozenset({
+    "replace", "keep", "drop", "keepequal", "dropequal", "hashmod", "labelmap", "labeldrop",
+    "labelkeep", "lowercase", "uppercase", "keep_if_equal", "drop_if_equal",
+})
+#: Actions each agent accepts (vmagent 1.79.5 lacks keepequal/dropequal; Prometheus lacks
+#: vmagent's *_if_equal).
+FLAVOR_ACTIONS: dict[str, frozenset[str]] = {
+    "prometheus": ACTIONS - {"keep_if_equal", "drop_if_equal"},
+    "vmagent": ACTIONS - {"keepequal", "dropequal"},
+}
+#: vmagent actions this engine does not model; rejected with a clear message.
+_VMAGENT_UNMODELLED = frozenset({"replace_all", "labelmap_all", "keep_metrics", "drop_metrics", "graphite"})
+
+_FIELDS = ("source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action")
+_VMAGENT_UNMODELLED_FIELDS = ("if", "match", "labels")
+
+DEFAULT_SEPARATOR = ";"
+DEFAULT_REGEX = "(.*)"
+DEFAULT_REPLACEMENT = "$1"
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_LABEL_NAME = re2.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$", _RE2_OPTIONS)
+# Prometheus' `relabelTarget`: what a templated target_label / labelmap replacement may look like.
+_RELABEL_TARGET = re2.compile(r"^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$", _RE2_OPTIONS)
+
+
+def is_valid_label_name(name: str) -> bool:
+    """Prometheus' (legacy) label-name rule `[a-zA-Z_][a-zA-Z0-9_]*`."""
+    return _LABEL_NAME.search(name) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# The rule
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One relabel rule with the agent's defaults filled in (see `rule_from_mapping`)."""
+
+    action: str = "replace"
+    source_labels: tuple[str, ...] = ()
+    separator: str = DEFAULT_SEPARATOR
+    regex: str = DEFAULT_REGEX
+    target_label: str | None = None
+    replacement: str = DEFAULT_REPLACEMENT
+    modulus: int | None = None
+    source: SourceRef | None = field(default=None, compare=False)
+    #: whether `regex` was written (vmagent takes fast paths on an unset regex)
+    regex_set: bool = field(default=False, compare=False, repr=False)
+    #: the agent whose rules these are: decides the anchoring (`(?s:` or `(?:`) by default
+    flavor: str = field(default="prometheus", compare=False, repr=False)
+    _patterns: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        self.pattern(self.flavor)  # compile now so a bad regex fails where the rule is built
+
+    def pattern(self, flavor: str | None = None) -> Any:
+        """The compiled, anchored RE2 pattern for `flavor` (default: the rule's own)."""
+        flavor = flavor or self.flavor
+        compiled = self._patterns.get(flavor)
+        if compiled is None:
+            compiled = self._patterns[flavor] = _compile(self.regex, flavor, self.source)
+        return compiled
+
+    def matches(self, value: str, flavor: str | None = None) -> bool:
+        """Fully anchored RE2 match of `value` against `regex`, as the rule's agent does it."""
+        return self.pattern(flavor).search(value) is not None
+
+    def match(self, value: str, flavor: str | None = None) -> Any:
+        """The RE2 match object (or None); its spans feed `expand`."""
+        return self.pattern(flavor).search(value)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The rule as a relabel_config mapping (only non-default fields), e.g. for YAML dumps."""
+        out: dict[str, Any] = {"action": self.action}
+        if self.source_labels:
+            out["source_labels"] = list(self.source_labels)
+        if self.separator != DEFAULT_SEPARATOR:
+            out["separator"] = self.separator
+        if self.regex_set or self.regex != DEFAULT_REGEX:
+            out["regex"] = self.regex
+        if self.target_label:
+            out["target_label"] = self.target_label
+        if self.replacement != DEFAULT_REPLACEMENT:
+            out["replacement"] = self.replacement
+        if self.modulus:
+            out["modulus"] = self.modulus
+        return out
+
+
+def _anchored(regex: str, flavor: str) -> str:
+    """Anchor by string concatenation, exactly as the agents do (so `a)|(b` behaves alike)."""
+    return ("^(?s:" if flavor == "prometheus" else "^(?:") + regex + ")$"
+
+
+def _has_unescaped(regex: str, needle: str) -> bool:
+    """Whether `needle` occurs in `regex` outside escapes and character classes."""
+    i, in_class = 0, False
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if regex.startswith("[^]", i) or regex.startswith("[]", i):
+                i += 2 if regex[i + 1] == "]" else 3
+                continue
+        elif regex.startswith(needle, i):
+            return True
+        i += 1
+    return False
+
+
+def _has_byte_escape(regex: str) -> bool:
+    """`\\C` (any byte): RE2 accepts it, Go's regexp (both agents) rejects it."""
+    i = 0
+    while i < len(regex) - 1:
+        if regex[i] == "\\":
+            if regex[i + 1] == "C":
+                return True
+            i += 2
+            continue
+        i += 1
+    return False
+
+
+def _compile(regex: str, flavor: str, source: SourceRef | None) -> Any:
+    if _has_byte_escape(regex):
+        raise InputError(f"error parsing regexp: invalid escape sequence: `\\C` in {_goquote(regex)}",
+                         source, expected="an RE2 regular expression Go accepts")
+    try:
+        return re2.compile(_anchored(regex, flavor), _RE2_OPTIONS)
+    except re2.error as exc:
+        raise InputError(f"error parsing regexp: {_re2_message(exc)}: `{_anchored(regex, flavor)}`",
+                         source, expected="an RE2 regular expression") from None
+
+
+def _re2_message(exc: Exception) -> str:
+    msg = exc.args[0] if exc.args else str(exc)
+    if isinstance(msg, bytes):
+        msg = msg.decode("utf-8", "replace")
+    return str(msg)
+
+
+# --------------------------------------------------------------------------------------------
+# Building a rule from YAML data, validated like the agent validates it
+
+
+def rule_from_mapping(data: Mapping[str, Any], source: SourceRef | None = None,
+                      flavor: Flavor = "prometheus") -> Rule:
+    """Build a `Rule` from one relabel_config mapping, rejecting what the agent rejects.
+
+    Raises `InputError` (with `source`) carrying a message close to the agent's own.
+    """
+    if flavor not in FLAVORS:
+        raise ValueError(f"unknown relabel flavor {flavor!r}")
+    if not isinstance(data, Mapping):
+        raise InputError("relabel config must be a mapping", source,
+                         expected="a mapping with source_labels, regex, action, ...")
+    fields = _read_fields(data, source, flavor)
+    if flavor == "prometheus":
+        return _prometheus_rule(fields, source)
+    return _vmagent_rule(fields, source)
+
+
+def _fail(message: str, source: SourceRef | None, expected: str = "") -> InputError:
+    return InputError(message, source, expected=expected)
+
+
+def _read_fields(data: Mapping[str, Any], source: SourceRef | None, flavor: str) -> dict[str, Any]:
+    """Type-check each field (YAML decoding stage: unknown fields, wrong types)."""
+    type_name = "relabel.plain" if flavor == "prometheus" else "promrelabel.RelabelConfig"
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        key = str(key)
+        if flavor == "vmagent" and key in _VMAGENT_UNMODELLED_FIELDS:
+            raise _fail(f"field {key!r} (vmagent extension) is not supported by the fleet relabel "
+                        f"engine", source, expected="plain relabel_config fields")
+        if key not in _FIELDS:
+            raise _fail(f"field {key} not found in type {type_name}", source,
+                        expected="one of " + ", ".join(_FIELDS))
+        out[key] = _read_field(key, value, source, flavor)
+    return out
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _read_field(key: str, value: Any, source: SourceRef | None, flavor: str) -> Any:
+    if value is None:
+        return None
+    if key == "source_labels":
+        if not isinstance(value, (list, tuple)):
+            raise _fail(f"cannot unmarshal {type(value).__name__} into source_labels", source,
+                        expected="a list of label names")
+        names = []
+        for item in value:
+            if isinstance(item, (list, tuple, Mapping)) or item is None:
+                raise _fail("source_labels must be a list of strings", source)
+            name = _scalar_text(item)
+            if flavor == "prometheus" and not is_valid_label_name(name):
+                raise _fail(f"{_goquote(name)} is not a valid label name", source)
+            names.append(name)
+        return tuple(names)
+    if key == "modulus":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _fail(f"cannot unmarshal {value!r} into modulus", source,
+                        expected="a non-negative integer")
+        return int(value)
+    if key == "regex" and isinstance(value, (list, tuple)):
+        if flavor == "prometheus":
+            raise _fail("cannot unmarshal !!seq into string (regex)", source,
+                        expected="a single regex string")
+        return "|".join(_scalar_text(v) if v is not None else "null" for v in value)
+    if isinstance(value, (list, tuple, Mapping)):
+        raise _fail(f"cannot unmarshal a collection into {key}", source, expected="a string")
+    return _scalar_text(value)
+
+
+def _prometheus_rule(f: dict[str, Any], source: SourceRef | None) -> Rule:
+    """Defaults and `Config.Validate()` of Prometheus (null resets a field to its zero value)."""
+    def get(key: str, default: Any) -> Any:
+        return f[key] if key in f else default
+
+    raw_action = get("action", "replace")
+    if raw_action is None:
+        raise _fail("relabel action cannot be empty", source)
+    action = raw_action.lower()
+    if action not in FLAVOR_ACTIONS["prometheus"]:
+        raise _fail(f"unknown relabel action {_goquote(raw_action)}", source,
+                    expected=", ".join(sorted(FLAVOR_ACTIONS["prometheus"])))
+    regex_set = "regex" in f
+    regex = get("regex", DEFAULT_REGEX) or ""
+    rule = Rule(action=action, source_labels=get("source_labels", ()) or (),
+                separator=get("separator", DEFAULT_SEPARATOR) or "", regex=regex,
+                target_label=get("target_label", None) or None,
+                replacement=get("replacement", DEFAULT_REPLACEMENT) or "",
+                modulus=get("modulus", None) or None, source=source, regex_set=regex_set,
+                flavor="prometheus")
+    _validate_prometheus(rule, f, source)
+    return rule
+
+
+def _validate_prometheus(r: Rule, f: dict[str, Any], source: SourceRef | None) -> None:
+    a, target = r.action, r.target_label or ""
+    if a == "hashmod" and not r.modulus:
+        raise _fail("relabel configuration for hashmod requires non-zero modulus", source)
+    if a in ("replace", "hashmod", "lowercase", "uppercase", "keepequal", "dropequal") and not target:
+        raise _fail(f"relabel configuration for {a} action requires 'target_label' value", source)
+    bad_target = _fail(f"{_goquote(target)} is invalid 'target_label' for {a} action", source,
+                       expected="a label name ([a-zA-Z_][a-zA-Z0-9_]*, $1/${name} allowed for replace)")
+    if a == "replace" and "$" not in target and not is_valid_label_name(target):
+        raise bad_target
+    if a == "replace" and "$" in target and _RELABEL_TARGET.search(target) is None:
+        raise bad_target
+    if a in ("lowercase", "uppercase", "keepequal", "dropequal", "hashmod") and not is_valid_label_name(target):
+        raise bad_target
+    if a in ("lowercase", "uppercase", "keepequal", "dropequal") and r.replacement != DEFAULT_REPLACEMENT:
+        raise _fail(f"'replacement' can not be set for {a} action", source)
+    if a == "labelmap" and _RELABEL_TARGET.search(r.replacement) is None:
+        raise _fail(f"{_goquote(r.replacement)} is invalid 'replacement' for {a} action", source)
+    if a in ("keepequal", "dropequal") and (
+            "regex" in f or r.modulus or r.separator != DEFAULT_SEPARATOR
+            or r.replacement != DEFAULT_REPLACEMENT):
+        raise _fail(f"{a} action requires only 'source_labels' and `target_label`, and no other fields",
+                    source)
+    if a in ("labeldrop", "labelkeep") and (
+            f.get("source_labels") is not None or target or r.modulus
+            or r.separator != DEFAULT_SEPARATOR or r.replacement != DEFAULT_REPLACEMENT):
+        raise _fail(f"{a} action requires only 'regex', and no other fields", source)
+
+
+def _vmagent_rule(f: dict[str, Any], source: SourceRef | None) -> Rule:
+    """Defaults and checks of vmagent 1.79.5 `parseRelabelConfig` (null keeps the default)."""
+    regex = f.get("regex")  # `regex:` (null) leaves vmagent's default, like an absent key
+    regex_set = regex is not None
+    regex = DEFAULT_REGEX if regex is None else regex
+    try:
+        re2.compile(regex, _RE2_OPTIONS)  # vmagent also compiles the un-anchored regex
+    except re2.error as exc:
+        raise _fail(f"cannot parse `regex` {_goquote(regex)}: error parsing regexp: {_re2_message(exc)}",
+                    source, expected="an RE2 regular expression") from None
+    if _has_unescaped(regex, "(?<"):
+        raise _fail(f"cannot parse `regex` {_goquote(_anchored(regex, 'vmagent'))}: error parsing "
+                    "regexp: invalid or unsupported Perl syntax: `(?<`", source,
+                    expected="(?P<name>...) for named groups (vmagent 1.79.5 is built with Go 1.19)")
+    action = f.get("action") or "replace"
+    if action in _VMAGENT_UNMODELLED:
+        raise _fail(f"action {_goquote(action)} (vmagent extension) is not supported by the fleet "
+                    "relabel engine", source)
+    if action not in FLAVOR_ACTIONS["vmagent"]:
+        raise _fail(f"unknown `action` {_goquote(action)}", source,
+                    expected=", ".join(sorted(FLAVOR_ACTIONS["vmagent"])))
+    sources = f.get("source_labels") or ()
+    target = f.get("target_label") or ""
+    modulus = f.get("modulus") or 0
+    need_target = {"replace", "hashmod", "lowercase", "uppercase"}
+    need_sources = {"keep", "drop", "hashmod", "lowercase", "uppercase"}
+    if action in ("keep_if_equal", "drop_if_equal") and len(sources) < 2:
+        raise _fail(f"`source_labels` must contain at least two entries for `action={action}`; "
+                    f"got {_goquote_list(sources)}", source)
+    if action == "hashmod" and not sources:
+        raise _fail("missing `source_labels` for `action=hashmod`", source)
+    if action in need_target and not target:
+        raise _fail(f"missing `target_label` for `action={action}`", source)
+    if action in need_sources and not sources:
+        raise _fail(f"missing `source_labels` for `action={action}`", source)
+    if action == "hashmod" and modulus < 1:
+        raise _fail(f"unexpected `modulus` for `action=hashmod`: {modulus}; must be greater than 0", source)
+    return Rule(action=action, source_labels=tuple(sources),
+                separator=f["separator"] if f.get("separator") is not None else DEFAULT_SEPARATOR,
+                regex=regex, target_label=target or None,
+                replacement=f["replacement"] if f.get("replacement") is not None else DEFAULT_REPLACEMENT,
+                modulus=modulus or None, source=source, regex_set=regex_set, flavor="vmagent")
+
+
+def _goquote(s: str) -> str:
+    """Go's %q for the characters that matter in messages."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _goquote_list(items: Sequence[str]) -> str:
+    return "[" + " ".join(_goquote(s) for s in items) + "]"
+
+
+# --------------------------------------------------------------------------------------------
+# Go's regexp.Expand
+
+
+def expand(template: str, text: str, match: Any) -> str:
+    """Expand `$1`, `${1}`, `$name`, `${name}` and `$$` like Go's `Regexp.ExpandString`.
+
+    A name is the longest run of letters, digits and `_` (so `$1x` is the group named `1x`);
+    numbers with leading zeros are names; unknown or unmatched groups expand to ""; a `$` not
+    followed by a valid reference is kept literally.
+    """
+    out: list[str] = []
+    i, n = 0, len(template)
+    while i < n:
+        j = template.find("$", i)
+        if j < 0:
+            out.append(template[i:])
+            break
+        out.append(template[i:j])
+        i = j + 1
+        if i < n and template[i] == "$":
+            out.append("$")
+            i += 1
+            continue
+        name, rest = _extract(template, i)
+        if name is None:
+            out.append("$")
+            continue
+        i = rest
+        out.append(_group(match, name))
+    return "".join(out)
+
+
+def _is_name_char(c: str) -> bool:
+    return c == "_" or unicodedata.category(c)[0] == "L" or unicodedata.category(c) == "Nd"
+
+
+def _extract(template: str, i: int) -> tuple[str | None, int]:
+    n = len(template)
+    brace = i < n and template[i] == "{"
+    start = i + 1 if brace else i
+    k = start
+    while k < n and _is_name_char(template[k]):
+        k += 1
+    if k == start:
+        return None, i
+    name = template[start:k]
+    if brace:
+        if k >= n or template[k] != "}":
+            return None, i
+        k += 1
+    return name, k
+
+
+def _group(match: Any, name: str) -> str:
+    num = -1
+    if name.isascii() and name.isdigit() and not (name[0] == "0" and len(name) > 1) and len(name) < 9:
+        num = int(name)
+    pattern = match.re
+    if num < 0:
+        num = pattern.groupindex.get(name, -1)
+        if num < 0:
+            return ""
+    if num > pattern.groups:
+        return ""
+    start, end = match.span(num)
+    if start < 0:
+        return ""
+    return match.string[start:end]
+
+
+# --------------------------------------------------------------------------------------------
+# Go's strings.ToLower / strings.ToUpper (simple, per-rune case mapping)
+
+
+def _go_case(s: str, upper: bool) -> str:
+    out = []
+    for c in s:
+        m = c.upper() if upper else c.lower()
+        if len(m) != 1:
+            m = "i" if (c == "\u0130" and not upper) else c
+        out.append(m)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Applying rules
+
+
+Labels = dict[str, str]
+
+
+def apply(rules: Sequence[Rule], labels: Mapping[str, str], flavor: Flavor = "prometheus") -> Labels | None:
+    """Relabel `labels` with `rules`; None means the series is dropped.
+
+    Empty-valued labels count as absent (they are not in the result); a result without any
+    label is a dropped series.
+    """
+    steps = trace(rules, labels, flavor)
+    return steps[-1][1] if steps else _finish(_start(labels, flavor), flavor)
+
+
+def trace(rules: Sequence[Rule], labels: Mapping[str, str],
+          flavor: Flavor = "prometheus") -> list[tuple[Rule, Labels | None]]:
+    """The labels after each rule (empty-valued ones hidden); stops after the rule that drops."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"unknown relabel flavor {flavor!r}")
+    state = _start(labels, flavor)
+    steps: list[tuple[Rule, Labels | None]] = []
+    step = _prom_step if flavor == "prometheus" else _vm_step
+    for index, rule in enumerate(rules):
+        state = step(rule, state)
+        if state is None:
+            steps.append((rule, None))
+            return steps
+        last = index == len(rules) - 1
+        steps.append((rule, _finish(state, flavor) if last else _visible(state)))
+    return steps
+
+
+def _start(labels: Mapping[str, str], flavor: str) -> Any:
+    if flavor == "prometheus":
+        return {k: v for k, v in labels.items() if v != ""}
+    return [[str(k), str(v)] for k, v in labels.items()]
+
+
+def _visible(state: Any) -> Labels:
+    items = state.items() if isinstance(state, dict) else state
+    return dict(sorted((k, v) for k, v in items if k != "" and v != ""))
+
+
+def _finish(state: Any, flavor: str) -> Labels | None:
+    out = _visible(state)
+    return out or None
+
+
+def _joined(rule: Rule, get: Any) -> str:
+    return rule.separator.join(get(name) for name in rule.source_labels)
+
+
+def _prom_step(rule: Rule, lb: dict[str, str]) -> dict[str, str] | None:
+    """Prometheus `relabel()`: one rule on a label set (Set with "" deletes)."""
+    def set_label(name: str, value: str) -> None:
+        if value == "":
+            lb.pop(name, None)
+        else:
+            lb[name] = value
+
+    val = _joined(rule, lambda n: lb.get(n, ""))
+    a = rule.action
+    if a == "drop":
+        return None if rule.matches(val, "prometheus") else lb
+    if a == "keep":
+        return lb if rule.matches(val, "prometheus") else None
+    if a == "dropequal":
+        return None if lb.get(rule.target_label or "", "") == val else lb
+    if a == "keepequal":
+        return lb if lb.get(rule.target_label or "", "") == val else None
+    if a in ("keep_if_equal", "drop_if_equal"):
+        equal = _all_equal([lb.get(n, "") for n in rule.source_labels])
+        return lb if equal == (a == "keep_if_equal") else None
+    if a == "replace":
+        m = rule.match(val, "prometheus")
+        if m is None:
+            return lb
+        target = expand(rule.target_label or "", val, m)
+        if not is_valid_label_name(target):
+            return lb
+        set_label(target, expand(rule.replacement, val, m))
+    elif a == "lowercase":
+        set_label(rule.target_label or "", _go_case(val, upper=False))
+    elif a == "uppercase":
+        set_label(rule.target_label or "", _go_case(val, upper=True))
+    elif a == "hashmod":
+        digest = hashlib.md5(val.encode("utf-8")).digest()
+        set_label(rule.target_label or "", str(int.from_bytes(digest[8:], "big") % (rule.modulus or 1)))
+    elif a == "labelmap":
+        for name, value in sorted(lb.items()):
+            m = rule.match(name, "prometheus")
+            if m is not None:
+                set_label(expand(rule.replacement, name, m), value)
+    elif a in ("labeldrop", "labelkeep"):
+        for name in sorted(lb):
+            if rule.matches(name, "prometheus") == (a == "labeldrop"):
+                del lb[name]
+    else:  # pragma: no cover - rule_from_mapping rejects unknown actions
+        raise ValueError(f"unknown relabel action {a!r}")
+    return lb
+
+
+def _all_equal(values: list[str]) -> bool:
+    return all(v == values[0] for v in values[1:])
+
+
+def _vm_get(labels: list[list[str]], name: str) -> str:
+    for entry in labels:
+        if entry[0] == name:
+            return entry[1]
+    return ""
+
+
+def _vm_set(labels: list[list[str]], name: str, value: str) -> None:
+    """vmagent `setLabelValue`: update the first entry in place, else append (even "")."""
+    for entry in labels:
+        if entry[0] == name:
+            entry[1] = value
+            return
+    labels.append([name, value])
+
+
+def _vm_step(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
+    """vmagent 1.79.5 `parsedRelabelConfig.apply`: one rule on an ordered label list."""
+    result = _vm_action(rule, labels)
+    return result if result else None  # vmagent stops as soon as no entry is left
+
+
+def _vm_action(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
+    a = rule.action
+    val = _joined(rule, lambda n: _vm_get(labels, n))
+    if a == "replace":
+        target = rule.target_label or ""
+        if not rule.regex_set and "$" not in target:
+            if rule.replacement == "$1":
+                _vm_set(labels, target, val)
+                return labels
+            if "$" not in rule.replacement:
+                _vm_set(labels, target, rule.replacement)
+                return labels
+        m = rule.match(val, "vmagent")
+        if m is None:
+            return labels
+        name = expand(target, val, m) if "$" in target else target
+        _vm_set(labels, name, expand(rule.replacement, val, m))
+        return labels
+    if a in ("keep", "drop"):
+        hit = True if not rule.regex_set else rule.matches(val, "vmagent")
+        return labels if hit == (a == "keep") else None
+    if a in ("keep_if_equal", "drop_if_equal"):
+        equal = _all_equal([_vm_get(labels, n) for n in rule.source_labels])
+        return labels if equal == (a == "keep_if_equal") else None
+    if a == "hashmod":
+        _vm_set(labels, rule.target_label or "", str(xxh64(val.encode("utf-8")) % (rule.modulus or 1)))
+        return labels
+    if a == "labelmap":
+        for entry in labels[:len(labels)]:  # entries appended meanwhile are not visited
+            m = rule.match(entry[0], "vmagent")
+            if m is not None:
+                _vm_set(labels, expand(rule.replacement, entry[0], m), entry[1])
+        return labels
+    if a in ("labeldrop", "labelkeep"):
+        return [e for e in labels if rule.matches(e[0], "vmagent") != (a == "labeldrop")]
+    if a in ("lowercase", "uppercase"):
+        _vm_set(labels, rule.target_label or "", _go_case(val, upper=(a == "uppercase")))
+        return labels
+    if a in ("keepequal", "dropequal"):  # not in vmagent 1.79.5; Prometheus semantics
+        equal = _vm_get(labels, rule.target_label or "") == val
+        return labels if equal == (a == "keepequal") else None
+    raise ValueError(f"unknown relabel action {a!r}")  # pragma: no cover
