@@ -1,0 +1,55 @@
+# The Starform fleet repo. Two commands matter:
+#   make render lint   # set up what is needed, render rendered/, lint inputs and outputs
+#   make test          # the test suite
+# Any failure makes make exit 2.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLEET := $(VENV)/bin/fleet
+# Pinned Python dependencies live in pyproject.toml; the stamp re-installs when it changes.
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Upstream reference data (Flux CRDs, chart defaults) sits beside the repo when available.
+SHARED ?= $(abspath ../shared)
+LINT_FLAGS := $(if $(wildcard $(SHARED)/crds/flux),--crds $(SHARED)/crds/flux) \
+              $(if $(wildcard $(SHARED)/charts),--charts $(SHARED)/charts)
+
+.PHONY: help setup system render render-check lint test bench clean
+
+help:
+	@echo "make render lint   render rendered/ and lint everything (sets itself up)"
+	@echo "make test          run the tests"
+	@echo "make render-check  fail if rendered/ differs from what the inputs produce"
+	@echo "make bench         speed benchmark on a generated 1,000-cluster fleet"
+
+$(STAMP): pyproject.toml
+	rm -f $(VENV)/.installed-*
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+setup: $(STAMP) system
+
+system:
+	@tools/setup-system.sh
+
+render: $(STAMP)
+	$(FLEET) render
+
+render-check: $(STAMP)
+	$(FLEET) render --check
+
+lint: setup
+	$(FLEET) lint $(LINT_FLAGS)
+
+test: setup
+	FLEET_SHARED=$(SHARED) $(PY) -m pytest -n 2 --dist loadfile -q
+
+bench: setup
+	$(PY) tools/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .cache

@@ -1,0 +1,61 @@
+"""`fleet lint`: run every check plug-in over the model and rendered/; exit 1 on errors."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .. import checks, model
+from ..checks import CheckContext
+from ..errors import Severity
+from ..report import WRITERS, sort_findings
+from .render import root_option
+
+
+@click.command("lint")
+@root_option
+@click.option("--crds", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Also validate Flux objects against the real CRD files in this folder (as kubeconform users do).")
+@click.option("--charts", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of pinned chart defaults (<chart>/<version>/values.yaml) for the values-key check.")
+@click.option("--only", multiple=True, help="Run only these checks (repeatable).")
+@click.option("--skip", multiple=True, help="Skip these checks (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(sorted(WRITERS)), default="text", show_default=True)
+@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default="error", show_default=True,
+              help="Lowest severity that makes the run fail (exit 1).")
+@click.option("--list", "list_checks", is_flag=True, help="List the available checks and exit.")
+def lint_command(root: Path, crds: Path | None, charts: Path | None, only: tuple[str, ...], skip: tuple[str, ...],
+                 fmt: str, fail_on: str, list_checks: bool) -> None:
+    """Lint inputs and rendered/ with every check plug-in (see --list)."""
+    available = checks.discover()
+    if list_checks:
+        for c in available:
+            click.echo(f"{c.name:20} {c.description}")
+        return
+    unknown = sorted(set(only + skip) - {c.name for c in available})
+    if unknown:
+        raise click.UsageError(f"unknown check(s): {', '.join(unknown)}")
+    fleet = model.load(root)
+    ctx = CheckContext(root=root.resolve(), fleet=fleet, rendered=root.resolve() / "rendered",
+                       options={"crds": crds, "charts": charts})
+    findings = []
+    timings = []
+    for check in available:
+        if (only and check.name not in only) or check.name in skip:
+            continue
+        start = time.perf_counter()
+        findings.extend(check.run(ctx))
+        timings.append((check.name, time.perf_counter() - start))
+    findings = sort_findings(findings)
+    WRITERS[fmt](findings, sys.stdout)
+    threshold = Severity(fail_on).rank
+    failing = [f for f in findings if f.severity.rank >= threshold]
+    summary = ", ".join(f"{name} {secs:.2f}s" for name, secs in timings)
+    click.echo(f"lint: {len(findings)} finding(s), {len(failing)} failing; checks: {summary}", err=True)
+    if failing:
+        raise SystemExit(1)
+
+
+COMMANDS = [lint_command]

@@ -1,0 +1,203 @@
+"""Stage 1: load and validate every input file of the fleet repo.
+
+Reads base/fleet.yaml, base/components/*/component.yaml (+ values.yaml beside it),
+base/relabel/*.yaml, overlays/*/overlay.yaml, regions/*/region.yaml and
+clusters/*/cluster.yaml. Each file is checked against its JSON Schema; then the cross-file
+rules (IDs, references) are checked. All errors of a run are collected and raised together,
+so an author fixes them in one go. Nothing is written here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import schema, yamlio
+from .errors import InputError, InputErrors, SourceRef
+from .merge import Layered, from_node
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass
+class Document:
+    """One loaded input file: its repo-relative name, the ruamel node and its Layered form."""
+
+    name: str
+    node: Any
+    layered: Layered
+
+    @property
+    def data(self) -> Any:
+        return self.layered.data
+
+    def ref(self, *path: Any) -> SourceRef:
+        return self.layered.source_of(tuple(path)) or SourceRef(self.name)
+
+
+@dataclass
+class RawInputs:
+    root: Path
+    settings: Document
+    components: dict[str, Document]          # name → component.yaml (values.yaml folded in)
+    relabel: dict[str, Document]             # "customer"/"platform" → base/relabel/<name>.yaml
+    overlays: dict[str, Document]
+    regions: dict[str, Document]
+    clusters: dict[str, Document]
+    files: list[str] = field(default_factory=list)  # every input file read, repo-relative
+
+
+class _Collector:
+    """Accumulates errors so one run reports every problem it can find."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.errors: list[InputError] = []
+        self.files: list[str] = []
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def load(self, path: Path, kind: str | None) -> Document | None:
+        name = self.rel(path)
+        self.files.append(name)
+        try:
+            node = yamlio.load_file(path, name)
+        except InputError as exc:
+            self.errors.append(exc)
+            return None
+        if node is None:
+            node = yamlio.load_text("{}", name)
+        if kind is not None:
+            problems = schema.validate(node, kind, name)
+            if problems:
+                self.errors.extend(problems)
+                return None
+        return Document(name, node, from_node(node, name))
+
+
+def _children(folder: Path, filename: str) -> list[tuple[str, Path]]:
+    if not folder.is_dir():
+        return []
+    return sorted((p.name, p / filename) for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def load(root: Path) -> RawInputs:
+    """Load and validate everything under `root`; raise InputErrors listing every problem."""
+    root = root.resolve()
+    c = _Collector(root)
+    settings = c.load(root / "base" / "fleet.yaml", "fleet")
+    components = _load_components(c, root)
+    relabel = {p.stem: d for p in sorted((root / "base" / "relabel").glob("*.yaml"))
+               if (d := c.load(p, None)) is not None}
+    overlays = _load_folder(c, root / "overlays", "overlay.yaml", "overlay", "environment")
+    regions = _load_folder(c, root / "regions", "region.yaml", "region", "region")
+    clusters = _load_clusters(c, root)
+    if settings is not None:
+        _check_stages(c, settings, components)
+    _check_references(c, clusters, regions, overlays)
+    if c.errors:
+        raise InputErrors(c.errors)
+    assert settings is not None
+    return RawInputs(root, settings, components, relabel, overlays, regions, clusters, sorted(c.files))
+
+
+def _load_components(c: _Collector, root: Path) -> dict[str, Document]:
+    out: dict[str, Document] = {}
+    for folder_name, path in _children(root / "base" / "components", "component.yaml"):
+        if not path.exists():
+            c.errors.append(InputError("component folder without component.yaml", SourceRef(c.rel(path.parent))))
+            continue
+        doc = c.load(path, "component")
+        if doc is None:
+            continue
+        if doc.data["name"] != folder_name:
+            c.errors.append(InputError(f"component name {doc.data['name']!r} differs from its folder {folder_name!r}",
+                                       doc.ref("name"), path="$.name", expected=repr(folder_name)))
+            continue
+        values_path = path.parent / "values.yaml"
+        if values_path.exists():
+            values = c.load(values_path, None)
+            if values is None:
+                continue
+            if "values" in doc.data:
+                c.errors.append(InputError("values given both inline and in values.yaml", doc.ref("values")))
+                continue
+            vl = from_node(values.node, values.name, ("values",))
+            doc.layered.data["values"] = vl.data
+            doc.layered.provenance.update(vl.provenance)
+        out[folder_name] = doc
+    return out
+
+
+def _load_folder(c: _Collector, folder: Path, filename: str, kind: str, key: str) -> dict[str, Document]:
+    out: dict[str, Document] = {}
+    for folder_name, path in _children(folder, filename):
+        if not path.exists():
+            c.errors.append(InputError(f"folder without {filename}", SourceRef(c.rel(path.parent))))
+            continue
+        doc = c.load(path, kind)
+        if doc is None:
+            continue
+        if doc.data[key] != folder_name:
+            c.errors.append(InputError(f"{key} {doc.data[key]!r} differs from its folder name {folder_name!r}",
+                                       doc.ref(key), path=f"$.{key}", expected=repr(folder_name)))
+            continue
+        out[folder_name] = doc
+    return out
+
+
+def _load_clusters(c: _Collector, root: Path) -> dict[str, Document]:
+    folder = root / "clusters"
+    out: dict[str, Document] = {}
+    seen: dict[str, Document] = {}
+    for folder_name, path in _children(folder, "cluster.yaml"):
+        if not path.exists():
+            c.errors.append(InputError("cluster folder without cluster.yaml", SourceRef(c.rel(path.parent))))
+            continue
+        if not DNS1123_LABEL.match(folder_name) or len(folder_name) > 63:
+            c.errors.append(InputError(f"cluster folder {folder_name!r} is not a DNS-1123 label",
+                                       SourceRef(c.rel(path)), expected="lower-case letters, digits and '-', at most 63"))
+            continue
+        doc = c.load(path, "cluster")
+        if doc is None:
+            continue
+        cid = doc.data["id"]
+        if cid in seen:
+            c.errors.append(InputError(f"duplicate cluster id {cid!r} (also in {seen[cid].ref('id')})",
+                                       doc.ref("id"), path="$.id", expected="a fleet-unique cluster id"))
+            continue
+        seen[cid] = doc
+        if cid != folder_name:
+            c.errors.append(InputError(f"cluster id {cid!r} differs from its folder name {folder_name!r}",
+                                       doc.ref("id"), path="$.id", expected=repr(folder_name)))
+            continue
+        out[cid] = doc
+    return out
+
+
+def _check_stages(c: _Collector, settings: Document, components: dict[str, Document]) -> None:
+    stages = settings.data["stages"]
+    for name, doc in components.items():
+        if doc.data["stage"] not in stages:
+            c.errors.append(InputError(f"component {name!r} names unknown stage {doc.data['stage']!r}",
+                                       doc.ref("stage"), path="$.stage", expected=f"one of {stages}"))
+
+
+def _check_references(c: _Collector, clusters: dict[str, Document], regions: dict[str, Document],
+                      overlays: dict[str, Document]) -> None:
+    for cid, doc in clusters.items():
+        region = doc.data["region"]
+        if region not in regions:
+            c.errors.append(InputError(f"cluster {cid!r} names region {region!r}, which does not exist",
+                                       doc.ref("region"), path="$.region",
+                                       expected=f"a folder regions/<region>/ (have: {', '.join(sorted(regions)) or 'none'})"))
+        env = doc.data["environment"]
+        if env not in overlays:
+            c.errors.append(InputError(f"cluster {cid!r} names environment {env!r}, which has no overlay",
+                                       doc.ref("environment"), path="$.environment",
+                                       expected=f"a folder overlays/<environment>/ (have: {', '.join(sorted(overlays)) or 'none'})"))

@@ -1,0 +1,197 @@
+"""Stage 2: merge the layers into a typed, immutable-by-convention model of the fleet.
+
+Merge order per cluster and component: base ← overlay(environment) ← region ← cluster.
+A cluster's merged inputs are everything its render depends on, so `Cluster.fingerprint`
+(a hash of them) is a sound cache key for its rendered output.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import inputs
+from .errors import InputError, InputErrors, SourceRef
+from .merge import Layered, from_node, merge_layers
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str
+    version: str
+    repository: str
+
+    @property
+    def is_oci(self) -> bool:
+        return self.repository.startswith("oci://")
+
+
+@dataclass
+class Component:
+    """One component of one cluster after merging every layer."""
+
+    name: str
+    stage: str
+    namespace: str
+    create_namespace: bool
+    kind: str                      # "helm" | "manifests"
+    chart: Chart | None
+    release_name: str
+    values: dict
+    image: str | None
+    merged: Layered                # the whole merged component document with provenance
+
+    def source_of(self, *path: Any) -> SourceRef | None:
+        return self.merged.source_of(tuple(path))
+
+
+@dataclass(frozen=True)
+class Region:
+    slug: str
+    vpc_cidr: str
+    victoria_metrics_url: str
+    vector_host: str
+    vector_port: int
+    clickhouse_url: str
+    source: str                    # regions/<slug>/region.yaml
+
+    @property
+    def remote_write_url(self) -> str:
+        """VictoriaMetrics single-node accepts Prometheus remote write at /api/v1/write."""
+        return self.victoria_metrics_url.rstrip("/") + "/api/v1/write"
+
+
+@dataclass(frozen=True)
+class RelabelRule:
+    """A relabel rule as written (plain mapping) and where it was written."""
+
+    rule: dict
+    source: SourceRef
+
+
+@dataclass
+class Cluster:
+    id: str
+    region: Region
+    environment: str
+    shuttle_token_secret: str
+    components: dict[str, Component]
+    customer_relabel: list[RelabelRule]
+    platform_relabel: list[RelabelRule]
+    source: str                    # clusters/<id>/cluster.yaml
+    inputs: list[str] = field(default_factory=list)   # input files this cluster's render reads
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of the merged inputs: same hash → same rendered output."""
+        payload = {
+            "id": self.id, "region": self.region.__dict__, "env": self.environment,
+            "token": self.shuttle_token_secret,
+            "components": {n: [c.values, c.chart.__dict__ if c.chart else None, c.image, c.namespace, c.stage]
+                           for n, c in sorted(self.components.items())},
+            "customer": [r.rule for r in self.customer_relabel],
+            "platform": [(r.rule, str(r.source)) for r in self.platform_relabel],
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class Fleet:
+    root: Path
+    settings: dict
+    stages: list[str]
+    regions: dict[str, Region]
+    clusters: dict[str, Cluster]
+    raw: inputs.RawInputs
+
+    def components_in_stage(self, cluster: Cluster, stage: str) -> list[Component]:
+        return [c for c in cluster.components.values() if c.stage == stage]
+
+
+def build(raw: inputs.RawInputs) -> Fleet:
+    """Merge every cluster's layers; raise InputErrors for patches naming unknown components."""
+    errors: list[InputError] = []
+    regions = {slug: _region(doc) for slug, doc in raw.regions.items()}
+    clusters = {}
+    for cid, doc in sorted(raw.clusters.items()):
+        try:
+            clusters[cid] = _cluster(raw, doc, regions[doc.data["region"]])
+        except InputErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise InputErrors(errors)
+    settings = raw.settings.data
+    return Fleet(raw.root, settings, list(settings["stages"]), regions, clusters, raw)
+
+
+def load(root: Path) -> Fleet:
+    return build(inputs.load(root))
+
+
+def _region(doc: inputs.Document) -> Region:
+    d = doc.data
+    e = d["endpoints"]
+    return Region(d["region"], d["vpcCidr"], e["victoriaMetrics"]["url"], e["vector"]["host"],
+                  int(e["vector"]["port"]), e["clickhouse"]["url"], doc.name)
+
+
+def _patch_layers(doc: inputs.Document, known: set[str], errors: list[InputError]) -> dict[str, Layered]:
+    """Per-component patch layers of one overlay/region/cluster document."""
+    out = {}
+    for name, patch in (doc.data.get("components") or {}).items():
+        if name not in known:
+            errors.append(InputError(f"patch for unknown component {name!r}", doc.ref("components", name),
+                                     path=f"$.components.{name}", expected=f"one of {sorted(known)}"))
+            continue
+        sub = doc.node["components"][name]
+        out[name] = from_node(sub, doc.name)
+    return out
+
+
+def _cluster(raw: inputs.RawInputs, doc: inputs.Document, region: Region) -> Cluster:
+    errors: list[InputError] = []
+    known = set(raw.components)
+    overlay_doc = raw.overlays[doc.data["environment"]]
+    region_doc = raw.regions[region.slug]
+    layers = [_patch_layers(d, known, errors) for d in (overlay_doc, region_doc, doc)]
+    if errors:
+        raise InputErrors(errors)
+    components = {}
+    for name, base_doc in sorted(raw.components.items()):
+        stack = [base_doc.layered] + [layer[name] for layer in layers if name in layer]
+        components[name] = _component(merge_layers(stack))
+    files = [raw.settings.name, overlay_doc.name, region_doc.name, doc.name]
+    files += [d.name for d in raw.components.values()] + [d.name for d in raw.relabel.values()]
+    return Cluster(
+        id=doc.data["id"], region=region, environment=doc.data["environment"],
+        shuttle_token_secret=doc.data["shuttle"]["tokenSecretName"], components=components,
+        customer_relabel=_relabel(raw, doc, "customer"), platform_relabel=_relabel(raw, doc, "platform"),
+        source=doc.name, inputs=sorted(set(files)),
+    )
+
+
+def _component(merged: Layered) -> Component:
+    d = merged.data
+    chart = Chart(**d["chart"]) if d.get("chart") else None
+    return Component(
+        name=d["name"], stage=d["stage"], namespace=d["namespace"],
+        create_namespace=d.get("createNamespace", True), kind=d["kind"], chart=chart,
+        release_name=d.get("releaseName", d["name"]), values=d.get("values") or {},
+        image=d.get("image"), merged=merged,
+    )
+
+
+def _relabel(raw: inputs.RawInputs, cluster_doc: inputs.Document, kind: str) -> list[RelabelRule]:
+    """Base rule set for `kind`, then the cluster's extra rules appended (order is semantics)."""
+    rules: list[RelabelRule] = []
+    base = raw.relabel.get(kind)
+    if base is not None:
+        if not isinstance(base.data, list):
+            raise InputErrors([InputError("a relabel rule set must be a YAML list of rules", SourceRef(base.name, 1, 1))])
+        rules += [RelabelRule(r, base.ref(i)) for i, r in enumerate(base.data)]
+    extra = (cluster_doc.data.get("relabel") or {}).get(kind) or []
+    rules += [RelabelRule(r, cluster_doc.ref("relabel", kind, i)) for i, r in enumerate(extra)]
+    return rules

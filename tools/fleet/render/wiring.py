@@ -1,0 +1,44 @@
+"""Cluster-specific values the fleet owns: computed from the model, applied after all layers.
+
+These are the few values that follow from where a cluster is (its region's endpoints, its
+identity) rather than from taste; a layer cannot override them, and lint proves they point at
+the right place. Everything else comes from base ← overlay ← region ← cluster.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Callable
+
+from ..model import Cluster, Component
+from .templates import render_template
+
+
+def _fluent_bit(root: Path, cluster: Cluster, values: dict) -> dict:
+    config = values.setdefault("config", {})
+    config["outputs"] = render_template(root / "base/components/fluent-bit/outputs.conf.j2",
+                                        region=cluster.region, cluster=cluster)
+    return values
+
+
+def _vmagent(root: Path, cluster: Cluster, values: dict) -> dict:
+    values["remoteWrite"] = [{
+        "url": cluster.region.remote_write_url,
+        "urlRelabelConfig": [copy.deepcopy(r.rule) for r in cluster.customer_relabel],
+    }]
+    glob = values.setdefault("config", {}).setdefault("global", {})
+    glob["external_labels"] = {"cluster_id": cluster.id, "region": cluster.region.slug}
+    return values
+
+
+WIRING: dict[str, Callable[[Path, Cluster, dict], dict]] = {
+    "fluent-bit": _fluent_bit,
+    "vmagent": _vmagent,
+}
+
+
+def final_values(root: Path, cluster: Cluster, component: Component) -> dict:
+    """The component's merged values with the fleet-owned values applied."""
+    values = copy.deepcopy(component.values)
+    wire = WIRING.get(component.name)
+    return wire(root, cluster, values) if wire else values

@@ -1,0 +1,90 @@
+"""JSON Schema validation of input documents, with errors at file:line:col.
+
+Schemas live in `fleet/schemas/*.json` (one per input kind) and are compiled once.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from . import yamlio
+from .errors import InputError, SourceRef
+
+
+@lru_cache(maxsize=None)
+def _registry() -> Registry:
+    resources_ = []
+    for entry in resources.files("fleet.schemas").iterdir():
+        if entry.name.endswith(".schema.json"):
+            doc = json.loads(entry.read_text(encoding="utf-8"))
+            resources_.append((entry.name, Resource.from_contents(doc)))
+    return Registry().with_resources(resources_)
+
+
+@lru_cache(maxsize=None)
+def validator(kind: str) -> Draft202012Validator:
+    """The compiled validator for `kind` (e.g. "cluster" → cluster.schema.json)."""
+    schema = _registry().contents(f"{kind}.schema.json")
+    return Draft202012Validator(schema, registry=_registry())
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def _locate(doc: Any, parts: list[Any]) -> tuple[int, int]:
+    """Line/col of the deepest existing node on the path (the key, for mappings)."""
+    node, pos = doc, yamlio.position(doc)
+    for part in parts:
+        try:
+            pos = yamlio.position(node, part)
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    return pos
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    """(message, expected) in words a config author understands."""
+    v = error.validator
+    if v == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"unknown field {', '.join(map(repr, extra))}", f"one of: {allowed}"
+    if v == "type":
+        want = error.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        return f"wrong type: got {type(error.instance).__name__} {error.instance!r}", want
+    if v == "required":
+        return error.message, "the field to be present"
+    if v == "pattern":
+        return f"{error.instance!r} is not valid", f"a string matching {error.validator_value}"
+    if v == "enum":
+        return f"{error.instance!r} is not allowed", f"one of {error.validator_value}"
+    return error.message, str(error.schema.get("description", ""))
+
+
+def validate(doc: Any, kind: str, name: str) -> list[InputError]:
+    """All schema errors of `doc` (a ruamel node) as InputErrors pointing into file `name`."""
+    errors = []
+    data = yamlio.plain(doc)
+    for error in sorted(validator(kind).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        parts = list(error.absolute_path)
+        if error.validator == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            if extra:
+                parts = parts + [extra[0]]
+        line, col = _locate(doc, parts)
+        message, expected = _describe(error)
+        errors.append(InputError(message, SourceRef(name, line, col), path=_json_path(error.absolute_path),
+                                 expected=expected))
+    return errors
