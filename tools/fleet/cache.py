@@ -1,0 +1,51 @@
+"""A small content-addressed cache for check results (in memory, and on disk under .cache/).
+
+Checks whose result is a pure function of some bytes (a file's text, a folder's files) key
+their results by a hash of those bytes, so an unchanged cluster costs a dictionary lookup.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+
+def digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8") if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class ResultCache:
+    """JSON-serialisable results by key; one file per namespace, written once at the end."""
+
+    def __init__(self, root: Path, namespace: str):
+        self.path = root / ".cache" / f"{namespace}.json"
+        self.enabled = os.environ.get("FLEET_NO_CACHE") != "1"
+        self._data: dict[str, Any] = {}
+        self._dirty = False
+        if self.enabled and self.path.exists():
+            try:
+                self._data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._data = {}
+
+    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key in self._data:
+            return self._data[key]
+        value = compute()
+        self._data[key] = value
+        self._dirty = True
+        return value
+
+    def save(self) -> None:
+        if not (self.enabled and self._dirty):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._data, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)

@@ -1,0 +1,50 @@
+"""yamllint over every input YAML file and every rendered YAML file (repo's .yamllint.yaml)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+from ..cache import ResultCache, digest
+from ..errors import Finding, Severity, SourceRef
+from . import CheckContext
+
+NAME = "yamllint"
+DESCRIPTION = "yamllint on inputs and rendered output"
+ORDER = 10
+
+INPUT_DIRS = ("base", "overlays", "regions", "clusters", "policies", "tests/rules", "tests/relabel")
+
+
+def _config(root: Path) -> tuple[YamlLintConfig, str]:
+    path = root / ".yamllint.yaml"
+    text = path.read_text(encoding="utf-8") if path.exists() else "extends: default"
+    return YamlLintConfig(text), text
+
+
+def yaml_files(root: Path) -> list[Path]:
+    files = [root / "base/fleet.yaml"] if (root / "base/fleet.yaml").exists() else []
+    for folder in INPUT_DIRS + ("rendered",):
+        base = root / folder
+        if base.is_dir():
+            files += [p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
+    return sorted(set(files))
+
+
+def lint_text(text: str, conf: YamlLintConfig, name: str) -> list[list]:
+    return [[p.line, p.column, p.level, p.rule or "syntax", p.desc] for p in linter.run(text, conf, name)]
+
+
+def check(ctx: CheckContext) -> Iterable[Finding]:
+    conf, conf_text = _config(ctx.root)
+    cache = ResultCache(ctx.root, "yamllint")
+    for path in yaml_files(ctx.root):
+        rel = path.relative_to(ctx.root).as_posix()
+        text = path.read_text(encoding="utf-8")
+        problems = cache.get_or_compute(digest(conf_text, text), lambda: lint_text(text, conf, rel))
+        for line, col, level, rule, desc in problems:
+            severity = Severity.ERROR if level == "error" else Severity.WARNING
+            yield Finding(NAME, severity, SourceRef(rel, line, col), f"{desc} ({rule})")
+    cache.save()
