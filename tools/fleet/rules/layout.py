@@ -108,10 +108,11 @@ def _regions_from_model(fleet: Any) -> dict[str, list[str]] | None:
     if clusters is None or regions is None:
         return None
     try:
-        out: dict[str, list[str]] = {str(getattr(r, "name", r)): [] for r in regions}
+        out: dict[str, list[str]] = {str(getattr(r, "slug", r)): [] for r in regions}
         items = clusters.values() if isinstance(clusters, dict) else clusters
         for cluster in items:
-            region = str(getattr(cluster, "region", ""))
+            region = getattr(cluster, "region", "")
+            region = str(getattr(region, "slug", region))
             cid = str(getattr(cluster, "id", getattr(cluster, "name", "")))
             if region in out and cid:
                 out[region].append(cid)
