@@ -1,0 +1,185 @@
+"""Inputs → pipelines: every path a series can take from a source to a destination.
+
+A YAML relabel list is one path: an arbitrary series in, the list's rules, one destination whose
+class the policy decides (`relabel_files`: external unless listed as in-region).
+An Alloy file is a component graph: every path from each source (`prometheus.scrape`, …) through
+the `prometheus.relabel` stages it meets to each `endpoint` of each `prometheus.remote_write`
+(with that endpoint's `write_relabel_config`), bypasses and fan-out included. A component on a
+path that is neither a relabel stage nor a known source is *opaque*: the proof assumes it may do
+anything to the labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import InputError, SourceRef
+from .engine import Rule, rule_from_mapping
+from .loader import load_rules
+from .policy import EXTERNAL, Policy
+from .proof import OPAQUE, Pipeline
+
+SINK_KINDS = ("prometheus.remote_write",)
+RELABEL_KINDS = ("prometheus.relabel",)
+
+
+@dataclass
+class PipelinePath:
+    """One path through one input file, with where it ends and how the policy classes that."""
+
+    file: str
+    description: str
+    klass: str                       # "external" | "in-region"
+    url: str | None
+    pipeline: Pipeline
+    stage_names: list[str] = field(default_factory=list)
+
+    @property
+    def external(self) -> bool:
+        return self.klass == EXTERNAL
+
+
+def load_yaml_rules(path: Path, name: str, flavor: str = "auto") -> tuple[list[Rule], str]:
+    """Rules of a YAML file; `auto` tries Prometheus, then vmagent (for vmagent-only actions)."""
+    if flavor != "auto":
+        return load_rules(path, name, flavor), flavor  # type: ignore[arg-type]
+    try:
+        return load_rules(path, name, "prometheus"), "prometheus"
+    except InputError as first:
+        try:
+            return load_rules(path, name, "vmagent"), "vmagent"
+        except InputError:
+            raise first from None
+
+
+def yaml_paths(path: Path, name: str, policy: Policy, flavor: str = "auto") -> list[PipelinePath]:
+    rules, flavor = load_yaml_rules(path, name, flavor)
+    klass = policy.classify_file(name)
+    pipe = Pipeline([(rules, flavor)], name=f"{name} ({flavor}) → {klass} destination")
+    return [PipelinePath(name, pipe.name, klass, None, pipe, [name])]
+
+
+def paths_for_file(path: Path, name: str | None, policy: Policy, flavor: str = "auto",
+                   in_region_urls: Iterable[str] = ()) -> list[PipelinePath]:
+    """Every path of a YAML relabel list or an `.alloy` file."""
+    name = name or str(path)
+    if path.suffix == ".alloy":
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read file: {exc}", SourceRef(name)) from None
+        return alloy_paths(text, name, policy, in_region_urls)
+    return yaml_paths(path, name, policy, flavor)
+
+
+# --------------------------------------------------------------------------------------------
+# Alloy
+
+
+def alloy_rules(mappings: list[dict]) -> list[Rule]:
+    """Rules from the graph's Prometheus-style mappings; positions prefer the `// source:` file."""
+    rules = []
+    for m in mappings:
+        data = {k: v for k, v in m.items() if not k.startswith("__")}
+        source = m.get("__source__") or m.get("__pos__")
+        rules.append(rule_from_mapping(data, source, "prometheus"))
+    return rules
+
+
+def _literal(expr: Any) -> Any:
+    from ..alloy.syntax import literal_value
+
+    try:
+        return literal_value(expr)
+    except Exception:  # not a literal (sys.env(...), references): unknown
+        return None
+
+
+def endpoint_url(endpoint: Any) -> str | None:
+    attr = endpoint.attrs().get("url") if hasattr(endpoint, "attrs") else None
+    value = _literal(attr.value) if attr is not None else None
+    return value if isinstance(value, str) else None
+
+
+def external_labels(block: Any) -> dict[str, str]:
+    attr = block.attrs().get("external_labels") if hasattr(block, "attrs") else None
+    if attr is None:
+        return {}
+    value = _literal(attr.value)
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    # not a literal object: names unknown; the analysis treats the names it can read
+    fields = getattr(attr.value, "fields", None) or []
+    return {str(k): "?" for k, _ in fields}
+
+
+def _source_ids(graph: Any) -> list[str]:
+    """Components that feed others and are fed by nobody, plus what the graph calls sources."""
+    incoming = {e[1] for e in graph.edges}
+    outgoing = {e[0] for e in graph.edges}
+    ids = set(getattr(graph, "sources", lambda: [])() or [])
+    ids |= {c for c in outgoing if c not in incoming}
+    return sorted(i if isinstance(i, str) else getattr(i, "id", str(i)) for i in ids)
+
+
+def _sink_ids(graph: Any) -> list[str]:
+    return sorted(cid for cid, comp in graph.components.items() if comp.kind in SINK_KINDS)
+
+
+def _as_ids(path: Any) -> list[str]:
+    out = []
+    for step in path:
+        if isinstance(step, str):
+            out.append(step)
+        elif isinstance(step, tuple):  # an edge (from, to, ref)
+            if not out:
+                out.append(step[0])
+            out.append(step[1])
+        else:
+            out.append(getattr(step, "id", str(step)))
+    return out
+
+
+def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[str] = ()) -> list[PipelinePath]:
+    from ..alloy import graph as alloy_graph
+    from ..alloy import syntax
+
+    stmts = syntax.parse(text, name)
+    graph = alloy_graph.build_graph(stmts, name)
+    in_region_urls = list(in_region_urls)
+    relabel_of = getattr(alloy_graph, "relabel_rules", None) or graph.relabel_rules
+    write_of = getattr(alloy_graph, "write_relabel_rules", None) or graph.write_relabel_rules
+    stage_cache: dict[str, list[Rule]] = {}
+    out: list[PipelinePath] = []
+    for src in _source_ids(graph):
+        for dst in _sink_ids(graph):
+            if src == dst:
+                continue
+            for raw in graph.paths(src, dst):
+                ids = _as_ids(raw)
+                stages: list[tuple[list[Rule], str]] = []
+                names: list[str] = []
+                for cid in ids[:-1]:
+                    comp = graph.components[cid]
+                    if comp.kind in RELABEL_KINDS:
+                        if cid not in stage_cache:
+                            stage_cache[cid] = alloy_rules(relabel_of(comp))
+                        stages.append((stage_cache[cid], "prometheus"))
+                        names.append(cid)
+                    elif cid != ids[0]:
+                        stages.append(([], OPAQUE))
+                        names.append(f"{cid} (opaque)")
+                sink = graph.components[dst]
+                labels = external_labels(sink.block)
+                for index, (endpoint, rule_maps) in enumerate(write_of(sink)):
+                    url = endpoint_url(endpoint)
+                    klass, dest_name = policy.classify_url(url, in_region_urls)
+                    write_rules = alloy_rules(rule_maps)
+                    path_stages = stages + ([(write_rules, "prometheus")] if write_rules else [])
+                    label = f"{dst} endpoint[{index}]"
+                    desc = " → ".join([ids[0], *names, f"{label} ({url or 'non-literal url'}, {klass})"])
+                    pipe = Pipeline(path_stages, labels, desc)
+                    out.append(PipelinePath(name, desc, klass, url, pipe,
+                                            names + ([f"{label} write_relabel_config"] if write_rules else [])))
+    return out
