@@ -9,7 +9,7 @@ import re2
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from fleet.relabel.regexlang import InvalidRegex, Lang, UnsupportedRegex, _fold_orbits
+from fleet.relabel.regexlang import InvalidRegex, Lang, UnsupportedRegex, _fold_orbits, _Parser
 
 _OPTS = re2.Options()
 _OPTS.log_errors = False
@@ -114,6 +114,8 @@ CASES = [
     ("(?m)^a$", ["a"], ["a\n"]),
     (r"\Aab\z", ["ab"], ["ab\n"]),
     (r"a\b-", ["a-"], []),
+    (r"a\b", ["a"], []),
+    (r"-\B", ["-"], []),
     (r"a\bb", [], ["ab"]),
     (r"a\Bb", ["ab"], []),
     (r"\b", [], ["", "a"]),
@@ -270,13 +272,36 @@ def _extend(inner):
     return st.one_of(group, repeated, concat, alt)
 
 
-patterns = st.recursive(atoms, _extend, max_leaves=8).filter(compiles)
+patterns = st.recursive(atoms, _extend, max_leaves=12).filter(compiles)
 
 
 def texts(pattern: str):
     """Strings biased toward the pattern's own characters, so that matches happen."""
     chars = sorted(set(ALPHABET) | {c for c in pattern if c not in "\\()[]{}?*+|^$"})
     return st.lists(st.sampled_from(chars), max_size=7).map("".join)
+
+
+def _generate(data, node) -> str:
+    """A random string from the parsed pattern, ignoring assertions: a likely member (or a near
+    miss when an assertion fails), built independently of the automaton construction."""
+    tag = node[0]
+    if tag == "set":
+        ranges = node[1]
+        if not ranges:
+            return ""
+        nice = [c for c in ALPHABET if any(lo <= ord(c) <= hi for lo, hi in ranges)]
+        lo, hi = data.draw(st.sampled_from(ranges))
+        pool = nice + [chr(lo), chr(hi)]
+        return data.draw(st.sampled_from(pool))
+    if tag == "cat":
+        return "".join(_generate(data, n) for n in node[1])
+    if tag == "alt":
+        return _generate(data, data.draw(st.sampled_from(node[1])))
+    if tag == "rep":
+        hi = node[3] if node[3] is not None else node[2] + 2
+        k = data.draw(st.integers(node[2], hi))
+        return "".join(_generate(data, node[1]) for _ in range(k))
+    return ""
 
 
 PROP = settings(max_examples=1000, derandomize=True, deadline=None,
@@ -291,11 +316,25 @@ def test_membership_agrees_with_re2(data):
     for _ in range(4):
         s = data.draw(texts(pattern), label="s")
         assert lang.contains(s) == fullmatch(pattern, s), (pattern, s)
+    ast = _Parser(pattern).parse()
+    for _ in range(3):
+        s = _generate(data, ast)
+        assert lang.contains(s) == fullmatch(pattern, s), (pattern, s)
     ex = lang.example()
     if ex is None:
         assert lang.is_empty()
     else:
         assert fullmatch(pattern, ex), (pattern, ex)
+        # Near misses of a member probe the boundary of the language.
+        i = data.draw(st.integers(0, len(ex)), label="i")
+        c = data.draw(st.sampled_from(ALPHABET), label="c")
+        for s in (ex[:i] + c + ex[i:], ex[:i] + ex[i + 1 :], ex[:i] + c + ex[i + 1 :], ex + ex):
+            assert lang.contains(s) == fullmatch(pattern, s), (pattern, s)
+    non_member = lang.complement().example()
+    if non_member is None:
+        assert lang.equivalent(Lang.any())
+    else:
+        assert not fullmatch(pattern, non_member), (pattern, non_member)
 
 
 @settings(PROP, max_examples=300)
