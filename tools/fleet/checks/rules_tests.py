@@ -1,0 +1,19 @@
+"""Lint plug-in: promtool test rules on tests/rules and every shipped rule covered by a unit test.
+
+Findings point at the source rule in base/, regions/ or clusters/ (see fleet.rules.lint).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..errors import Finding
+from ..rules import lint
+from . import CheckContext
+
+NAME = "rules-tests"
+DESCRIPTION = "promtool test rules on tests/rules and every shipped rule covered by a unit test"
+ORDER = 60
+
+
+def check(ctx: CheckContext) -> Iterable[Finding]:
+    return lint.unit_test_findings(ctx.root, ctx.cache)

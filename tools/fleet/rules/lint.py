@@ -1,0 +1,83 @@
+"""The rule checks as the lint plug-ins run them: over every region's merged rule set and over
+the platform alerts, with findings at source lines and duplicates (a base rule merged into several
+regions) reported once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import Finding, Severity, SourceRef
+from . import binaries, coverage, static
+from .layout import base_recording, discover_regions, merged_region, platform_alerts
+from .loader import RuleFile
+from .merge import MergedSet
+from .producers import load_catalogue
+
+
+def region_sets(root: Path, fleet: Any = None, cache: dict | None = None) -> dict[str, MergedSet]:
+    """region → merged recording rules; with no region at all, the base alone under "(base)"."""
+    cache = cache if cache is not None else {}
+    if "rules.region_sets" not in cache:
+        regions = discover_regions(root, fleet) or {"(base)": []}
+        out = {}
+        for region, clusters in sorted(regions.items()):
+            out[region] = merged_region(root, region, clusters) if region != "(base)" else merged_region(root, "", [])
+        cache["rules.region_sets"] = out
+    return cache["rules.region_sets"]
+
+
+def alert_files(root: Path, cache: dict | None = None) -> list[RuleFile]:
+    cache = cache if cache is not None else {}
+    if "rules.alerts" not in cache:
+        cache["rules.alerts"] = platform_alerts(root)
+    return cache["rules.alerts"]
+
+
+def static_findings(root: Path, fleet: Any = None, cache: dict | None = None) -> list[Finding]:
+    """Every static check on every region's customer rules and on the platform alerts."""
+    catalogue = load_catalogue(root)
+    findings: list[Finding] = []
+    for merged in region_sets(root, fleet, cache).values():
+        findings += static.run_all(static.PlaneRules("customer", merged.rules()), catalogue)
+    alerts = [(g, r) for f in alert_files(root, cache) for g in f.groups for r in g.rules]
+    findings += static.run_all(static.PlaneRules("platform", alerts), catalogue)
+    return static.dedupe(findings)
+
+
+def _tool_missing(check: str, exc: Exception, root_file: str) -> Finding:
+    return Finding(check, Severity.ERROR, SourceRef(root_file), str(exc),
+                   "install the Debian packages listed in tools/apt-packages.txt")
+
+
+def syntax_findings(root: Path, fleet: Any = None, cache: dict | None = None) -> list[Finding]:
+    """promtool check rules (all rule files) and vmalert -dryRun (recording rules) via the binaries."""
+    findings: list[Finding] = []
+    recording = [binaries.RuleSet(f"{region}/{name}", groups)
+                 for region, merged in region_sets(root, fleet, cache).items()
+                 for name, groups in sorted(merged.files.items()) if groups]
+    alerts = [binaries.RuleSet(f.path, f.groups) for f in alert_files(root, cache) if f.groups]
+    try:
+        findings += binaries.promtool_check(recording + alerts)
+    except binaries.MissingBinary as exc:
+        findings.append(_tool_missing("rules-promtool", exc, "tools/apt-packages.txt"))
+    try:
+        findings += binaries.vmalert_check(recording)
+    except binaries.MissingBinary as exc:
+        findings.append(_tool_missing("rules-vmalert", exc, "tools/apt-packages.txt"))
+    return static.dedupe(findings)
+
+
+def unit_test_findings(root: Path, cache: dict | None = None) -> list[Finding]:
+    """promtool test rules on tests/rules/*.yaml, and every shipped rule covered by a test."""
+    findings: list[Finding] = []
+    try:
+        for result in binaries.promtool_test(coverage.test_files(root), root):
+            if not result.ok:
+                findings.append(Finding("rules-tests", Severity.ERROR, SourceRef(result.file),
+                                        f"promtool test rules failed:\n{result.output[-2000:]}"))
+    except binaries.MissingBinary as exc:
+        findings.append(_tool_missing("rules-tests", exc, "tools/apt-packages.txt"))
+    shipped = base_recording(root) + alert_files(root, cache)
+    findings += coverage.uncovered(shipped, coverage.collect(root))
+    return static.dedupe(findings)
