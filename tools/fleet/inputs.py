@@ -35,6 +35,14 @@ class Document:
     def ref(self, *path: Any) -> SourceRef:
         return self.layered.source_of(tuple(path)) or SourceRef(self.name)
 
+    def value_ref(self, *path: Any) -> SourceRef:
+        """Where the value at `path` is written (for "this value is wrong" errors)."""
+        node = self.node
+        for part in path[:-1]:
+            node = node[part]
+        line, col = yamlio.position(node, path[-1], value=True)
+        return SourceRef(self.name, line, col) if line else self.ref(*path)
+
 
 @dataclass
 class RawInputs:
@@ -55,6 +63,7 @@ class _Collector:
         self.root = root
         self.errors: list[InputError] = []
         self.files: list[str] = []
+        self.invalid: set[str] = set()   # input files that exist but failed to load
 
     def rel(self, path: Path) -> str:
         try:
@@ -69,6 +78,7 @@ class _Collector:
             node = yamlio.load_file(path, name)
         except InputError as exc:
             self.errors.append(exc)
+            self.invalid.add(name)
             return None
         if node is None:
             node = yamlio.load_text("{}", name)
@@ -76,6 +86,7 @@ class _Collector:
             problems = schema.validate(node, kind, name)
             if problems:
                 self.errors.extend(problems)
+                self.invalid.add(name)
                 return None
         return Document(name, node, from_node(node, name))
 
@@ -168,13 +179,13 @@ def _load_clusters(c: _Collector, root: Path) -> dict[str, Document]:
             continue
         cid = doc.data["id"]
         if cid in seen:
-            c.errors.append(InputError(f"duplicate cluster id {cid!r} (also in {seen[cid].ref('id')})",
-                                       doc.ref("id"), path="$.id", expected="a fleet-unique cluster id"))
+            c.errors.append(InputError(f"duplicate cluster id {cid!r} (also in {seen[cid].value_ref('id')})",
+                                       doc.value_ref("id"), path="$.id", expected="a fleet-unique cluster id"))
             continue
         seen[cid] = doc
         if cid != folder_name:
             c.errors.append(InputError(f"cluster id {cid!r} differs from its folder name {folder_name!r}",
-                                       doc.ref("id"), path="$.id", expected=repr(folder_name)))
+                                       doc.value_ref("id"), path="$.id", expected=repr(folder_name)))
             continue
         out[cid] = doc
     return out
@@ -192,12 +203,16 @@ def _check_references(c: _Collector, clusters: dict[str, Document], regions: dic
                       overlays: dict[str, Document]) -> None:
     for cid, doc in clusters.items():
         region = doc.data["region"]
+        if f"regions/{region}/region.yaml" in c.invalid:
+            continue  # its own error is already reported
         if region not in regions:
             c.errors.append(InputError(f"cluster {cid!r} names region {region!r}, which does not exist",
-                                       doc.ref("region"), path="$.region",
+                                       doc.value_ref("region"), path="$.region",
                                        expected=f"a folder regions/<region>/ (have: {', '.join(sorted(regions)) or 'none'})"))
         env = doc.data["environment"]
+        if f"overlays/{env}/overlay.yaml" in c.invalid:
+            continue
         if env not in overlays:
             c.errors.append(InputError(f"cluster {cid!r} names environment {env!r}, which has no overlay",
-                                       doc.ref("environment"), path="$.environment",
+                                       doc.value_ref("environment"), path="$.environment",
                                        expected=f"a folder overlays/<environment>/ (have: {', '.join(sorted(overlays)) or 'none'})"))

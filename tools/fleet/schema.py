@@ -41,13 +41,15 @@ def _json_path(parts: Iterable[Any]) -> str:
     return out
 
 
-def _locate(doc: Any, parts: list[Any]) -> tuple[int, int]:
-    """Line/col of the deepest existing node on the path (the key, for mappings)."""
+def _locate(doc: Any, parts: list[Any], at_value: bool) -> tuple[int, int]:
+    """Line/col of the deepest existing node on the path: the key, or with `at_value` a scalar value."""
     node, pos = doc, yamlio.position(doc)
-    for part in parts:
+    for i, part in enumerate(parts):
         try:
-            pos = yamlio.position(node, part)
-            node = node[part]
+            last = i == len(parts) - 1
+            child = node[part]
+            pos = yamlio.position(node, part, value=at_value and last and not isinstance(child, (dict, list)))
+            node = child
         except (KeyError, IndexError, TypeError):
             break
     return pos
@@ -83,7 +85,7 @@ def validate(doc: Any, kind: str, name: str) -> list[InputError]:
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             if extra:
                 parts = parts + [extra[0]]
-        line, col = _locate(doc, parts)
+        line, col = _locate(doc, parts, at_value=error.validator not in ("additionalProperties", "required"))
         message, expected = _describe(error)
         errors.append(InputError(message, SourceRef(name, line, col), path=_json_path(error.absolute_path),
                                  expected=expected))

@@ -70,8 +70,10 @@ def load_all_text(text: str, name: str) -> list[Any]:
                          _mark_ref(name, mark)) from None
 
 
-def position(node: Any, key: Any = None) -> tuple[int, int]:
-    """1-based (line, col) of a mapping key / sequence index inside `node`, or of the node itself."""
+def position(node: Any, key: Any = None, value: bool = False) -> tuple[int, int]:
+    """1-based (line, col) of a mapping key / sequence index inside `node`, or of the node itself.
+
+    With `value=True`, the position of the key's value (where a wrong scalar is written)."""
     lc = getattr(node, "lc", None)
     if lc is None:
         return (0, 0)
@@ -79,7 +81,7 @@ def position(node: Any, key: Any = None) -> tuple[int, int]:
         if key is None:
             return (lc.line + 1, lc.col + 1)
         if isinstance(node, CommentedMap):
-            line, col = lc.key(key)
+            line, col = lc.value(key) if value else lc.key(key)
         elif isinstance(node, CommentedSeq):
             line, col = lc.item(key)
         else:

@@ -1,0 +1,43 @@
+"""Shared fixtures: the repo root, and a scratch copy of the example fleet tests may break."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INPUT_DIRS = ("base", "overlays", "regions", "clusters", "policies")
+
+
+def shared_dir() -> Path:
+    """The upstream reference data beside the repo (Flux CRDs, chart defaults)."""
+    return Path(os.environ.get("FLEET_SHARED", REPO.parent / "shared")).resolve()
+
+
+def require_shared(sub: str) -> Path:
+    path = shared_dir() / sub
+    if path.exists():
+        return path
+    message = f"{path} missing (the shared/ reference folder beside the repo)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def fleet_copy(tmp_path: Path) -> Path:
+    """A copy of the example fleet's inputs (and .yamllint.yaml) in a temporary repo root."""
+    root = tmp_path / "fleet"
+    root.mkdir()
+    for name in INPUT_DIRS:
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / ".yamllint.yaml", root / ".yamllint.yaml")
+    return root

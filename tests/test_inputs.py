@@ -1,0 +1,90 @@
+"""Bad input gets a clear error (file, line, what was expected), exit code 2, and writes nothing."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fleet import model
+from fleet.cli import cli
+from fleet.errors import InputError
+from fleet.writer import read_tree
+
+
+def _render(root: Path):
+    return CliRunner().invoke(cli, ["render", "--root", str(root)])
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+CASES = {
+    "yaml-syntax": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", "region: [nyc3",
+                    ["clusters/nyc3-prod-01/cluster.yaml:", "YAML syntax error"]),
+    "duplicate-key": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", "region: nyc3\nregion: fra1",
+                      ["clusters/nyc3-prod-01/cluster.yaml:3:1", "duplicate key 'region'"]),
+    "unknown-field": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", "region: nyc3\nreigon: fra1",
+                      ["clusters/nyc3-prod-01/cluster.yaml:3:1", "unknown field 'reigon'", "$"]),
+    "wrong-type": ("regions/nyc3/region.yaml", "port: 24224", "port: many",
+                   ["regions/nyc3/region.yaml:9:11", "wrong type", "$.endpoints.vector.port", "expected integer"]),
+    "missing-region": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", "region: sfo3",
+                       ["clusters/nyc3-prod-01/cluster.yaml:2:9", "region 'sfo3', which does not exist"]),
+    "missing-overlay": ("clusters/nyc3-prod-01/cluster.yaml", "environment: production", "environment: qa",
+                        ["clusters/nyc3-prod-01/cluster.yaml:3:14", "environment 'qa', which has no overlay"]),
+    "bad-id": ("clusters/nyc3-prod-01/cluster.yaml", "id: nyc3-prod-01", "id: ../x",
+               ["clusters/nyc3-prod-01/cluster.yaml:1:5", "'../x' is not valid", "$.id"]),
+    "unknown-component-patch": ("overlays/staging/overlay.yaml", "  vmagent:", "  vmagnet:",
+                                ["overlays/staging/overlay.yaml:", "patch for unknown component 'vmagnet'"]),
+    "secret-value-field": ("clusters/nyc3-prod-01/cluster.yaml", "tokenSecretName: shuttle-registration",
+                           "tokenSecretName: shuttle-registration\n  token: s3cr3t",
+                           ["clusters/nyc3-prod-01/cluster.yaml:", "unknown field 'token'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_exit_2_and_rendered_untouched(fleet_copy: Path, case: str) -> None:
+    assert _render(fleet_copy).exit_code == 0
+    before = read_tree(fleet_copy / "rendered")
+    rel, old, new, expected = CASES[case]
+    _edit(fleet_copy / rel, old, new)
+    result = _render(fleet_copy)
+    assert result.exit_code == 2, result.output
+    for text in expected:
+        assert text in result.output, f"{text!r} not in:\n{result.output}"
+    assert "error:" in result.output
+    assert read_tree(fleet_copy / "rendered") == before
+
+
+def test_duplicate_cluster_id_names_both_files(fleet_copy: Path) -> None:
+    shutil.copytree(fleet_copy / "clusters/nyc3-prod-01", fleet_copy / "clusters/nyc3-prod-09")
+    result = _render(fleet_copy)
+    assert result.exit_code == 2
+    assert "duplicate cluster id 'nyc3-prod-01'" in result.output
+    assert "clusters/nyc3-prod-09/cluster.yaml:1:5" in result.output
+    assert "also in clusters/nyc3-prod-01/cluster.yaml:1:5" in result.output
+
+
+def test_folder_name_that_is_not_a_dns_label(fleet_copy: Path) -> None:
+    shutil.copytree(fleet_copy / "clusters/nyc3-prod-01", fleet_copy / "clusters/NYC_bad")
+    result = _render(fleet_copy)
+    assert result.exit_code == 2
+    assert "clusters/NYC_bad/cluster.yaml" in result.output and "DNS-1123" in result.output
+
+
+def test_all_errors_reported_in_one_run(fleet_copy: Path) -> None:
+    _edit(fleet_copy / "clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", "region: sfo3")
+    _edit(fleet_copy / "clusters/fra1-prod-01/cluster.yaml", "environment: production", "environment: qa")
+    with pytest.raises(InputError) as info:
+        model.load(fleet_copy)
+    text = str(info.value)
+    assert "clusters/nyc3-prod-01/cluster.yaml" in text and "clusters/fra1-prod-01/cluster.yaml" in text
+
+
+def test_usage_error_is_exit_2(fleet_copy: Path) -> None:
+    result = CliRunner().invoke(cli, ["render", "--no-such-flag"])
+    assert result.exit_code == 2
