@@ -367,7 +367,7 @@ class _Parser:
                 self.i = end + 1
             else:
                 self.i += 1
-                flags, neg, seen = self.flags, False, False
+                flags, neg = self.flags, False
                 while True:
                     ch = self._peek()
                     if ch == "-" and not neg:
@@ -375,13 +375,11 @@ class _Parser:
                     elif ch in _FLAG_BITS:
                         bit = _FLAG_BITS[ch]
                         flags = flags & ~bit if neg else flags | bit
-                        seen = True
                     elif ch in (")", ":"):
                         break
                     else:
                         raise self._fail(f"unsupported group syntax (?{ch}")
                     self.i += 1
-                del seen
                 self.i += 1
                 if ch == ")":  # (?flags): applies to the rest of the enclosing group
                     self.flags = flags
