@@ -1,0 +1,160 @@
+"""Static rule checks (fleet.rules.static, fleet.rules.lint): each bad rule fails at its source line."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fleet.rules import lint
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests/fixtures/rules/fleet"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(REPO / "base/rules", tmp_path / "base/rules")
+    return tmp_path
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def findings(root: Path, check: str | None = None):
+    found = lint.static_findings(root)
+    return [f for f in found if check is None or f.check == check]
+
+
+def test_shipped_rules_and_fixture_overrides_are_clean(root):
+    assert findings(root) == []
+
+
+def test_platform_alert_grouping_by_project_id_fails_at_its_expr_line(root):
+    write(root, "base/rules/alerts/bad.yaml", """groups:
+  - name: bad
+    rules:
+      - alert: PerProjectDown
+        expr: sum by (project_id) (up{job="shuttle"}) == 0
+        for: 5m
+        labels: {severity: warning}
+        annotations: {summary: "down"}
+""")
+    (f,) = findings(root, "rules-platform-ids")
+    assert (f.source.file, f.source.line) == ("base/rules/alerts/bad.yaml", 5)
+    assert "project_id" in f.message and "PerProjectDown" in f.message
+
+
+@pytest.mark.parametrize("label", ["workspace_id", "label_starform_io_service_id"])
+def test_platform_alert_mentioning_customer_ids_anywhere_fails(root, label):
+    write(root, "base/rules/alerts/bad.yaml", f"""groups:
+  - name: bad
+    rules:
+      - alert: Leaky
+        expr: up{{job="shuttle"}} == 0
+        for: 5m
+        labels: {{severity: warning}}
+        annotations: {{summary: "down for {{{{ $labels.{label} }}}}"}}
+""")
+    (f,) = findings(root, "rules-platform-ids")
+    assert f.source.line == 4 and label in f.message
+
+
+def test_customer_rule_dropping_project_id_fails_at_its_expr_line(root):
+    write(root, "regions/r2/rules/recording/10-resources.yaml", """groups:
+  - name: starform-customer-resources
+    rules:
+      - record: project:container_cpu_usage_seconds:rate5m
+        expr: sum by (region, workspace_id) (project_service:container_cpu_usage_seconds:rate5m)
+""")
+    (f,) = findings(root, "rules-project-id")
+    assert (f.source.file, f.source.line) == ("regions/r2/rules/recording/10-resources.yaml", 5)
+    assert "drops project_id" in f.message and "sum by (region, workspace_id)" in f.message
+
+
+def test_customer_rule_that_never_had_project_id_fails(root):
+    write(root, "clusters/r1-a/rules/recording/30-extra.yaml", """groups:
+  - name: r1-a-extra
+    rules:
+      - record: cluster:container_cpu_usage_seconds:rate5m
+        expr: sum by (cluster_id) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))
+""")
+    (f,) = findings(root, "rules-project-id")
+    assert f.source.file == "clusters/r1-a/rules/recording/30-extra.yaml" and "not sure to carry project_id" in f.message
+
+
+def test_broken_promql_fails_at_its_expr_line(root):
+    write(root, "regions/r2/rules/recording/x.yaml", """groups:
+  - name: x
+    rules:
+      - record: project:x:sum
+        expr: sum by (project_id) (rate(container_cpu_usage_seconds_total[5m])
+""")
+    (f,) = findings(root, "rules-promql")
+    assert (f.source.file, f.source.line) == ("regions/r2/rules/recording/x.yaml", 5)
+
+
+def test_alert_without_for_or_severity(root):
+    write(root, "base/rules/alerts/bad.yaml", """groups:
+  - name: bad
+    rules:
+      - alert: NoFor
+        expr: up{job="shuttle"} == 0
+        labels: {severity: page}
+        annotations: {summary: x}
+      - alert: NoSeverity
+        expr: up{job="shuttle"} == 0
+        for: 1m
+        annotations: {summary: x}
+""")
+    messages = {(f.source.line, f.message) for f in findings(root, "rules-alert-fields")}
+    assert any(line == 4 and "no `for:`" in m for line, m in messages)
+    assert any(line == 4 and "'page'" in m for line, m in messages)
+    assert any(line == 8 and "no `severity`" in m for line, m in messages)
+
+
+@pytest.mark.parametrize("name,bad", [("project:cpu", True), ("a:b:c:d", True), ("project:cpu:rate5m", False),
+                                      ("project:x_total:rate5m", True)])
+def test_recording_rule_names(root, name, bad):
+    write(root, "regions/r2/rules/recording/x.yaml", f"""groups:
+  - name: x
+    rules:
+      - record: {name}
+        expr: sum by (project_id) (rate(project_service:container_cpu_usage_seconds:rate5m[5m]))
+""")
+    assert bool(findings(root, "rules-names")) == bad
+
+
+def test_reading_a_series_nothing_produces(root):
+    write(root, "regions/r2/rules/recording/x.yaml", """groups:
+  - name: x
+    rules:
+      - record: project:typo:sum
+        expr: sum by (project_id) (container_cpu_usage_secnds_total{project_id!=""})
+      - record: project:wrong_job:sum
+        expr: sum by (project_id) (container_memory_working_set_bytes{job="envoy", project_id!=""})
+      - record: project:platform_series:sum
+        expr: sum by (project_id) (vmagent_remotewrite_retries_count_total{project_id!=""})
+""")
+    by_line = {f.source.line: f.message for f in findings(root, "rules-producers")}
+    assert "container_cpu_usage_secnds_total" in by_line[5]
+    assert "job 'envoy'" in by_line[7]
+    assert "vmagent_remotewrite_retries_count_total" in by_line[9]  # platform metric, customer rule
+
+
+def test_platform_alert_may_not_read_customer_recording_rules(root):
+    write(root, "base/rules/alerts/bad.yaml", """groups:
+  - name: bad
+    rules:
+      - alert: Busy
+        expr: sum(project:container_cpu_usage_seconds:rate5m) > 100
+        for: 5m
+        labels: {severity: warning}
+        annotations: {summary: x}
+""")
+    (f,) = findings(root, "rules-producers")
+    assert f.source.line == 5 and "nothing produces" in f.message
