@@ -97,9 +97,9 @@ def _literal(expr: Any) -> Any:
 
 
 def endpoint_url(endpoint: Any) -> str | None:
-    attr = endpoint.attrs().get("url") if hasattr(endpoint, "attrs") else None
-    value = _literal(attr.value) if attr is not None else None
-    return value if isinstance(value, str) else None
+    from ..alloy.graph import endpoint_url as url_of
+
+    return url_of(endpoint)
 
 
 def external_labels(block: Any) -> dict[str, str]:
@@ -114,30 +114,26 @@ def external_labels(block: Any) -> dict[str, str]:
     return {str(k): "?" for k, _ in fields}
 
 
+_NOT_METRICS = ("loki.", "pyroscope.", "otelcol.receiver.filelog", "faro.")
+
+
 def _source_ids(graph: Any) -> list[str]:
-    """Components that feed others and are fed by nobody, plus what the graph calls sources."""
-    incoming = {e[1] for e in graph.edges}
-    outgoing = {e[0] for e in graph.edges}
-    ids = set(getattr(graph, "sources", lambda: [])() or [])
-    ids |= {c for c in outgoing if c not in incoming}
-    return sorted(i if isinstance(i, str) else getattr(i, "id", str(i)) for i in ids)
+    """Where series enter (the graph's sources), metrics pipelines only."""
+    return [c for c in graph.sources() if not graph.components[c].kind.startswith(_NOT_METRICS)]
 
 
 def _sink_ids(graph: Any) -> list[str]:
-    return sorted(cid for cid, comp in graph.components.items() if comp.kind in SINK_KINDS)
+    """Where series leave: every sink but log/profile writers."""
+    return [c for c in graph.sinks() if not graph.components[c].kind.startswith(_NOT_METRICS)]
 
 
-def _as_ids(path: Any) -> list[str]:
+def _destinations(sink: Any, write_of: Any) -> list[tuple[str, str | None, list[Rule]]]:
+    """(label, url, write_relabel rules) per endpoint; a non-remote_write sink is one unknown url."""
+    if sink.kind not in SINK_KINDS:
+        return [(sink.id, None, [])]
     out = []
-    for step in path:
-        if isinstance(step, str):
-            out.append(step)
-        elif isinstance(step, tuple):  # an edge (from, to, ref)
-            if not out:
-                out.append(step[0])
-            out.append(step[1])
-        else:
-            out.append(getattr(step, "id", str(step)))
+    for index, (endpoint, rule_maps) in enumerate(write_of(sink)):
+        out.append((f"{sink.id} endpoint[{index}]", endpoint_url(endpoint), alloy_rules(rule_maps)))
     return out
 
 
@@ -157,7 +153,7 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
             if src == dst:
                 continue
             for raw in graph.paths(src, dst):
-                ids = _as_ids(raw)
+                ids = list(raw)
                 stages: list[tuple[list[Rule], str]] = []
                 names: list[str] = []
                 for cid in ids[:-1]:
@@ -172,12 +168,9 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
                         names.append(f"{cid} (opaque)")
                 sink = graph.components[dst]
                 labels = external_labels(sink.block)
-                for index, (endpoint, rule_maps) in enumerate(write_of(sink)):
-                    url = endpoint_url(endpoint)
-                    klass, dest_name = policy.classify_url(url, in_region_urls)
-                    write_rules = alloy_rules(rule_maps)
+                for label, url, write_rules in _destinations(sink, write_of):
+                    klass, _ = policy.classify_url(url, in_region_urls)
                     path_stages = stages + ([(write_rules, "prometheus")] if write_rules else [])
-                    label = f"{dst} endpoint[{index}]"
                     desc = " → ".join([ids[0], *names, f"{label} ({url or 'non-literal url'}, {klass})"])
                     pipe = Pipeline(path_stages, labels, desc)
                     out.append(PipelinePath(name, desc, klass, url, pipe,

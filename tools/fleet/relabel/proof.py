@@ -98,6 +98,32 @@ def const_template(template: str) -> str:
     return expand(template, "", None) if "$" in template else template
 
 
+def template_image(template: str) -> Lang:
+    """Every string the template can expand to: its literal parts, any text for each reference."""
+    from .engine import _extract
+
+    out, i, n, buf = EPS, 0, len(template), []
+    while i < n:
+        c = template[i]
+        if c != "$":
+            buf.append(c)
+            i += 1
+            continue
+        if i + 1 < n and template[i + 1] == "$":
+            buf.append("$")
+            i += 2
+            continue
+        name, rest = _extract(template, i + 1)
+        if name is None:
+            buf.append("$")
+            i += 1
+            continue
+        out = out.concat(lit("".join(buf))).concat(ANY)
+        buf = []
+        i = rest
+    return out.concat(lit("".join(buf)))
+
+
 def _whole_group(pattern: str) -> bool:
     """True when group 1 spans the whole pattern: `(X)` with the outer parens matching."""
     if len(pattern) < 2 or pattern[0] != "(" or pattern[1] == "?":
@@ -344,14 +370,20 @@ class Analyzer:
         elif copies_whole_value(rule, rule.replacement):
             result, taint = matched, taint_src
         else:
-            result, taint = ANY, taint_src
+            result, taint = template_image(rule.replacement), taint_src
         cell = Cell(result, taint, frozenset({index}), False)
         target = rule.target_label or ""
         if not template_refs(target):
             name = const_template(target)
+            if not always and R is not None and list(rule.source_labels) == [name]:
+                # rewriting a label in place: where the regex does not match, the value is in V - R
+                old = state.cells[name]
+                state.cells[name] = replace(old, values=V - R)
+                self.write(state, name, cell, False)
+                return
             self.write(state, name, cell, always and (flavor == "vmagent" or _valid_name(name)))
             return
-        names = matched if copies_whole_value(rule, target) else ANY
+        names = matched if copies_whole_value(rule, target) else template_image(target)
         self.write_names(state, names, cell, taint_src if self.policy.derived_forbidden else frozenset())
 
     def _t_lowercase(self, state, rule, flavor, index):
@@ -425,7 +457,7 @@ class Analyzer:
             elif R is not None and copies_whole_value(rule, rule.replacement):
                 target = names
             else:
-                target = ANY
+                target = template_image(rule.replacement)
             origins = self._self_origins(rc, names)
             name_taint = rc.name_taint if refs else frozenset()
             values = ANY - EPS if flavor == "prometheus" else ANY
@@ -659,7 +691,7 @@ class WitnessFinder:
 
     def _marker_hits(self, out: dict, markers: Iterable[str]) -> str | None:
         markers = [m.lower() for m in markers]
-        for n, v in sorted(out.items()):
+        for n, v in sorted(out.items(), key=lambda kv: (len(kv[0]), kv[0])):
             if self.policy.is_forbidden(n):
                 continue
             if any(m in v.lower() or m in n.lower() for m in markers):
@@ -679,8 +711,9 @@ class WitnessFinder:
             prefer = ["v1"]
         if rng is None:
             return lang.example(prefer) or ""
-        options = [o for o in (lang.example(), lang.example(prefer), "", "v" + str(rng.randint(0, 99)))
-                   if o is not None and lang.contains(o)]
+        guesses = (lang.example(), lang.example(prefer), "", "v" + str(rng.randint(0, 99)),
+                   rng.choice(self.an.forbidden_examples + ["job"] * 3))
+        options = [o for o in guesses if o is not None and lang.contains(o)]
         return rng.choice(options) if options else ""
 
     def candidates(self, leak: AbstractLeak, tries: int) -> Iterable[tuple[dict, dict]]:
@@ -702,7 +735,7 @@ class WitnessFinder:
                 v = self._value_for(n, rng)
                 if v:
                     labels[n] = v
-            if leak.kind == "job" and (rng is None or rng.random() < 0.7):
+            if leak.kind == "job" and attempt % 2 == 0:
                 bad = leak.example_value
                 (labels.__setitem__("job", bad) if bad else labels.pop("job", None))
             if not labels.get("__name__"):
@@ -727,7 +760,8 @@ class WitnessFinder:
             if R is None:
                 continue
             prefix = _literal_prefix(rule.regex)
-            prefer = [prefix + f for f in forbidden_names] + [prefix + "x_" + f for f in forbidden_names]
+            prefer = (list(forbidden_names) + [prefix + f for f in forbidden_names]
+                      + [prefix + "x_" + f for f in forbidden_names])
             hits = [p for p in prefer if R.contains(p)] or [(R - EPS).example(prefer)]
             out.extend(h for h in hits[:6] if h and h not in out)
         return out
@@ -739,20 +773,19 @@ class WitnessFinder:
             first = first or (labels, markers)
             hit = self.leaking(leak, labels, markers)
             if hit:
-                labels = self.minimise(leak, labels, markers)
-                hit = self.leaking(leak, labels, {k: v for k, v in markers.items() if k in labels}) or hit
+                labels = self.minimise(leak, labels, markers, hit)
                 return labels, run_concrete(self.pipeline, labels), hit, True
         assert first is not None
         return first[0], run_concrete(self.pipeline, first[0]), leak.label, False
 
-    def minimise(self, leak: AbstractLeak, labels: dict, markers: dict) -> dict:
-        """Drop labels one at a time while the input still leaks (readable witnesses)."""
+    def minimise(self, leak: AbstractLeak, labels: dict, markers: dict, hit: str) -> dict:
+        """Drop labels one at a time while the input still leaks `hit` (readable witnesses)."""
         current = dict(labels)
         for name in sorted(labels, key=lambda n: (n == "__name__", n == "job", n)):
             if name == "__name__":
                 continue
             trial = {k: v for k, v in current.items() if k != name}
-            if self.leaking(leak, trial, {k: v for k, v in markers.items() if k in trial}):
+            if self.leaking(leak, trial, {k: v for k, v in markers.items() if k in trial}) == hit:
                 current = trial
         return current
 
