@@ -723,7 +723,8 @@ class WitnessFinder:
             + self.an.forbidden_examples))
         forbidden_names += [n for n in sorted(tracked_names(self.flat)) if n not in forbidden_names]
         forbidden_names = [n for n in forbidden_names if self.policy.is_forbidden(n)]
-        map_sources = self._labelmap_sources([leak.label] + forbidden_names)
+        map_sources = self._labelmap_sources(
+            ([leak.label] if leak.kind == "job" else []) + forbidden_names + [leak.label])
         names = sorted(tracked_names(self.flat) | {"job", "__name__"})
         rng = None
         for attempt in range(tries):
@@ -763,7 +764,7 @@ class WitnessFinder:
             prefer = (list(forbidden_names) + [prefix + f for f in forbidden_names]
                       + [prefix + "x_" + f for f in forbidden_names])
             hits = [p for p in prefer if R.contains(p)] or [(R - EPS).example(prefer)]
-            out.extend(h for h in hits[:6] if h and h not in out)
+            out.extend(h for h in hits[:12] if h and h not in out)
         return out
 
     def find(self, leak: AbstractLeak, tries: int = 120) -> tuple[dict, dict | None, str, bool]:
