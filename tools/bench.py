@@ -1,0 +1,72 @@
+"""`make bench`: render and lint a generated 1,000-cluster fleet and report against the targets.
+
+Targets (2 cores): full render <= 10 s, lint <= 20 s, re-render after a one-cluster change <= 1 s.
+Timings are printed, not asserted: a benchmark informs, tests decide.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = {"render": 10.0, "lint": 20.0, "one-cluster render": 1.0}
+
+
+def make_fleet(dest: Path, clusters: int) -> None:
+    for name in ("base", "overlays", "regions", "policies"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, dest / name)
+    shutil.copy(REPO / ".yamllint.yaml", dest / ".yamllint.yaml")
+    regions = sorted(p.name for p in (REPO / "regions").iterdir() if p.is_dir())
+    for i in range(clusters):
+        region = regions[i % len(regions)]
+        env = "production" if i % 3 else "staging"
+        cid = f"{region}-{env[:4]}-{i:04d}"
+        folder = dest / "clusters" / cid
+        folder.mkdir(parents=True)
+        extra = "" if i % 10 else "components:\n  vmagent:\n    values:\n      resources:\n        limits:\n          memory: 3Gi\n"
+        (folder / "cluster.yaml").write_text(
+            f"id: {cid}\nregion: {region}\nenvironment: {env}\nshuttle:\n  tokenSecretName: shuttle-registration\n{extra}")
+
+
+def timed(label: str, cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    secs = time.perf_counter() - start
+    status = "ok" if proc.returncode in (0, 1) else f"exit {proc.returncode}"
+    target = TARGETS.get(label)
+    verdict = "" if target is None else ("  within target" if secs <= target else f"  OVER target {target:.0f}s")
+    print(f"{label:24} {secs:7.2f}s  ({status}){verdict}")
+    if proc.returncode not in (0, 1):
+        print(proc.stderr[-2000:], file=sys.stderr)
+    return secs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clusters", type=int, default=1000)
+    args = parser.parse_args()
+    fleet = str(Path(sys.executable).parent / "fleet")
+    shared = REPO.parent / "shared"
+    lint_flags = ["--crds", str(shared / "crds/flux"), "--charts", str(shared / "charts")] if shared.exists() else []
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
+        root = Path(tmp)
+        make_fleet(root, args.clusters)
+        print(f"fleet of {args.clusters} clusters in {root}")
+        timed("render", [fleet, "render", "--root", str(root)], root)
+        timed("render (unchanged)", [fleet, "render", "--root", str(root)], root)
+        timed("lint", [fleet, "lint", "--root", str(root), *lint_flags], root)
+        timed("lint (warm cache)", [fleet, "lint", "--root", str(root), *lint_flags], root)
+        first = sorted((root / "clusters").iterdir())[0] / "cluster.yaml"
+        first.write_text(first.read_text() + "components:\n  envoy-gateway:\n    values:\n      deployment:\n        replicas: 4\n")
+        timed("one-cluster render", [fleet, "render", "--root", str(root)], root)
+        timed("one-cluster lint", [fleet, "lint", "--root", str(root), *lint_flags], root)
+
+
+if __name__ == "__main__":
+    main()
