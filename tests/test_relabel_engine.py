@@ -178,11 +178,19 @@ def test_vmagent_labelmap_copies_empty_value_over_existing_label():
     assert run(rules, {"a": "1", "b": "2"}, "vmagent") is None or run(rules, {"a": "1", "b": "2"}, "vmagent") == {}
 
 
-def test_vmagent_unset_regex_fast_paths():
-    # keep without regex keeps everything, drop without regex drops everything (even "a\nb")
-    assert run([{"action": "keep", "source_labels": ["a"]}], {"a": "x\ny"}, "vmagent") == {"a": "x\ny"}
-    assert run([{"action": "keep", "source_labels": ["a"], "regex": "(.*)"}], {"a": "x\ny"}, "vmagent") is None
-    assert run([{"source_labels": ["a"], "target_label": "b"}], {"a": "x\ny"}, "vmagent") == {"a": "x\ny", "b": "x\ny"}
+def test_vmagent_shortcuts_ignore_newlines():
+    """vmagent 1.79.5 skips the regex for an unset regex and for `literal` + `.*`/`.+` (checked
+    against the real binary), so there `.` effectively matches a newline; elsewhere it does not."""
+    nl = {"a": "x\ny"}
+    assert run([{"action": "keep", "source_labels": ["a"]}], nl, "vmagent") == nl
+    assert run([{"action": "keep", "source_labels": ["a"], "regex": "(.*)"}], nl, "vmagent") == nl
+    assert run([{"action": "keep", "source_labels": ["a"], "regex": "x.+"}], nl, "vmagent") == nl
+    assert run([{"action": "keep", "source_labels": ["a"], "regex": "x.y"}], nl, "vmagent") is None
+    assert run([{"action": "keep", "source_labels": ["a"], "regex": "(x.*)"}], nl, "vmagent") is None
+    assert run([{"action": "drop", "source_labels": ["a"]}], nl, "vmagent") is None
+    # replace: unset regex copies without matching, an explicit (.*) must match (and does not)
+    assert run([{"source_labels": ["a"], "target_label": "b"}], nl, "vmagent") == {**nl, "b": "x\ny"}
+    assert run([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], nl, "vmagent") == nl
 
 
 def test_all_labels_removed_is_a_drop():

@@ -584,6 +584,45 @@ def _vm_set(labels: list[list[str]], name: str, value: str) -> None:
     labels.append([name, value])
 
 
+_GO_META = frozenset("\\.+*?()|[]{}^$")
+_VM_FAST_SUFFIXES = {".*": "*", "(.*)": "*", ".+": "+", "(.+)": "+"}
+
+
+def _vm_fast_suffix(regex: str) -> tuple[str, str] | None:
+    """vmagent 1.79.5's `matchString` shortcut: `regex` = literal prefix + `.*`/`(.*)`/`.+`/`(.+)`.
+
+    For such regexes vmagent does not run the regex: it only checks the prefix (and, for `+`,
+    that something follows) — so there `.` does match a newline.
+    """
+    for suffix, kind in _VM_FAST_SUFFIXES.items():
+        if regex.endswith(suffix):
+            prefix = regex[:len(regex) - len(suffix)]
+            if not any(c in _GO_META for c in prefix):
+                return prefix, kind
+    return None
+
+
+def _vm_matches(rule: Rule, s: str) -> bool:
+    """vmagent's match for keep/drop/labeldrop/labelkeep, shortcut included."""
+    fast = _vm_fast_suffix(rule.regex)
+    if fast is not None:
+        prefix, kind = fast
+        return s.startswith(prefix) and (kind == "*" or len(s) > len(prefix))
+    return rule.matches(s, "vmagent")
+
+
+def _vm_map_name(rule: Rule, name: str) -> str | None:
+    """vmagent's labelmap `replaceFullString`: the new name, or None when the regex misses."""
+    fast = _vm_fast_suffix(rule.regex)
+    if fast is not None and rule.replacement == "$1" and rule.regex.endswith(("(.*)", "(.+)")):
+        prefix, kind = fast
+        if not name.startswith(prefix) or (kind == "+" and len(name) == len(prefix)):
+            return None
+        return name[len(prefix):]
+    m = rule.match(name, "vmagent")
+    return None if m is None else expand(rule.replacement, name, m)
+
+
 def _vm_step(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
     """vmagent 1.79.5 `parsedRelabelConfig.apply`: one rule on an ordered label list."""
     result = _vm_action(rule, labels)
@@ -609,8 +648,7 @@ def _vm_action(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
         _vm_set(labels, name, expand(rule.replacement, val, m))
         return labels
     if a in ("keep", "drop"):
-        hit = True if not rule.regex_set else rule.matches(val, "vmagent")
-        return labels if hit == (a == "keep") else None
+        return labels if _vm_matches(rule, val) == (a == "keep") else None
     if a in ("keep_if_equal", "drop_if_equal"):
         equal = _all_equal([_vm_get(labels, n) for n in rule.source_labels])
         return labels if equal == (a == "keep_if_equal") else None
@@ -619,12 +657,12 @@ def _vm_action(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
         return labels
     if a == "labelmap":
         for entry in labels[:len(labels)]:  # entries appended meanwhile are not visited
-            m = rule.match(entry[0], "vmagent")
-            if m is not None:
-                _vm_set(labels, expand(rule.replacement, entry[0], m), entry[1])
+            name = _vm_map_name(rule, entry[0])
+            if name is not None:
+                _vm_set(labels, name, entry[1])
         return labels
     if a in ("labeldrop", "labelkeep"):
-        return [e for e in labels if rule.matches(e[0], "vmagent") != (a == "labeldrop")]
+        return [e for e in labels if _vm_matches(rule, e[0]) != (a == "labeldrop")]
     if a in ("lowercase", "uppercase"):
         _vm_set(labels, rule.target_label or "", _go_case(val, upper=(a == "uppercase")))
         return labels
