@@ -1,0 +1,108 @@
+"""Hypothesis strategies for random vmagent relabel cases (rules + series).
+
+Small alphabets on purpose: label names collide, regexes hit and miss, `$`-templates meet
+missing groups. Regexes come from a little grammar of RE2 constructs that Go's regexp (in
+vmagent 1.79.5) accepts the same way: literals, `.`, classes, `\\d`/`\\w`, groups (capturing,
+non-capturing, named with `(?P<n>…)`), `(?i)` flags inside groups, alternation, quantifiers
+and anchors inside the pattern.
+"""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from fleet.relabel.engine import FLAVOR_ACTIONS, rule_from_mapping
+
+NAMES = ["__name__", "a", "b", "ab", "A", "__x", "job"]
+VALUES = ["", "a", "b", "A", "ab", "a;b", "1", "x\ny", "é", "aA1", "straße"]
+LITERALS = ["a", "b", "A", "1", ";", "_", "é", "job", "__"]
+SEPARATORS = [";", "", ",", ";;"]
+REPLACEMENTS = ["$1", "${1}", "$2", "$0", "x$1", "$1x", "${1}x", "$$", "", "lit", "$n", "${n}_$1", "$1;$2"]
+TARGETS = ["a", "b", "c", "__name__", "__x", "$1", "${1}", "l_$1", "${1}_${2}", "$n", "t$0"]
+
+
+def regexes(max_depth: int = 3) -> st.SearchStrategy[str]:
+    atoms = st.one_of(
+        st.sampled_from(LITERALS), st.just("."), st.sampled_from(["[ab]", "[^a]", "[a-z]", "[A-Z0-9]"]),
+        st.sampled_from([r"\d", r"\w", r"\s"]), st.just(""),
+    )
+
+    def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+        return st.one_of(
+            st.tuples(inner, inner).map("".join),
+            st.tuples(inner, inner).map("|".join),
+            inner.map(lambda r: f"({r})"),
+            inner.map(lambda r: f"(?:{r})"),
+            inner.map(lambda r: f"(?P<n>{r})"),
+            inner.map(lambda r: f"(?i){r}"),
+            inner.map(lambda r: f"((?i){r})"),
+            inner.map(lambda r: f"(?i:{r})"),
+            st.tuples(inner, st.sampled_from(["*", "+", "?", "{1,2}", "*?"])).map(
+                lambda t: f"(?:{t[0]}){t[1]}" if t[0] else t[0]),
+            inner.map(lambda r: f"^{r}"),
+            inner.map(lambda r: f"{r}$"),
+            inner.map(lambda r: f"{r}.*"),
+            inner.map(lambda r: f"{r}(.+)"),
+        )
+
+    return st.recursive(atoms, extend, max_leaves=max_depth * 2)
+
+
+def _labels_list(min_size: int = 0) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(NAMES + ["c", "missing"]), min_size=min_size, max_size=3)
+
+
+# Built once: constructing strategies (st.recursive above all) per draw is what is slow.
+_REGEX = regexes()
+_SOURCES = {n: _labels_list(n) for n in (0, 1, 2)}
+# replace and labelmap carry most of the semantics, so they come up more often
+_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["vmagent"]) + ["replace", "replace", "labelmap"])
+_TARGETS_ALL = st.sampled_from(TARGETS)
+_TARGETS_PLAIN = st.sampled_from(TARGETS[:5])
+_MODULI = st.sampled_from([1, 2, 3, 10, 1000, 2**40])
+_REPLACEMENTS = st.sampled_from(REPLACEMENTS)
+_SEPARATORS = st.sampled_from(SEPARATORS)
+_DICE = st.integers(0, 3)
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> dict:
+    """One relabel_config that vmagent 1.79.5 accepts (re-drawn until the engine accepts it)."""
+    for _ in range(20):
+        action = draw(_ACTIONS)
+        rule: dict = {"action": action} if draw(_DICE) or action != "replace" else {}
+        if action in ("keep_if_equal", "drop_if_equal"):
+            rule["source_labels"] = draw(_SOURCES[2])
+        elif action in ("keep", "drop", "hashmod", "lowercase", "uppercase"):
+            rule["source_labels"] = draw(_SOURCES[1])
+        elif action == "replace" and draw(_DICE):
+            rule["source_labels"] = draw(_SOURCES[0])
+        if action in ("replace", "hashmod", "lowercase", "uppercase"):
+            rule["target_label"] = draw(_TARGETS_ALL if action == "replace" else _TARGETS_PLAIN)
+        if action == "hashmod":
+            rule["modulus"] = draw(_MODULI)
+        if action not in ("keep_if_equal", "drop_if_equal", "hashmod", "lowercase", "uppercase") \
+                and draw(_DICE):
+            rule["regex"] = draw(_REGEX)
+        if action in ("replace", "labelmap") and draw(_DICE) >= 2:
+            rule["replacement"] = draw(_REPLACEMENTS)
+        if rule.get("source_labels") and draw(_DICE) == 0:
+            rule["separator"] = draw(_SEPARATORS)
+        try:
+            rule_from_mapping(rule, flavor="vmagent")
+        except Exception:
+            continue
+        return rule
+    return {"action": "labeldrop", "regex": "zz_never"}
+
+
+_SERIES = st.dictionaries(st.sampled_from(NAMES), st.sampled_from(VALUES), min_size=1, max_size=4)
+_CASES = st.tuples(st.lists(rules(), min_size=1, max_size=4), st.lists(_SERIES, min_size=1, max_size=3))
+
+
+def series() -> st.SearchStrategy[dict[str, str]]:
+    return _SERIES
+
+
+def cases() -> st.SearchStrategy[tuple[list[dict], list[dict[str, str]]]]:
+    """(rules, series) pairs: 1-4 rules, 1-3 series."""
+    return _CASES
