@@ -1,0 +1,196 @@
+"""GDPR: the platform path is proved safe, the customer path reaches only the cluster's region.
+
+For every rendered cluster:
+* `stages/03-telemetry/config.alloy` (Alloy → Grafana Cloud) is analysed by the relabel proof
+  against `policies/gdpr-labeldrop.yaml`; every leak is a finding at the *source* rule
+  (`// source: base/relabel/platform.yaml:N` comments), with the witness in `details`.
+* `stages/03-telemetry/vmagent.yaml` (customer series): every `remoteWrite[].url` must be the
+  cluster's own region VictoriaMetrics and never an external destination; its
+  `urlRelabelConfig` must be valid vmagent relabeling.
+
+Speed: configs of different clusters differ only in comments and external label values, so
+parsed paths are cached by a normalised text hash and proofs by rule content (proof.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .. import yamlio
+from ..errors import Finding, InputError, Severity, SourceRef
+from ..relabel import policy as pol
+from ..relabel.engine import rule_from_mapping
+from ..relabel.pipeline import PipelinePath, alloy_paths
+from ..relabel.proof import Leak, prove
+from . import CheckContext
+
+NAME = "gdpr"
+DESCRIPTION = "platform relabel pipeline proved free of customer identifiers; customer path stays in-region"
+ORDER = 60
+
+TELEMETRY = Path("stages") / "03-telemetry"
+_EXTERNAL_LABELS = re.compile(
+    r'external_labels\s*=\s*\{((?:\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*"[^"\\\n]*"\s*,?)*)\s*\}')
+_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"\\\n]*)"')
+_PLAIN_COMMENT = re.compile(r"^\s*//(?!\s*source:).*$", re.M)
+_PATHS_CACHE: dict[tuple[str, str], list[PipelinePath]] = {}
+
+
+def normalise(text: str) -> tuple[str, dict[str, str]]:
+    """(cache key text, external label values): comments other than `// source:` and the values
+    of a literal `external_labels` object do not change what the proof says."""
+    values: dict[str, str] = {}
+
+    def blank(m: re.Match) -> str:
+        for name, value in _PAIR.findall(m.group(1)):
+            values[name] = value
+        return "external_labels = {" + ",".join(sorted(n for n, _ in _PAIR.findall(m.group(1)))) + "}"
+
+    key = _EXTERNAL_LABELS.sub(blank, text)
+    return _PLAIN_COMMENT.sub("", key), values
+
+
+def platform_paths(text: str, name: str, policy: pol.Policy, in_region: list[str]) -> list[PipelinePath]:
+    """Paths of one config.alloy, parsing once per normalised text."""
+    key_text, values = normalise(text)
+    key = (hashlib.sha256((key_text + "\0" + "\0".join(in_region)).encode()).hexdigest(), policy.fingerprint)
+    cached = _PATHS_CACHE.get(key)
+    if cached is None:
+        cached = _PATHS_CACHE[key] = alloy_paths(text, name, policy, in_region)
+        return cached
+    out = []
+    for p in cached:
+        labels = {k: values.get(k, v) for k, v in p.pipeline.external_labels.items()}
+        out.append(replace(p, file=name, pipeline=replace(p.pipeline, external_labels=labels)))
+    return out
+
+
+def _policy(ctx: CheckContext) -> pol.Policy:
+    cached = ctx.cache.get("gdpr.policy")
+    if cached is None:
+        path = Path(ctx.options.get("gdpr_policy") or ctx.root / pol.DEFAULT_POLICY)
+        cached = ctx.cache["gdpr.policy"] = pol.load_policy(path, _rel(ctx, path))
+    return cached
+
+
+def _rel(ctx: CheckContext, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ctx.root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _region_url(ctx: CheckContext, cluster_id: str) -> tuple[str | None, str]:
+    """(the region's VictoriaMetrics remote-write URL, the region file) for a cluster."""
+    fleet = getattr(ctx, "fleet", None)
+    cluster = getattr(fleet, "clusters", {}).get(cluster_id) if fleet is not None else None
+    if cluster is not None:
+        region = cluster.region
+        return region.remote_write_url, region.source
+    doc_path = ctx.root / "clusters" / cluster_id / "cluster.yaml"
+    if not doc_path.is_file():
+        return None, ""
+    slug = yamlio.plain(yamlio.load_file(doc_path)).get("region")
+    region_path = ctx.root / "regions" / str(slug) / "region.yaml"
+    if not region_path.is_file():
+        return None, ""
+    url = yamlio.plain(yamlio.load_file(region_path))["endpoints"]["victoriaMetrics"]["url"]
+    return str(url).rstrip("/") + "/api/v1/write", _rel(ctx, region_path)
+
+
+def _leak_source(leak: Leak, fallback: SourceRef) -> SourceRef:
+    """The first rule of the finding that points into a source tree (base/, overlays/, ...)."""
+    refs = [r for r in leak.rules if not r.startswith("rendered/") and ":" in r] or leak.rules
+    for r in refs:
+        file, _, line = r.rpartition(":")
+        if line.isdigit():
+            return SourceRef(file, int(line))
+    return fallback
+
+
+def _message(leak: Leak) -> str:
+    if leak.kind == "label":
+        return f"forbidden label {leak.label!r} can reach Grafana Cloud"
+    if leak.kind == "value":
+        return f"label {leak.label!r} can carry a value derived from {leak.origin or 'a customer identifier'}"
+    return "series with a job outside the external allowlist can reach Grafana Cloud"
+
+
+def check_platform(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> Iterator[Finding]:
+    path = ctx.rendered / "clusters" / cluster_id / TELEMETRY / "config.alloy"
+    if not path.is_file():
+        return
+    name = _rel(ctx, path)
+    url, _ = _region_url(ctx, cluster_id)
+    try:
+        paths = platform_paths(path.read_text(encoding="utf-8"), name, policy, [url] if url else [])
+    except InputError as exc:
+        yield Finding(NAME, Severity.ERROR, exc.source or SourceRef(name), f"cannot analyse: {exc.message}")
+        return
+    seen: set[tuple] = set()
+    for p in paths:
+        if not p.external:
+            continue
+        for leak in prove(p.pipeline, policy):
+            source = _leak_source(leak, SourceRef(name))
+            key = (leak.kind, leak.label, source)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield Finding(NAME, Severity.ERROR, source, f"{_message(leak)} (cluster {cluster_id})",
+                          hint="drop it in base/relabel/platform.yaml before it leaves the cluster "
+                               "(see `fleet explain` with the witness input)",
+                          details={"cluster": cluster_id, "file": name, **leak.to_json()})
+
+
+def _helm_remote_writes(docs: list[Any]) -> Iterator[tuple[Any, Any, int]]:
+    for doc in docs:
+        if not isinstance(doc, dict) or doc.get("kind") != "HelmRelease":
+            continue
+        values = (doc.get("spec") or {}).get("values") or {}
+        writes = values.get("remoteWrite") if isinstance(values, dict) else None
+        if isinstance(writes, list):
+            for i, entry in enumerate(writes):
+                yield writes, entry, i
+
+
+def check_customer(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> Iterator[Finding]:
+    path = ctx.rendered / "clusters" / cluster_id / TELEMETRY / "vmagent.yaml"
+    if not path.is_file():
+        return
+    name = _rel(ctx, path)
+    region_url, region_file = _region_url(ctx, cluster_id)
+    docs = yamlio.load_all_text(path.read_text(encoding="utf-8"), name)
+    for writes, entry, i in _helm_remote_writes(docs):
+        line, col = yamlio.position(writes, i)
+        where = SourceRef(name, line, col)
+        url = entry.get("url") if isinstance(entry, dict) else None
+        klass, _ = policy.classify_url(str(url) if url else None, [region_url] if region_url else [])
+        if not url or klass != pol.IN_REGION or (region_url and str(url).rstrip("/") != region_url.rstrip("/")):
+            yield Finding(NAME, Severity.ERROR, where,
+                          f"customer remote write {url!r} is not this cluster's region VictoriaMetrics "
+                          f"({region_url or 'unknown region'})",
+                          hint=f"customer series go only to the region endpoint set in {region_file or 'regions/'}",
+                          details={"cluster": cluster_id, "url": url, "expected": region_url})
+        rules = entry.get("urlRelabelConfig") if isinstance(entry, dict) else None
+        for j, rule in enumerate(rules or []):
+            rl, rc = yamlio.position(rules, j)
+            try:
+                rule_from_mapping(yamlio.plain(rule), SourceRef(name, rl, rc), "vmagent")
+            except InputError as exc:
+                yield Finding(NAME, Severity.ERROR, exc.source or where, f"invalid customer relabel rule: {exc.message}")
+
+
+def _cluster_ids(ctx: CheckContext) -> list[str]:
+    base = ctx.rendered / "clusters"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def check(ctx: CheckContext) -> Iterable[Finding]:
+    policy = _policy(ctx)
+    for cluster_id in _cluster_ids(ctx):
+        yield from check_platform(ctx, cluster_id, policy)
+        yield from check_customer(ctx, cluster_id, policy)
