@@ -7,8 +7,8 @@ always gives the same bytes.
 """
 from __future__ import annotations
 
-import io
-import re
+
+import yaml
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +108,6 @@ def plain(node: Any) -> Any:
     return node
 
 
-def _dumper() -> YAML:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.sort_base_mapping_type_on_output = True  # type: ignore[attr-defined]
-    return yaml
-
-
 def _sorted(data: Any) -> Any:
     if isinstance(data, dict):
         return {k: _sorted(data[k]) for k in sorted(data)}
@@ -125,41 +116,27 @@ def _sorted(data: Any) -> Any:
     return data
 
 
-class _Literal(str):
-    """A multi-line string dumped in block literal style (readable config blobs in values)."""
-
-
-# Go's YAML 1.1 parsers (Helm, kustomize, controllers) read these plain scalars as booleans or
-# numbers; ruamel emits YAML 1.2, so they must be quoted explicitly to stay strings.
-_YAML11_AMBIGUOUS = re.compile(
-    r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
-    r"|~|null|Null|NULL|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[-+]?0[0-7_]+|[-+]?0b[01_]+"
-    r"|[-+]?0x[0-9a-fA-F_]+|[-+]?(?:[0-9][0-9_]*)?\.?[0-9_]*(?:[eE][-+]?[0-9]+)?)$"
-)
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """PyYAML's C emitter: ~20x faster than a pure-Python one, and YAML 1.1 like Go's parsers
+    (Helm, kustomize, the controllers), so `yes`/`on`/`010` get quoted when they are strings."""
 
 
 def _represent_str(dumper: Any, data: str) -> Any:
-    if "\n" in data and not data.startswith((" ", "\n")) and not any(
-        line != line.rstrip() for line in data.split("\n")
-    ):
+    # Multi-line text (Fluent Bit config, rule expressions) reads best as a literal block;
+    # the emitter falls back to quoting by itself when a block cannot hold the text.
+    if "\n" in data and not any(line != line.rstrip() for line in data.split("\n")):
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    if data and _YAML11_AMBIGUOUS.match(data):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="'")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def dump_documents(docs: list[Any], header: str = "") -> str:
     """Dump documents deterministically: keys sorted, multi-line strings as `|` blocks."""
-    yaml = _dumper()
-    yaml.representer.add_representer(str, _represent_str)
-    out = io.StringIO()
-    if header:
-        out.write(header)
-    for i, doc in enumerate(docs):
-        if i:
-            out.write("---\n")
-        yaml.dump(_sorted(plain(doc)), out)
-    return out.getvalue()
+    body = yaml.dump_all([_sorted(plain(d)) for d in docs], Dumper=_Dumper, default_flow_style=False,
+                         sort_keys=True, allow_unicode=True, width=4096)
+    return header + body.removeprefix("---\n") if body.startswith("---\n") else header + body
 
 
 def dump(doc: Any, header: str = "") -> str:
