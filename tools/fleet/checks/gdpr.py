@@ -157,31 +157,75 @@ def _helm_remote_writes(docs: list[Any]) -> Iterator[tuple[Any, Any, int]]:
                 yield writes, entry, i
 
 
+_CUSTOMER_CACHE: dict[tuple, list[tuple]] = {}
+_RW_KEY = re.compile(r"^(?P<indent> *)remoteWrite:\s*$", re.M)
+
+
+def _remote_write_section(text: str) -> tuple[int, int, str] | None:
+    """(0-based line offset, indent removed, dedented text) of the one block-style `remoteWrite:` mapping entry, if unique."""
+    matches = list(_RW_KEY.finditer(text))
+    if len(matches) != 1:
+        return None
+    m = matches[0]
+    lines = text[m.start():].split("\n")
+    indent = len(m.group("indent"))
+    end = 1
+    while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip(" ")) > indent
+                                or lines[end].lstrip(" ").startswith("- ") and len(lines[end]) - len(lines[end].lstrip(" ")) == indent):
+        end += 1
+    body = "\n".join(line[indent:] for line in lines[:end])
+    return text.count("\n", 0, m.start()), indent, body
+
+
+def _customer_problems(docs: list[Any], region_url: str | None, region_file: str,
+                       policy: pol.Policy) -> list[tuple]:
+    """(line, col, message, hint, details) of the customer remote writes in parsed `docs`."""
+    out: list[tuple] = []
+    for writes, entry, i in docs:
+        line, col = yamlio.position(writes, i)
+        url = entry.get("url") if isinstance(entry, dict) else None
+        klass, _ = policy.classify_url(str(url) if url else None, [region_url] if region_url else [])
+        if not url or klass != pol.IN_REGION or (region_url and str(url).rstrip("/") != region_url.rstrip("/")):
+            out.append((line, col, f"customer remote write {url!r} is not this cluster's region "
+                        f"VictoriaMetrics ({region_url or 'unknown region'})",
+                        f"customer series go only to the region endpoint set in {region_file or 'regions/'}",
+                        {"url": url, "expected": region_url}))
+        rules = entry.get("urlRelabelConfig") if isinstance(entry, dict) else None
+        for j, rule in enumerate(rules or []):
+            rl, rc = yamlio.position(rules, j)
+            try:
+                rule_from_mapping(yamlio.plain(rule), SourceRef("", rl, rc), "vmagent")
+            except InputError as exc:
+                where = exc.source or SourceRef("", rl, rc)
+                out.append((where.line, where.col, f"invalid customer relabel rule: {exc.message}", "", {}))
+    return out
+
+
 def check_customer(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> Iterator[Finding]:
+    """Customer remote writes: parse only the `remoteWrite:` section, cached by its text."""
     path = ctx.rendered / "clusters" / cluster_id / TELEMETRY / "vmagent.yaml"
     if not path.is_file():
         return
     name = _rel(ctx, path)
     region_url, region_file = _region_url(ctx, cluster_id)
-    docs = yamlio.load_all_text(path.read_text(encoding="utf-8"), name)
-    for writes, entry, i in _helm_remote_writes(docs):
-        line, col = yamlio.position(writes, i)
-        where = SourceRef(name, line, col)
-        url = entry.get("url") if isinstance(entry, dict) else None
-        klass, _ = policy.classify_url(str(url) if url else None, [region_url] if region_url else [])
-        if not url or klass != pol.IN_REGION or (region_url and str(url).rstrip("/") != region_url.rstrip("/")):
-            yield Finding(NAME, Severity.ERROR, where,
-                          f"customer remote write {url!r} is not this cluster's region VictoriaMetrics "
-                          f"({region_url or 'unknown region'})",
-                          hint=f"customer series go only to the region endpoint set in {region_file or 'regions/'}",
-                          details={"cluster": cluster_id, "url": url, "expected": region_url})
-        rules = entry.get("urlRelabelConfig") if isinstance(entry, dict) else None
-        for j, rule in enumerate(rules or []):
-            rl, rc = yamlio.position(rules, j)
-            try:
-                rule_from_mapping(yamlio.plain(rule), SourceRef(name, rl, rc), "vmagent")
-            except InputError as exc:
-                yield Finding(NAME, Severity.ERROR, exc.source or where, f"invalid customer relabel rule: {exc.message}")
+    text = path.read_text(encoding="utf-8")
+    section = _remote_write_section(text)
+    if section is not None:
+        offset, indent, body = section
+        key = (hashlib.sha256(body.encode()).hexdigest(), region_url, region_file, policy.fingerprint)
+        problems = _CUSTOMER_CACHE.get(key)
+        if problems is None:
+            node = yamlio.load_text(body, name)
+            writes = node.get("remoteWrite") if isinstance(node, dict) else None
+            entries = [(writes, e, i) for i, e in enumerate(writes)] if isinstance(writes, list) else []
+            problems = _CUSTOMER_CACHE[key] = _customer_problems(entries, region_url, region_file, policy)
+    else:
+        offset = indent = 0
+        docs = yamlio.load_all_text(text, name)
+        problems = _customer_problems(list(_helm_remote_writes(docs)), region_url, region_file, policy)
+    for line, col, message, hint, details in problems:
+        yield Finding(NAME, Severity.ERROR, SourceRef(name, line + offset, col + indent),
+                      message, hint=hint, details={"cluster": cluster_id, **details})
 
 
 def _cluster_ids(ctx: CheckContext) -> list[str]:
