@@ -1,0 +1,58 @@
+"""k8s-schema: every rendered object against a strict schema for its apiVersion/kind.
+
+Built-in kinds: the strict schemas kubernetes-validate bundles, at the fleet's pinned
+`kubernetesVersion` (fleet.k8s.core). Flux kinds: our own flux-<kind> schemas (fleet.k8s.flux).
+An apiVersion/kind with neither is an unknown or removed API (e.g. helm.toolkit.fluxcd.io/v2beta1)
+and is reported too: the cluster would reject it, or it is a kind nothing here can check.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..errors import Finding
+from ..k8s import core, flux
+from ..k8s.objects import RenderedObject, rendered_objects
+from ..k8s.validate import VerdictCache, Violation, finding, object_violation, schema_violations
+
+NAME = "k8s-schema"
+DESCRIPTION = "Rendered objects validate against strict Kubernetes (pinned version) and fleet Flux schemas"
+ORDER = 20
+DEFAULT_VERSION = "1.33.0"
+
+_CACHE = VerdictCache()  # process-wide: verdicts depend only on (schema, document bytes)
+
+
+def kubernetes_version(fleet: object) -> str:
+    """The pinned version from base/fleet.yaml (`kubernetesVersion`)."""
+    settings = getattr(fleet, "settings", None) or {}
+    return str(settings.get("kubernetesVersion") or DEFAULT_VERSION)
+
+
+def unknown_api(obj: RenderedObject, schemas: core.CoreSchemas) -> Violation:
+    """The violation for an object no schema covers, with the current API when we know it."""
+    current = flux.current_api_version(obj.kind) if flux.is_flux(obj.api_version) else None
+    hint = f"use apiVersion {current}" if current and current != obj.api_version else ""
+    what = "Flux" if flux.is_flux(obj.api_version) else f"Kubernetes {schemas.version}"
+    return Violation(("apiVersion",), f"unknown/removed API {obj.api_version} {obj.kind}: no {what} schema",
+                     f"apiVersion {current}" if current else "a served apiVersion/kind", hint)
+
+
+def violations(obj: RenderedObject, schemas: core.CoreSchemas) -> tuple[Violation, ...]:
+    """All schema violations of one object (cached by its digest)."""
+    basic = object_violation(obj)
+    if basic is not None:
+        return (basic,)
+    if flux.is_flux(obj.api_version):
+        validator, key = flux.validator(obj.api_version, obj.kind), "flux"
+    else:
+        validator, key = schemas.validator(obj.api_version, obj.kind), schemas.label
+    if validator is None:
+        return (unknown_api(obj, schemas),)
+    return _CACHE.get(f"{key}:{obj.api_version}:{obj.kind}", obj, lambda data: schema_violations(validator, data))
+
+
+def check(ctx) -> Iterable[Finding]:
+    schemas = core.core_schemas(kubernetes_version(ctx.fleet))
+    for obj in rendered_objects(ctx):
+        for violation in violations(obj, schemas):
+            yield finding(NAME, obj, violation)
