@@ -36,6 +36,7 @@ _EXTERNAL_LABELS = re.compile(
     r'external_labels\s*=\s*\{((?:\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*"[^"\\\n]*"\s*,?)*)\s*\}')
 _PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"\\\n]*)"')
 _PLAIN_COMMENT = re.compile(r"^\s*//(?!\s*source:).*$", re.M)
+_REGION_KEY = re.compile(r"^region:\s*(\S+)\s*(?:#.*)?$", re.M)
 _PATHS_CACHE: dict[tuple[str, str], list[PipelinePath]] = {}
 
 
@@ -93,12 +94,16 @@ def _region_url(ctx: CheckContext, cluster_id: str) -> tuple[str | None, str]:
     doc_path = ctx.root / "clusters" / cluster_id / "cluster.yaml"
     if not doc_path.is_file():
         return None, ""
-    slug = yamlio.plain(yamlio.load_file(doc_path)).get("region")
-    region_path = ctx.root / "regions" / str(slug) / "region.yaml"
-    if not region_path.is_file():
-        return None, ""
-    url = yamlio.plain(yamlio.load_file(region_path))["endpoints"]["victoriaMetrics"]["url"]
-    return str(url).rstrip("/") + "/api/v1/write", _rel(ctx, region_path)
+    found = _REGION_KEY.search(doc_path.read_text(encoding="utf-8"))
+    slug = found.group(1).strip("'\"") if found else ""
+    regions = ctx.cache.setdefault("gdpr.regions", {})
+    if slug not in regions:
+        region_path = ctx.root / "regions" / slug / "region.yaml"
+        url = None
+        if slug and region_path.is_file():
+            url = yamlio.plain(yamlio.load_file(region_path))["endpoints"]["victoriaMetrics"]["url"]
+        regions[slug] = ((str(url).rstrip("/") + "/api/v1/write") if url else None, _rel(ctx, region_path))
+    return regions[slug]
 
 
 def _leak_source(leak: Leak, fallback: SourceRef) -> SourceRef:
