@@ -1,0 +1,45 @@
+"""The rules' producer catalogue (base/rules/producers.yaml) names exactly the jobs we scrape.
+
+"No rule reads a series nothing produces" is only as true as the catalogue: customer-plane jobs
+must be vmagent's scrape jobs (both ways), and every platform job Alloy scrapes must be listed.
+Platform jobs that no cluster's Alloy scrapes (Starbase, Postgres, ClickHouse, …) are scraped
+outside customer clusters and are not checked here.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .. import yamlio
+from ..errors import Finding, Severity, SourceRef
+from ..render.alloy import platform_jobs
+from . import CheckContext
+
+NAME = "producers-sync"
+DESCRIPTION = "producer catalogue of the rules matches the configured scrape jobs"
+ORDER = 60
+CATALOGUE = "base/rules/producers.yaml"
+
+
+def check(ctx: CheckContext) -> Iterable[Finding]:
+    path = ctx.root / CATALOGUE
+    if not path.exists():
+        return
+    node = yamlio.load_file(path, CATALOGUE)
+    catalogue = yamlio.plain(node)
+    customer = set((catalogue.get("customer") or {}).get("jobs") or {})
+    platform = set((catalogue.get("platform") or {}).get("jobs") or {})
+    alloy_jobs = {j["job"] for j in platform_jobs(ctx.root)} | {"alloy"}
+    for cluster in ctx.fleet.clusters.values():
+        vmagent = cluster.components["vmagent"]
+        configured = {j.get("job_name") for j in vmagent.values.get("config", {}).get("scrape_configs", [])}
+        for job in sorted(customer - configured):
+            line, col = yamlio.position(node["customer"]["jobs"], job)
+            yield Finding(NAME, Severity.ERROR, SourceRef(CATALOGUE, line, col),
+                          f"customer job {job!r} is not a vmagent scrape job in cluster {cluster.id}",
+                          hint="rules that read its metrics would read nothing")
+        for job in sorted(configured - customer):
+            yield Finding(NAME, Severity.WARNING, vmagent.source_of("values", "config", "scrape_configs") or SourceRef(cluster.source),
+                          f"vmagent job {job!r} (cluster {cluster.id}) is missing from {CATALOGUE}")
+    for job in sorted(alloy_jobs - platform):
+        yield Finding(NAME, Severity.ERROR, SourceRef("base/components/alloy/platform-jobs.yaml"),
+                      f"Alloy scrapes platform job {job!r}, which {CATALOGUE} does not list")
