@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from _binaries import require_binary
-from differential import Case, compare, run_cases, run_vmagent, shrink
+from differential import Case, compare, render_case, run_cases, run_vmagent, shrink
+from differential import prometheus as prom
 from differential import strategies
 
 pytestmark = pytest.mark.binary
@@ -75,9 +76,8 @@ def _report(cases: list[Case], actual: list, binaries: dict) -> str:
         return ""
     first = problems[0]
     small, want, got = shrink(first.case, **binaries)
-    return (f"{len(problems)} of {len(cases)} cases disagree; first one shrunk:\n"
-            + Case.__name__ + " " + str(first.case_index) + "\n"
-            + __import__("differential").render_case(small, want, got))
+    return (f"{len(problems)} of {len(cases)} cases disagree; case {first.case_index}, shrunk:\n"
+            + render_case(small, want, got))
 
 
 def test_pinned_cases_agree_with_vmagent(binaries):
@@ -115,3 +115,44 @@ def test_random_cases_agree_with_vmagent(binaries):
     assert sum(len(a) for a in actual) > len(cases) / 4, "suspiciously few series reached the store"
     message = _report(cases, actual, binaries)
     assert not message, message
+
+
+PROMETHEUS_PINNED = [
+    # hashmod: md5, big-endian uint64 of the last 8 bytes
+    Case([{"action": "hashmod", "source_labels": ["a"], "target_label": "h", "modulus": 1000}],
+         [{"__name__": M, "a": "x"}, {"__name__": "n", "a": "hello world, this is longer than 32 bytes!"}]),
+    Case([{"action": "keepequal", "source_labels": ["a"], "target_label": "b"}],
+         [{"__name__": M, "a": "1", "b": "1"}, {"__name__": "n", "a": "1", "b": "2"}, {"__name__": "o", "c": "1"}]),
+    Case([{"action": "dropequal", "source_labels": ["a"], "target_label": "b"}],
+         [{"__name__": M, "a": "1", "b": "1"}, {"__name__": "n", "a": "1", "b": "2"}]),
+    # labelmap over a sorted snapshot; a deleted label is gone (unlike vmagent)
+    Case([{"action": "labelmap", "regex": "(a|b)", "replacement": "b"}], [{"__name__": M, "a": "2", "b": "1"}]),
+    Case([{"target_label": "a", "replacement": ""}, {"action": "labelmap", "regex": "a", "replacement": "b"}],
+         [{"__name__": M, "a": "1", "b": "2"}]),
+    Case([{"action": "labelmap", "regex": "__name__|a", "replacement": "c"}], [{"__name__": M, "a": "1"}]),
+    # an expanded target_label that is no label name is skipped
+    Case([{"source_labels": ["a"], "target_label": "$1", "regex": "(.*)", "replacement": "v"}],
+         [{"__name__": M, "a": "1x"}, {"__name__": M, "a": "ok"}]),
+    Case([{"action": "uppercase", "source_labels": ["a"], "target_label": "u"}], [{"__name__": M, "a": "straße İi"}]),
+    # an emptied label set can be refilled
+    Case([{"action": "labeldrop", "regex": ".*"}, {"target_label": "x", "replacement": "y"}], [{"__name__": M, "a": "1"}]),
+    Case([{"target_label": "x", "replacement": "$1x|${1}x|$$|$|$0|$01", "source_labels": ["a"], "regex": "(.)"}],
+         [{"__name__": M, "a": "q"}]),
+    # actions are case-insensitive; anchoring by concatenation; keep without source_labels
+    Case([{"action": "Keep", "source_labels": ["a"], "regex": "a)|(b"}],
+         [{"__name__": M, "a": "ab"}, {"__name__": M, "a": "xb"}, {"__name__": M, "a": "xa"}]),
+    Case([{"action": "keep"}], [{"__name__": M, "a": "1"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": ".+"}], [{"__name__": M, "a": ""}]),
+]
+
+
+def test_pinned_cases_agree_with_prometheus_agent():
+    """Prometheus 2.42 in agent mode: write_relabel_configs, remote-written to victoria-metrics."""
+    bins = {"prometheus_bin": require_binary("prometheus"),
+            "victoria_metrics_bin": require_binary("victoria-metrics")}
+    expected, actual = prom.run_cases(PROMETHEUS_PINNED, **bins)
+    bad = [render_case(c, e, a).replace("vmagent -remoteWrite.urlRelabelConfig", "write_relabel_configs")
+           .replace("engine (flavor=vmagent)", "engine (flavor=prometheus)")
+           .replace("real vmagent 1.79.5:    ", "real prometheus 2.42:   ")
+           for c, e, a in zip(PROMETHEUS_PINNED, expected, actual) if e != a]
+    assert not bad, "\n\n".join(bad)

@@ -148,36 +148,39 @@ def _run_batch(batch: list[Case], offset: int, store: servers.Server, vmagent_bi
         for j, series in enumerate(case.series):
             rows.append({"metric": {**series, CASE_LABEL: str(index)}, "values": [1],
                          "timestamps": [now_ms - j]})
-    before = servers.metric_sum(store.url, "vm_rows_inserted_total")
+    markers = {str(offset + i) for i in range(len(batch))}
     with servers.vmagent(vmagent_bin, workdir, remote_write) as agent:
         if rows:
             servers.import_json_lines(agent, rows)
-        _settle(agent, store, before, len(rows))
-    servers.http("GET", store.url + "/internal/force_flush")
+        exported = _settle(agent, store, markers, len(rows))
     by_case: dict[str, list[Series]] = {}
-    for item in servers.export(store, '{%s=~".+"}' % OUT_LABEL):
+    for item in exported:
         metric = dict(item["metric"])
-        marker = metric.pop(OUT_LABEL)
-        by_case.setdefault(marker, []).append(metric)
+        by_case.setdefault(metric.pop(OUT_LABEL), []).append(metric)
     return [_canonical(by_case.get(str(offset + i), [])) for i in range(len(batch))]
 
 
-def _settle(agent: servers.Server, store: servers.Server, before: float, sent: int) -> None:
-    """Wait until vmagent took every row and the store received everything vmagent relabeled."""
+def _settle(agent: servers.Server, store: servers.Server, markers: set[str], sent: int) -> list[dict]:
+    """Export this batch once the store holds every sample vmagent forwarded after relabeling.
+
+    Every input row becomes at most one sample and samples of one case never share a
+    timestamp, so "samples exported == rows pushed after relabel" means the batch is complete.
+    """
     deadline = time.monotonic() + SETTLE_TIMEOUT
-    stable = 0
+    samples = pushed = -1.0
     while time.monotonic() < deadline:
         taken = servers.metric_sum(agent.url, "vmagent_rows_inserted_total", type="vmimport")
         pushed = servers.metric_sum(agent.url, "vmagent_remotewrite_rows_pushed_after_relabel_total")
-        received = servers.metric_sum(store.url, "vm_rows_inserted_total") - before
-        if taken >= sent and received >= pushed:
-            stable += 1
-            if stable >= 2:
-                return
-        else:
-            stable = 0
-        time.sleep(0.1)
-    raise TimeoutError(f"vmagent did not deliver in {SETTLE_TIMEOUT}s:\n{agent.log_tail()}")
+        if taken >= sent:
+            servers.http("GET", store.url + "/internal/force_flush")
+            items = [item for item in servers.export(store, '{%s=~".+"}' % OUT_LABEL)
+                     if item["metric"].get(OUT_LABEL) in markers]
+            samples = float(sum(len(item["values"]) for item in items))
+            if samples == pushed:
+                return items
+        time.sleep(0.2)
+    raise TimeoutError(f"store holds {samples} samples of {pushed} pushed after {SETTLE_TIMEOUT}s:\n"
+                       f"{agent.log_tail()}")
 
 
 def compare(cases: Sequence[Case], actual: Sequence[list[Series]]) -> list[Disagreement]:
