@@ -43,11 +43,11 @@ _BLANK_OR_INDENTED = re.compile(r"(?:[ \t]*\r?\n|   [^\n]*(?:\n|\Z))*")
 _MAPPING_KEY = re.compile(r"""^(?:"[^"]*"|'[^']*'|[^\s\-?:,\[\]{}#&*!|>'"%@`][^\n]*?)[ \t]*:(?:[ \t]|$)""")
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """libyaml when available; timestamps stay strings, as in sigs.k8s.io/yaml (YAML → JSON)."""
 
 
-_Loader.yaml_implicit_resolvers = {
+FastLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
@@ -143,7 +143,7 @@ def _parse(body: str, digest: str) -> Any:
         return _PARSED[digest]
     except KeyError:
         pass
-    obj = yaml.load(body, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    obj = yaml.load(body, Loader=FastLoader)  # noqa: S506 - a SafeLoader subclass
     if len(_PARSED) >= _PARSED_LIMIT:
         _PARSED.clear()
     _PARSED[digest] = obj

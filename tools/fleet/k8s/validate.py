@@ -27,6 +27,7 @@ class Violation:
     message: str
     expected: str = ""
     hint: str = ""
+    severity: Severity = Severity.ERROR
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -182,7 +183,7 @@ def finding(check: str, obj: RenderedObject, violation: Violation) -> Finding:
     message = f"{obj.describe()}: {violation.message} at {where}"
     if violation.expected:
         message += f"; expected {violation.expected}"
-    return Finding(check, Severity.ERROR, obj.source(violation.path), message, violation.hint,
+    return Finding(check, violation.severity, obj.source(violation.path), message, violation.hint,
                    {"apiVersion": obj.api_version, "kind": obj.kind, "name": obj.name,
                     "namespace": obj.namespace, "path": where, "expected": violation.expected})
 
