@@ -1,0 +1,245 @@
+"""flux-crds: Flux objects against the real CRDs (structural schema → JSON Schema, CEL rules).
+
+The CRDs live outside the repo: $FLEET_SHARED/crds/flux (default <repo>/../shared). Missing
+CRDs fail the run under CI=true and skip these tests elsewhere.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+
+from fleet import model
+from fleet.checks import CheckContext, flux_crds
+from fleet.k8s import crd, objects
+from fleet.render.fleet import render_fleet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def crds_dir() -> Path:
+    shared = Path(os.environ.get("FLEET_SHARED", ROOT.parent / "shared"))
+    folder = shared / "crds" / "flux"
+    if not any(folder.glob("*.yaml")):
+        message = f"Flux CRDs not found in {folder} (set FLEET_SHARED)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    return model.load(ROOT)
+
+
+@pytest.fixture(scope="module")
+def rendered_root(fleet, tmp_path_factory):
+    root = tmp_path_factory.mktemp("rendered-fleet")
+    for rel, text in render_fleet(fleet).items():
+        path = root / "rendered" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shipped(rendered_root):
+    return list(objects.iter_objects(rendered_root / "rendered"))
+
+
+@pytest.fixture(scope="module")
+def crds(crds_dir):
+    return crd.load_crds(crds_dir)
+
+
+def run(root: Path, fleet, crds_dir: Path | None):
+    ctx = CheckContext(root=root, fleet=fleet, rendered=root / "rendered", options={"crds": crds_dir})
+    return list(flux_crds.check(ctx))
+
+
+def sample(shipped, kind: str, where=lambda o: True) -> str:
+    return next(o.text for o in shipped if o.kind == kind and where(o)).lstrip("\n")
+
+
+def lint_docs(tmp_path: Path, fleet, crds_dir: Path, docs: list[str]):
+    path = tmp_path / "rendered" / "clusters" / "c1" / "x.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# header\n" + "---\n".join(d if d.endswith("\n") else d + "\n" for d in docs))
+    return run(tmp_path, fleet, crds_dir), path
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+# -- the shipped fleet ---------------------------------------------------------------------------
+
+def test_shipped_fleet_passes_the_real_crds(rendered_root, fleet, crds_dir, shipped):
+    assert run(rendered_root, fleet, crds_dir) == []
+    flux_kinds = {o.kind for o in shipped if "fluxcd.io" in o.api_version}
+    assert flux_kinds == {"GitRepository", "HelmRepository", "OCIRepository", "HelmRelease", "Kustomization"}
+
+
+def test_check_is_off_without_crds_option(rendered_root, fleet):
+    assert run(rendered_root, fleet, None) == []
+
+
+def test_crd_set_serves_the_current_flux_apis(crds):
+    served = {(v.api_version, v.kind) for v in crds.versions.values()}
+    assert {("helm.toolkit.fluxcd.io/v2", "HelmRelease"), ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
+            ("source.toolkit.fluxcd.io/v1", "OCIRepository"), ("source.toolkit.fluxcd.io/v1", "GitRepository"),
+            ("source.toolkit.fluxcd.io/v1", "HelmRepository")} <= served
+    assert crds.lookup("helm.toolkit.fluxcd.io/v2beta1", "HelmRelease") is None
+
+
+def test_helmrelease_values_is_opaque_in_the_crd(crds):
+    """What makes skeleton reading (values replaced by {}) sound for this check."""
+    version = crds.lookup("helm.toolkit.fluxcd.io/v2", "HelmRelease")
+    assert crd.is_opaque(version.openapi, ("spec", "values"))
+    assert not crd.is_opaque(version.openapi, ("spec", "chart"))
+
+
+# -- mutations -------------------------------------------------------------------------------------
+
+def test_chart_and_chartref_caught_by_cel(tmp_path, fleet, crds_dir, shipped):
+    doc = sample(shipped, "HelmRelease", lambda o: "chartRef" in o.obj["spec"])
+    both = doc.replace("spec:\n", "spec:\n  chart:\n    spec:\n      chart: gateway-helm\n      version: 1.0.0\n"
+                       "      sourceRef:\n        kind: HelmRepository\n        name: x\n", 1)
+    findings, path = lint_docs(tmp_path, fleet, crds_dir, [both])
+    (f,) = findings
+    assert f.check == "flux-crds" and f.severity.value == "error"
+    assert "HelmRelease envoy-gateway-system/envoy-gateway: CEL validation failed: either chart or chartRef must be set" \
+        in f.message
+    assert "at $.spec;" in f.message and f.source.line == line_of(path, "spec:")
+
+
+def test_neither_chart_nor_chartref_caught_by_cel(tmp_path, fleet, crds_dir, shipped):
+    doc = sample(shipped, "HelmRelease", lambda o: "chartRef" in o.obj["spec"])
+    head, _, tail = doc.partition("  chartRef:\n")
+    tail = tail.split("\n", 3)[3]  # drop kind/name/namespace of chartRef
+    findings, _ = lint_docs(tmp_path, fleet, crds_dir, [head + tail])
+    assert [f.message.split(": ", 1)[1].split(" at ")[0] for f in findings] == [
+        "CEL validation failed: either chart or chartRef must be set"]
+
+
+def test_unknown_field_in_helmrelease_spec(tmp_path, fleet, crds_dir, shipped):
+    doc = sample(shipped, "HelmRelease").replace("  interval: 10m\n", "  interval: 10m\n  bogusField: 1\n", 1)
+    findings, path = lint_docs(tmp_path, fleet, crds_dir, [doc])
+    (f,) = findings
+    assert "unknown field 'bogusField' at $.spec.bogusField" in f.message and "expected one of: chart, chartRef" \
+        in f.message
+    assert f.source.line == line_of(path, "bogusField")
+
+
+def test_removed_helmrelease_api(tmp_path, fleet, crds_dir, shipped):
+    doc = sample(shipped, "HelmRelease").replace("helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1")
+    findings, _ = lint_docs(tmp_path, fleet, crds_dir, [doc])
+    (f,) = findings
+    assert "unknown/removed API helm.toolkit.fluxcd.io/v2beta1 HelmRelease" in f.message
+    assert "expected one of: helm.toolkit.fluxcd.io/v2" in f.message
+
+
+def test_layer_selector_operation(tmp_path, fleet, crds_dir, shipped):
+    doc = sample(shipped, "OCIRepository").replace("operation: copy", "operation: move")
+    findings, path = lint_docs(tmp_path, fleet, crds_dir, [doc])
+    (f,) = findings
+    assert "'move' is not allowed at $.spec.layerSelector.operation; expected one of 'extract', 'copy'" in f.message
+    assert f.source.line == line_of(path, "operation: move")
+
+
+def test_kustomization_missing_source_ref(tmp_path, fleet, crds_dir, shipped):
+    doc = sample(shipped, "Kustomization").replace("  sourceRef:\n    kind: GitRepository\n    name: flux-system\n", "")
+    findings, _ = lint_docs(tmp_path, fleet, crds_dir, [doc])
+    (f,) = findings
+    assert "missing required field 'sourceRef' at $.spec" in f.message
+
+
+def test_duration_in_words_and_wrong_types(tmp_path, fleet, crds_dir, shipped):
+    kust = sample(shipped, "Kustomization").replace("  interval: 10m\n", "  interval: 10 minutes\n")
+    kust = kust.replace("  prune: true\n", "  prune: 'yes'\n")
+    findings, _ = lint_docs(tmp_path, fleet, crds_dir, [kust])
+    messages = sorted(f.message.split(": ", 1)[1] for f in findings)
+    assert any(m.startswith("'10 minutes' is not valid at $.spec.interval; expected a string matching ^([0-9]+")
+               for m in messages)
+    assert any(m.startswith("wrong type: got string 'yes' at $.spec.prune; expected boolean") for m in messages)
+
+
+def test_metadata_is_left_to_the_api_server(tmp_path, fleet, crds_dir, shipped):
+    doc = sample(shipped, "GitRepository").replace("metadata:\n", "metadata:\n  annotations:\n    a: b\n")
+    findings, _ = lint_docs(tmp_path, fleet, crds_dir, [doc])
+    assert findings == []
+
+
+def test_full_values_are_read_when_a_crd_looks_into_them(tmp_path, fleet, crds_dir, shipped):
+    """With a CRD whose spec.values is not opaque, the skeleton shortcut is not taken."""
+    folder = tmp_path / "crds"
+    folder.mkdir()
+    text = (crds_dir / "helm.toolkit.fluxcd.io_helmreleases.yaml").read_text()
+    text = text.replace("              values:\n", "              values:\n                maxProperties: 1\n", 1)
+    (folder / "hr.yaml").write_text(text)
+    doc = sample(shipped, "HelmRelease", lambda o: len(o.obj["spec"]["values"]) > 1)
+    findings, _ = lint_docs(tmp_path, fleet, folder, [doc])
+    assert any("$.spec.values" in f.message and "maxProperties" in f.message for f in findings)
+
+
+# -- conversion and CEL units --------------------------------------------------------------------
+
+def test_structural_schema_conversion():
+    schema = crd.to_json_schema({
+        "type": "object",
+        "properties": {
+            "metadata": {"type": "object"},
+            "spec": {"type": "object", "properties": {
+                "port": {"x-kubernetes-int-or-string": True},
+                "note": {"type": "string", "nullable": True},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "n": {"type": "integer", "format": "int32", "minimum": 0, "exclusiveMinimum": True},
+                "timeout": {"type": "string", "format": "duration"},
+                "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+                "empty": {"type": "object"},
+            }, "anyOf": [{"required": ["port"]}, {"required": ["note"]}]},
+        },
+    }, root=True)
+    from jsonschema import Draft202012Validator
+
+    v = Draft202012Validator(schema)
+    ok = {"metadata": {"name": "a", "anything": 1}, "spec": {
+        "port": "http", "note": None, "free": {"x": {"y": 1}}, "labels": {"a": "b"}, "n": 1, "timeout": "1m30s",
+        "tags": ["a", "b"], "empty": {}}}
+    assert list(v.iter_errors(ok)) == []
+    for path, value in [("port", 1.5), ("n", 0), ("n", 2**31), ("timeout", "90 seconds"), ("tags", ["a", "a"]),
+                        ("labels", {"a": 1}), ("empty", {"x": 1}), ("unknown", 1)]:
+        bad = copy.deepcopy(ok)
+        bad["spec"][path] = value
+        assert not v.is_valid(bad), (path, value)
+    assert not v.is_valid({"spec": {"free": {}}})  # anyOf: neither port nor note
+    assert not v.is_valid({"status": {}})
+
+
+def test_cel_rules_evaluate_skip_transitions_and_report_field_path():
+    tree = crd.rule_tree({"type": "object", "properties": {"spec": {
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.min <= self.max", "message": "min above max", "fieldPath": ".min"},
+            {"rule": "self.min == oldSelf.min", "message": "immutable"},
+        ],
+        "properties": {"items": {"type": "array", "items": {
+            "type": "object", "x-kubernetes-validations": [{"rule": "self.name.startsWith('a')",
+                                                           "messageExpression": "'bad name ' + self.name"}]}}},
+    }}})
+    assert crd.cel_violations(tree, {"spec": {"min": 1, "max": 2, "items": [{"name": "ab"}]}}) == []
+    found = crd.cel_violations(tree, {"spec": {"min": 3, "max": 2, "items": [{"name": "ab"}, {"name": "zz"}]}})
+    assert sorted((v.path, v.message) for v in found) == [
+        (("spec", "items", 1), "CEL validation failed: bad name zz"),
+        (("spec", "min"), "CEL validation failed: min above max")]
+
+
+def test_cel_rule_cel_python_cannot_compile_is_a_warning():
+    tree = crd.rule_tree({"type": "object", "x-kubernetes-validations": [{"rule": "self.a ==== 1"}]})
+    (v,) = crd.cel_violations(tree, {"a": 1})
+    assert v.severity.value == "warning" and "not supported by cel-python" in v.message

@@ -1,0 +1,60 @@
+"""flux-crds: Flux objects against the real CRD files (`fleet lint --crds DIR`), schema and CEL rules.
+
+What kubeconform users get from CRD schemas, plus the CRDs' `x-kubernetes-validations` (e.g.
+"either chart or chartRef must be set") evaluated with cel-python — the checks the API server
+would run at apply time. Objects of a group some CRD defines but in a version none serves
+(helm.toolkit.fluxcd.io/v2beta1) are reported as unknown/removed APIs. Built-in kinds are left
+to k8s-schema. Off unless --crds is given: the CRD files live outside this repo.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from ..errors import Finding
+from ..k8s import crd
+from ..k8s.objects import FastLoader, RenderedObject, rendered_objects
+from ..k8s.validate import VerdictCache, Violation, finding, object_violation
+
+NAME = "flux-crds"
+DESCRIPTION = "Flux objects validate against the real CRDs (--crds DIR): structural schema and CEL rules"
+ORDER = 21
+# Subtrees objects.strip_opaque may have replaced by {}; used only if the CRD keeps them opaque.
+SKELETON_PATHS = {"HelmRelease": ("spec", "values")}
+
+_CACHE = VerdictCache()
+
+
+def _full_object(obj: RenderedObject) -> object:
+    """The document with its opaque subtree as written (when a CRD does look into it)."""
+    docs = [d for d in yaml.load_all(obj.text, Loader=FastLoader) if d is not None]  # noqa: S506
+    return docs[0] if docs else obj.obj
+
+
+def violations(obj: RenderedObject, crds: crd.CrdSet) -> tuple[Violation, ...]:
+    """CRD violations of one object, or () when no CRD in the folder concerns it."""
+    if object_violation(obj) is not None or not crds.defines_group(obj.api_version):
+        return ()
+    version = crds.lookup(obj.api_version, obj.kind)
+    if version is None:
+        served = crds.served(obj.api_version, obj.kind)
+        expected = f"one of: {', '.join(served)}" if served else "a kind this group's CRDs define"
+        hint = f"use apiVersion {served[-1]}" if served else ""
+        return (Violation(("apiVersion",), f"unknown/removed API {obj.api_version} {obj.kind}: "
+                          f"no served CRD version in {crds.folder.name}/", expected, hint),)
+    skeleton_path = SKELETON_PATHS.get(obj.kind)
+    if obj.skeleton and skeleton_path and not crd.is_opaque(version.openapi, skeleton_path):
+        return tuple(version.violations(_full_object(obj)))
+    return _CACHE.get(f"{crds.token}:{version.api_version}:{version.kind}", obj, version.violations)
+
+
+def check(ctx) -> Iterable[Finding]:
+    folder = ctx.options.get("crds")
+    if not folder:
+        return
+    crds = crd.load_crds(Path(folder))
+    for obj in rendered_objects(ctx):
+        for violation in violations(obj, crds):
+            yield finding(NAME, obj, violation)
