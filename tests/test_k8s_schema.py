@@ -339,3 +339,55 @@ def test_fast_predicate_refuses_unsupported_keywords():
     with pytest.raises(fastcheck.Unsupported):
         fastcheck.compile_schema({"type": "object", "if": {"required": ["a"]}, "then": {"required": ["b"]}})
     assert fastcheck.compile_schema({"x-anything": 1, "format": "email"})("not an email")
+
+
+# -- parsing through cluster templates is exact ------------------------------------------------------
+
+CLUSTER_IDS = st.sampled_from(["nyc3-prod-02", "fra1-staging-01", "yes", "on", "123", "0x1f", "1e3", "null",
+                               "a-b", "true", "12-34", "c1", "x"])
+SCALAR_SLOTS = st.sampled_from([
+    "{id}", "'{id}'", '"{id}"', "./rendered/clusters/{id}/stages", "pre-{id}", "{id} tail", "|\n    {id}\n",
+    ">-\n    {id}\n    more", "[{id}, b]", "{{k: {id}}}", "\"a\\\\{id}\"", "&{id} x", "!!str {id}", "'{id}''s'",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(cluster=CLUSTER_IDS, slots=st.lists(SCALAR_SLOTS, min_size=1, max_size=4), as_key=st.booleans())
+def test_templated_parse_equals_direct_parse(cluster, slots, as_key):
+    import yaml
+
+    lines = ["apiVersion: v1", "kind: ConfigMap", "data:"]
+    for i, slot in enumerate(slots):
+        lines.append(f"  k{i}: " + slot.format(id=cluster))
+    if as_key:
+        lines.append(f"  {cluster}: v")
+    body = "\n".join(lines) + "\n"
+    try:
+        direct = yaml.load(body, Loader=objects.FastLoader)
+    except yaml.YAMLError:
+        direct = "error"
+    try:
+        templated = objects.parse_templated(body, cluster)
+    except (objects._NotExact, yaml.YAMLError):
+        event("fallback")
+        return  # the reader then parses the document as written
+    event("templated")
+    assert templated == direct, body
+
+
+def test_templated_reading_matches_direct_reading(rendered_root, shipped):
+    import yaml
+
+    for obj in shipped:
+        body = obj.text[objects._LEADING_NOISE.match(obj.text).end():]
+        assert yaml.load(body, Loader=objects.FastLoader) == obj.obj, obj.describe()
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("a: 1\n", [(1, "a: 1\n")]),
+    ("---\na: 1\n", [(1, ""), (1, "\na: 1\n")]),
+    ("a: 1\n---\nb: 2\n--- \nc: 3\n----\n", [(1, "a: 1\n"), (2, "\nb: 2\n"), (4, " \nc: 3\n----\n")]),
+    ("a: |\n  ---\n---", [(1, "a: |\n  ---\n"), (3, "")]),
+])
+def test_document_chunks(text, expected):
+    assert list(objects._chunks(text)) == expected

@@ -34,7 +34,6 @@ KUSTOMIZE_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomi
 YAML_SUFFIXES = (".yaml", ".yml")
 CACHE_KEY = "fleet.k8s.objects"
 
-_DOC_START = re.compile(r"^---(?=[ \t\r]|$)", re.M)
 _LEADING_NOISE = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\r?\n)*")
 _HELM_RELEASE = re.compile(r"^kind:[ \t]*HelmRelease[ \t]*\r?$", re.M)
 _VALUES_LINE = re.compile(r"^  values:[ \t]*\r?\n", re.M)
@@ -93,12 +92,7 @@ class RenderedObject:
     @property
     def cluster(self) -> str | None:
         """The cluster id for files under rendered/clusters/<id>/."""
-        parts = self.path.split("/")
-        if "clusters" in parts:
-            i = parts.index("clusters")
-            if i + 2 < len(parts):
-                return parts[i + 1]
-        return None
+        return _cluster_of(self.path)
 
     def describe(self) -> str:
         """`Kind namespace/name`, how findings name the object."""
@@ -138,6 +132,22 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def _parse_document(body: str, digest: str, cluster: str | None) -> Any:
+    """Parse one document, through its cluster template when it mentions the cluster id."""
+    found = _PARSED.get(digest)
+    if found is not None or digest in _PARSED:
+        return found
+    if cluster and len(cluster) >= 3 and cluster in body and TOKEN not in body:
+        try:
+            obj = parse_templated(body, cluster)
+        except (_NotExact, yaml.YAMLError):
+            pass
+        else:
+            _PARSED[digest] = obj
+            return obj
+    return _parse(body, digest)
+
+
 def _parse(body: str, digest: str) -> Any:
     try:
         return _PARSED[digest]
@@ -148,6 +158,80 @@ def _parse(body: str, digest: str) -> Any:
         _PARSED.clear()
     _PARSED[digest] = obj
     return obj
+
+
+# A printable private-use character: never a YAML indicator, never part of a non-string scalar.
+TOKEN = "\ue000"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _NotExact(Exception):
+    """A substituted scalar might have parsed differently as written (e.g. an id like `yes`)."""
+
+
+def _plain_is_str(value: str) -> bool:
+    """Would this text, written as a plain scalar, load as a string? (YAML 1.1 resolvers.)"""
+    return FastLoader.resolve(FastLoader, yaml.ScalarNode, value, (True, False)) == _STR_TAG
+
+
+def _token_tree(value: Any) -> Any:
+    """Where TOKEN occurs in a parsed template: {key/index: subtree}, True for a string leaf,
+    None when nowhere. Raises _NotExact for a mapping key holding it (kept simple: parse as written)."""
+    if isinstance(value, str):
+        return True if TOKEN in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    tree = {}
+    for key, sub in items:
+        if isinstance(key, str) and TOKEN in key:
+            raise _NotExact(key)
+        found = _token_tree(sub)
+        if found is not None:
+            tree[key] = found
+    return tree or None
+
+
+def _substitute(value: Any, tree: Any, cluster: str) -> Any:
+    """Copy `value` along `tree` only (other subtrees are shared), putting the cluster id back."""
+    if tree is True:
+        out = value.replace(TOKEN, cluster)
+        if not _plain_is_str(out):
+            raise _NotExact(out)
+        return out
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    for key, sub in tree.items():
+        copy[key] = _substitute(value[key], sub, cluster)
+    return copy
+
+
+_TEMPLATES: dict[str, tuple[Any, Any]] = {}
+
+
+def parse_templated(body: str, cluster: str) -> Any:
+    """Parse `body` through its cluster-independent template, or raise _NotExact/YAMLError.
+
+    Most per-cluster documents differ from each other only by the cluster id (a Kustomization's
+    path, an env value). The id is replaced by TOKEN, the template is parsed once for the whole
+    fleet, and the id is put back into the parsed strings. This is exact because the id can only
+    occur inside scalars (it has no YAML indicator characters; anything else fails to parse and
+    falls back), TOKEN makes every scalar holding it a string, and each string that got the id
+    back is re-checked to be a string as written (`_plain_is_str`), else the caller parses `body`.
+    """
+    template = body.replace(cluster, TOKEN)
+    key = _digest(template)
+    entry = _TEMPLATES.get(key)
+    if entry is None:
+        parsed = yaml.load(template, Loader=FastLoader)  # noqa: S506 - a SafeLoader subclass
+        try:
+            entry = (parsed, _token_tree(parsed))
+        except _NotExact:
+            entry = (parsed, False)
+        if len(_TEMPLATES) >= _PARSED_LIMIT:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = entry
+    parsed, tree = entry
+    if tree is False:
+        raise _NotExact("id in a mapping key")
+    return parsed if tree is None else _substitute(parsed, tree, cluster)
 
 
 def strip_opaque(body: str) -> str | None:
@@ -173,18 +257,31 @@ def strip_opaque(body: str) -> str | None:
 
 
 def _chunks(text: str) -> Iterator[tuple[int, str]]:
-    """(1-based line of the chunk start, chunk text) for the document chunks between `---` lines."""
-    starts = [0] + [m.end() for m in _DOC_START.finditer(text)]
-    ends = [m.start() for m in _DOC_START.finditer(text)] + [len(text)]
-    line = 1
-    previous = 0
-    for start, end in zip(starts, ends):
-        line += text.count("\n", previous, start)
-        previous = start
-        yield line, text[start:end]
+    """(1-based line of the chunk start, chunk text) for the document chunks between `---` lines.
+
+    A chunk after a separator starts right after the `---` (on the separator's line).
+    """
+    line, start = 1, 0
+    for sep in _separators(text):
+        chunk = text[start:sep]
+        yield line, chunk
+        line += chunk.count("\n")
+        start = sep + 3
+    yield line, text[start:]
 
 
-def _file_objects(text: str, rel: str, skeleton: bool) -> list[RenderedObject]:
+def _separators(text: str) -> Iterator[int]:
+    """Offsets of `---` document markers: at a line start, followed by blank, CR/LF or the end."""
+    pos = 0 if text.startswith("---") else text.find("\n---")
+    while pos != -1:
+        at = pos if pos == 0 and text.startswith("---") else pos + 1
+        after = text[at + 3:at + 4]
+        if after in ("", " ", "\t", "\r", "\n"):
+            yield at
+        pos = text.find("\n---", at + 3)
+
+
+def _file_objects(text: str, rel: str, skeleton: bool, cluster: str | None = None) -> list[RenderedObject]:
     """The non-empty documents of one file, parsed chunk by chunk (whole file on any doubt)."""
     out: list[RenderedObject] = []
     try:
@@ -197,7 +294,7 @@ def _file_objects(text: str, rel: str, skeleton: bool) -> list[RenderedObject]:
             stripped = strip_opaque(body) if skeleton else None
             parsed_text = stripped if stripped is not None else body
             digest = _digest(parsed_text)
-            obj = _parse(parsed_text, digest)
+            obj = _parse_document(parsed_text, digest, cluster)
             if obj is None:
                 continue
             out.append(RenderedObject(rel, len(out), first_line, obj, digest, chunk, chunk_line,
@@ -222,12 +319,25 @@ def _whole_file_objects(text: str, rel: str) -> list[RenderedObject]:
     return out
 
 
-def _yaml_files(folder: Path) -> Iterator[Path]:
+def _cluster_of(rel: str) -> str | None:
+    parts = rel.split("/")
+    if "clusters" in parts:
+        i = parts.index("clusters")
+        if i + 2 < len(parts):
+            return parts[i + 1]
+    return None
+
+
+def _yaml_files(folder: Path, root: Path) -> Iterator[tuple[str, str]]:
+    """(absolute path, path relative to root) of the YAML files to read, in sorted order."""
+    prefix = os.path.join(str(root), "")
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
             if name.endswith(YAML_SUFFIXES) and name not in KUSTOMIZE_FILES:
-                yield Path(dirpath) / name
+                full = os.path.join(dirpath, name)
+                rel = full[len(prefix):] if full.startswith(prefix) else full
+                yield full, rel.replace(os.sep, "/")
 
 
 def iter_objects(rendered: Path, *, root: Path | None = None, skeleton: bool = False,
@@ -243,16 +353,13 @@ def iter_objects(rendered: Path, *, root: Path | None = None, skeleton: bool = F
     folder = rendered / subdir if subdir else rendered
     if not folder.is_dir():
         return
-    for path in _yaml_files(folder):
+    for full, rel in _yaml_files(folder, root):
         try:
-            rel = path.relative_to(root).as_posix()
-        except ValueError:
-            rel = path.as_posix()
-        try:
-            text = path.read_text(encoding="utf-8")
+            with open(full, encoding="utf-8") as handle:
+                text = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read rendered file: {exc}", SourceRef(rel)) from None
-        yield from _file_objects(text, rel, skeleton)
+        yield from _file_objects(text, rel, skeleton, _cluster_of(rel))
 
 
 def rendered_objects(ctx: Any) -> list[RenderedObject]:
