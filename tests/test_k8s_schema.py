@@ -391,3 +391,14 @@ def test_templated_reading_matches_direct_reading(rendered_root, shipped):
 ])
 def test_document_chunks(text, expected):
     assert list(objects._chunks(text)) == expected
+
+
+def test_unsupported_kubernetes_version_is_bad_input(fleet):
+    from types import SimpleNamespace
+
+    from fleet.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        k8s_schema.schemas_for(SimpleNamespace(settings={"kubernetesVersion": "1.99.0"}))
+    assert "base/fleet.yaml" in str(info.value) and "kubernetesVersion 1.99.0" in str(info.value)
+    assert k8s_schema.schemas_for(fleet).label == f"v{fleet.settings['kubernetesVersion']}-local-strict"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..errors import Finding
+from kubernetes_validate.utils import VersionNotSupportedError, all_versions
+
+from ..errors import Finding, InputError, SourceRef
 from ..k8s import core, flux
 from ..k8s.objects import RenderedObject, rendered_objects
 from ..k8s.validate import VerdictCache, Violation, finding, object_violation, schema_violations
@@ -51,8 +53,20 @@ def violations(obj: RenderedObject, schemas: core.CoreSchemas) -> tuple[Violatio
     return _CACHE.get(f"{key}:{obj.api_version}:{obj.kind}", obj, lambda data: schema_violations(validator, data))
 
 
+def schemas_for(fleet: object) -> core.CoreSchemas:
+    """The compiled schemas for the pinned version; an unsupported version is bad input."""
+    version = kubernetes_version(fleet)
+    try:
+        return core.core_schemas(version)
+    except VersionNotSupportedError:
+        bundled = all_versions()
+        raise InputError(f"kubernetesVersion {version} is not supported by the pinned kubernetes-validate",
+                         SourceRef("base/fleet.yaml"), path="$.kubernetesVersion",
+                         expected=f"a version from {bundled[0]} to {bundled[-1]}") from None
+
+
 def check(ctx) -> Iterable[Finding]:
-    schemas = core.core_schemas(kubernetes_version(ctx.fleet))
+    schemas = schemas_for(ctx.fleet)
     for obj in rendered_objects(ctx):
         for violation in violations(obj, schemas):
             yield finding(NAME, obj, violation)

@@ -5,6 +5,11 @@ therefore split in two: the text is cut into documents at `---` lines (cheap) an
 is hashed; only documents with a new digest are parsed (libyaml via PyYAML, YAML 1.1 like the
 Go parsers of kubectl and Flux). Checks then cache their verdicts by the same digest.
 
+Most of the remaining documents differ between clusters only by the cluster id (a Kustomization's
+`path`, an env value): those are parsed once per *template* (id replaced by a placeholder) and
+the id is put back into the parsed strings — exact, see `parse_templated`. A 1,000-cluster fleet
+(32,000 documents) thus costs ~10 YAML parses plus reading and hashing the text.
+
 `skeleton=True` replaces the one subtree no schema looks into — a HelmRelease's `spec.values`
 (`x-kubernetes-preserve-unknown-fields` in the CRD, an open object in our schema) — by `{}`
 before hashing and parsing. Per-cluster values are what makes most HelmReleases unique, so this
