@@ -243,3 +243,47 @@ def test_cel_rule_cel_python_cannot_compile_is_a_warning():
     tree = crd.rule_tree({"type": "object", "x-kubernetes-validations": [{"rule": "self.a ==== 1"}]})
     (v,) = crd.cel_violations(tree, {"a": 1})
     assert v.severity.value == "warning" and "not supported by cel-python" in v.message
+
+
+# -- the compiled predicate agrees with jsonschema on the converted CRD schemas --------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from fleet.k8s import fastcheck  # noqa: E402
+
+LEAVES = st.none() | st.booleans() | st.integers(-2, 2**40) | st.sampled_from(
+    ["", "10m", "10 minutes", "copy", "move", "extract", "CreateReplace", "Skip", "OCIRepository", "Bucket",
+     "HelmRepository", "oci://x", "https://x", "ssh://x", "RemediateOnFailure", "x" * 300])
+VALUES = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=2) | st.dictionaries(
+    st.sampled_from(["name", "kind", "namespace", "retries", "tag", "extra"]), inner, max_size=2), max_leaves=4)
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, prefix + (i,))
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_predicate_agrees_on_crd_schemas(crds, shipped, data):
+    flux_objs = {(o.api_version, o.kind): o.obj for o in shipped if "fluxcd.io" in o.api_version}
+    key = data.draw(st.sampled_from(sorted(flux_objs)))
+    version = crds.lookup(*key)
+    obj = copy.deepcopy(flux_objs[key])
+    path = data.draw(st.sampled_from([p for p in _paths(obj) if p and p[0] != "metadata"]))
+    parent = obj
+    for part in path[:-1]:
+        parent = parent[part]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        parent.pop(path[-1])
+    else:
+        parent[path[-1]] = data.draw(VALUES)
+    predicate = fastcheck.compile_schema(version.validator.schema)
+    assert predicate(obj) == version.validator.is_valid(obj)
