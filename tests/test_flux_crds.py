@@ -112,8 +112,8 @@ def test_chart_and_chartref_caught_by_cel(tmp_path, fleet, crds_dir, shipped):
     findings, path = lint_docs(tmp_path, fleet, crds_dir, [both])
     (f,) = findings
     assert f.check == "flux-crds" and f.severity.value == "error"
-    assert "HelmRelease envoy-gateway-system/envoy-gateway: CEL validation failed: either chart or chartRef must be set" \
-        in f.message
+    assert ("HelmRelease envoy-gateway-system/envoy-gateway: CEL validation failed: "
+            "either chart or chartRef must be set") in f.message
     assert "at $.spec;" in f.message and f.source.line == line_of(path, "spec:")
 
 

@@ -91,7 +91,8 @@ def path_violations(root: Path, objs: ClusterObjects, obj: RenderedObject, clust
         return
     rel = Path(path).as_posix().removeprefix("./").rstrip("/")
     if rel != cluster_dir and not rel.startswith(cluster_dir + "/"):
-        yield Violation(("spec", "path"), f"path {path} is outside this cluster's folder", f"a folder under ./{cluster_dir}")
+        yield Violation(("spec", "path"), f"path {path} is outside this cluster's folder",
+                        f"a folder under ./{cluster_dir}")
         return
     folder = root / rel
     if not folder.is_dir():
