@@ -287,3 +287,17 @@ def test_fast_predicate_agrees_on_crd_schemas(crds, shipped, data):
         parent[path[-1]] = data.draw(VALUES)
     predicate = fastcheck.compile_schema(version.validator.schema)
     assert predicate(obj) == version.validator.is_valid(obj)
+
+
+def test_opaque_means_no_rule_above_can_read_it():
+    base = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "values": {"x-kubernetes-preserve-unknown-fields": True}, "chart": {"type": "string"}}}}}
+    assert crd.is_opaque(base, ("spec", "values"))
+    for rule in ("size(self.values) < 3", "self.all(k, k != 'x')", "has(self.spec.values)"):
+        node = copy.deepcopy(base)
+        target = node if "spec" in rule else node["properties"]["spec"]
+        target["x-kubernetes-validations"] = [{"rule": rule}]
+        assert not crd.is_opaque(node, ("spec", "values")), rule
+    node = copy.deepcopy(base)
+    node["properties"]["spec"]["x-kubernetes-validations"] = [{"rule": "has(self.chart)"}]
+    assert crd.is_opaque(node, ("spec", "values"))

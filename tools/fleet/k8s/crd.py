@@ -108,8 +108,12 @@ def _format(node: dict, out: dict) -> None:
 
 
 def is_opaque(node: Any, path: Iterable[str]) -> bool:
-    """True when the subtree at `path` accepts anything and carries no rules (skeleton-safe)."""
-    for part in path:
+    """True when nothing looks into the subtree at `path` (so replacing it by {} is safe):
+    it accepts anything, has no rules, and no CEL rule above it can read it."""
+    path = list(path)
+    for depth, part in enumerate(path):
+        if any(_may_read(rule, path[depth:]) for rule in _rule_texts(node)):
+            return False
         props = node.get("properties") if isinstance(node, dict) else None
         if not isinstance(props, dict) or part not in props:
             return False
@@ -119,6 +123,19 @@ def is_opaque(node: Any, path: Iterable[str]) -> bool:
     constraining = set(node) - {"description", "x-kubernetes-preserve-unknown-fields", "type"}
     return bool(node.get("x-kubernetes-preserve-unknown-fields")) and not constraining and \
         node.get("type") in (None, "object")
+
+
+def _rule_texts(node: Any) -> list[str]:
+    rules = node.get("x-kubernetes-validations") if isinstance(node, dict) else None
+    return [f"{r.get('rule', '')} {r.get('messageExpression', '')}" for r in rules or [] if isinstance(r, dict)]
+
+
+def _may_read(text: str, below: list[str]) -> bool:
+    """Could a rule on an ancestor see the subtree at `below`? Conservative: yes if it names the
+    first step, or uses `self` other than as `self.<field>` (e.g. `self.all(...)`, `size(self)`)."""
+    if re.search(rf"\b{re.escape(below[0])}\b", text):
+        return True
+    return re.search(r"\bself\b(?!\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\b(?!\s*\())", text) is not None
 
 
 # -- CEL rules ---------------------------------------------------------------------------------
