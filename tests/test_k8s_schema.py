@@ -402,3 +402,11 @@ def test_unsupported_kubernetes_version_is_bad_input(fleet):
         k8s_schema.schemas_for(SimpleNamespace(settings={"kubernetesVersion": "1.99.0"}))
     assert "base/fleet.yaml" in str(info.value) and "kubernetesVersion 1.99.0" in str(info.value)
     assert k8s_schema.schemas_for(fleet).label == f"v{fleet.settings['kubernetesVersion']}-local-strict"
+
+
+def test_our_helmrelease_schema_keeps_values_opaque():
+    """What makes skeleton reading (values replaced by {}) sound for k8s-schema."""
+    spec = flux.validator("helm.toolkit.fluxcd.io/v2", "HelmRelease").schema["properties"]["spec"]
+    values = spec["properties"]["values"]
+    assert values["type"] == "object" and set(values) <= {"type", "description"}
+    assert "values" not in json.dumps({k: v for k, v in spec.items() if k != "properties"})
