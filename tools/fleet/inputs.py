@@ -15,17 +15,17 @@ from typing import Any
 
 from . import schema, yamlio
 from .errors import InputError, InputErrors, SourceRef
-from .merge import Layered, from_node
+from .merge import Layered, from_indexed
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 @dataclass
 class Document:
-    """One loaded input file: its repo-relative name, the ruamel node and its Layered form."""
+    """One loaded input file: its repo-relative name, its positions and its Layered form."""
 
     name: str
-    node: Any
+    ix: yamlio.Indexed
     layered: Layered
 
     @property
@@ -37,11 +37,7 @@ class Document:
 
     def value_ref(self, *path: Any) -> SourceRef:
         """Where the value at `path` is written (for "this value is wrong" errors)."""
-        node = self.node
-        for part in path[:-1]:
-            node = node[part]
-        line, col = yamlio.position(node, path[-1], value=True)
-        return SourceRef(self.name, line, col) if line else self.ref(*path)
+        return self.ix.value_ref(tuple(path))
 
 
 @dataclass
@@ -75,20 +71,20 @@ class _Collector:
         name = self.rel(path)
         self.files.append(name)
         try:
-            node = yamlio.load_file(path, name)
+            ix = yamlio.load_indexed_file(path, name)
         except InputError as exc:
             self.errors.append(exc)
             self.invalid.add(name)
             return None
-        if node is None:
-            node = yamlio.load_text("{}", name)
+        if ix.data is None:
+            ix.data = {}
         if kind is not None:
-            problems = schema.validate(node, kind, name)
+            problems = schema.validate(ix, kind, name)
             if problems:
                 self.errors.extend(problems)
                 self.invalid.add(name)
                 return None
-        return Document(name, node, from_node(node, name))
+        return Document(name, ix, from_indexed(ix))
 
 
 def _children(folder: Path, filename: str) -> list[tuple[str, Path]]:
@@ -138,7 +134,7 @@ def _load_components(c: _Collector, root: Path) -> dict[str, Document]:
             if "values" in doc.data:
                 c.errors.append(InputError("values given both inline and in values.yaml", doc.ref("values")))
                 continue
-            vl = from_node(values.node, values.name, ("values",))
+            vl = from_indexed(values.ix, ("values",))
             doc.layered.data["values"] = vl.data
             doc.layered.provenance.update(vl.provenance)
         out[folder_name] = doc

@@ -27,6 +27,7 @@ class Layered:
 
     data: Any
     provenance: dict[Path_, SourceRef] = field(default_factory=dict)
+    _stripped: Any = field(default=None, repr=False, compare=False)
 
     def source_of(self, path: Path_) -> SourceRef | None:
         """The position that set `path`, or its nearest ancestor's."""
@@ -57,6 +58,14 @@ def from_node(node: Any, name: str, prefix: Path_ = ()) -> Layered:
     prov[prefix] = SourceRef(name, line, col)
     walk(node, prefix)
     return Layered(yamlio.plain(node), prov)
+
+
+def from_indexed(ix: "yamlio.Indexed", prefix: Path_ = ()) -> Layered:
+    """Wrap a positionally loaded document (see yamlio.load_indexed); paths get `prefix`."""
+    prov = {prefix + path: SourceRef(ix.name, *pos) for path, pos in ix.keys.items()}
+    root = ix.values.get(())
+    prov[prefix] = SourceRef(ix.name, *root) if root else SourceRef(ix.name)
+    return Layered(ix.data, prov)
 
 
 def _drop_under(prov: dict[Path_, SourceRef], path: Path_) -> None:
@@ -106,10 +115,16 @@ def _copy_prov(src: dict, dst: dict, path: Path_) -> None:
 
 
 def merge_layers(layers: list[Layered]) -> Layered:
-    """Fold layers left to right; later layers win."""
+    """Fold layers left to right; later layers win.
+
+    The result shares untouched subtrees with the layers (no copies): treat merged data as
+    read-only, as the model does (renderers deep-copy before they change anything)."""
     if not layers:
         return Layered({}, {})
-    result = Layered(_strip_nulls(layers[0].data), dict(layers[0].provenance))
+    first = layers[0]
+    if first._stripped is None:  # the base layer is shared by every cluster: strip it once
+        first._stripped = _strip_nulls(first.data)
+    result = Layered(first._stripped, dict(first.provenance))
     for layer in layers[1:]:
         result.data = merge_into(result.data, layer.data, (), result.provenance, layer.provenance)
     return result

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import inputs
 from .errors import InputError, InputErrors, SourceRef
-from .merge import Layered, from_node, merge_layers
+from .merge import Layered, from_indexed, merge_layers
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,14 @@ class Cluster:
 
     @property
     def fingerprint(self) -> str:
-        """Content hash of the merged inputs: same hash → same rendered output."""
+        """Content hash of everything this cluster's render reads, besides fleet-wide settings
+        and shared files (see render.fleet.render_key): same hash → same rendered output."""
         payload = {
             "id": self.id, "region": self.region.__dict__, "env": self.environment,
-            "token": self.shuttle_token_secret,
-            "components": {n: [c.values, c.chart.__dict__ if c.chart else None, c.image, c.namespace, c.stage]
+            "token": self.shuttle_token_secret, "source": self.source,
+            "components": {n: [c.merged.data, sorted({r.file for r in c.merged.provenance.values()})]
                            for n, c in sorted(self.components.items())},
-            "customer": [r.rule for r in self.customer_relabel],
+            "customer": [(r.rule, str(r.source)) for r in self.customer_relabel],
             "platform": [(r.rule, str(r.source)) for r in self.platform_relabel],
         }
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
@@ -146,8 +147,7 @@ def _patch_layers(doc: inputs.Document, known: set[str], errors: list[InputError
             errors.append(InputError(f"patch for unknown component {name!r}", doc.ref("components", name),
                                      path=f"$.components.{name}", expected=f"one of {sorted(known)}"))
             continue
-        sub = doc.node["components"][name]
-        out[name] = from_node(sub, doc.name)
+        out[name] = from_indexed(doc.ix.sub(("components", name)))
     return out
 
 

@@ -75,17 +75,34 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     return error.message, str(error.schema.get("description", ""))
 
 
+def _locate_indexed(ix: yamlio.Indexed, parts: list[Any], at_value: bool) -> tuple[int, int]:
+    path = tuple(parts)
+    while path and path not in ix.keys:
+        path = path[:-1]
+    child = ix.data
+    try:
+        for part in path:
+            child = child[part]
+    except (KeyError, IndexError, TypeError):
+        child = None
+    ref = ix.value_ref(path) if at_value and path == tuple(parts) and not isinstance(child, (dict, list)) \
+        else ix.key_ref(path)
+    return (ref.line, ref.col)
+
+
 def validate(doc: Any, kind: str, name: str) -> list[InputError]:
-    """All schema errors of `doc` (a ruamel node) as InputErrors pointing into file `name`."""
+    """All schema errors of `doc` (a ruamel node or a yamlio.Indexed) as InputErrors in file `name`."""
     errors = []
-    data = yamlio.plain(doc)
+    indexed = isinstance(doc, yamlio.Indexed)
+    data = doc.data if indexed else yamlio.plain(doc)
     for error in sorted(validator(kind).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         parts = list(error.absolute_path)
         if error.validator == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             if extra:
                 parts = parts + [extra[0]]
-        line, col = _locate(doc, parts, at_value=error.validator not in ("additionalProperties", "required"))
+        at_value = error.validator not in ("additionalProperties", "required")
+        line, col = _locate_indexed(doc, parts, at_value) if indexed else _locate(doc, parts, at_value)
         message, expected = _describe(error)
         errors.append(InputError(message, SourceRef(name, line, col), path=_json_path(error.absolute_path),
                                  expected=expected))

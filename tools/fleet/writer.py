@@ -12,14 +12,22 @@ from pathlib import Path
 
 
 def read_tree(folder: Path) -> dict[str, bytes]:
-    if not folder.is_dir():
-        return {}
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file below `folder` by relative path (os.walk: one directory listing per folder)."""
+    tree: dict[str, bytes] = {}
+    base = str(folder)
+    for dirpath, _dirs, filenames in os.walk(base):
+        rel_dir = os.path.relpath(dirpath, base).replace(os.sep, "/")
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                tree[prefix + name] = fh.read()
+    return dict(sorted(tree.items()))
 
 
-def diff_tree(folder: Path, files: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
+def diff_tree(folder: Path, files: dict[str, str],
+              current: dict[str, bytes] | None = None) -> tuple[list[str], list[str], list[str]]:
     """(added, changed, removed) relative paths between `folder` on disk and `files`."""
-    current = read_tree(folder)
+    current = read_tree(folder) if current is None else current
     wanted = {k: v.encode("utf-8") for k, v in files.items()}
     added = sorted(set(wanted) - set(current))
     removed = sorted(set(current) - set(wanted))
@@ -27,9 +35,11 @@ def diff_tree(folder: Path, files: dict[str, str]) -> tuple[list[str], list[str]
     return added, changed, removed
 
 
-def write_tree(folder: Path, files: dict[str, str]) -> bool:
-    """Make `folder` hold exactly `files`. Returns True if anything changed."""
-    added, changed, removed = diff_tree(folder, files)
+def write_tree(folder: Path, files: dict[str, str], current: dict[str, bytes] | None = None) -> bool:
+    """Make `folder` hold exactly `files`. Returns True if anything changed.
+
+    `current` is the tree as read_tree() returned it, when the caller has already read it."""
+    added, changed, removed = diff_tree(folder, files, current)
     if not (added or changed or removed):
         return False
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,28 @@
 """Render the whole fleet: every cluster, every region, the platform alerts → {path: text}.
 
-Paths are relative to rendered/. Clusters render independently (a pure function of their
-merged inputs), so they can be cached by content hash and rendered in parallel.
+Paths are relative to rendered/. A cluster's render is a pure function of its merged inputs
+(`Cluster.fingerprint`), the fleet-wide settings and the renderer's own code and templates
+(`render_key`), so:
+- clusters render in parallel (fork, one worker per core) when there are many;
+- `render_fleet(..., reuse=...)` skips clusters whose key is unchanged and whose files on disk
+  are exactly what was written last time (a hand-edited file is re-rendered, never trusted).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
+import multiprocessing
+import os
+from pathlib import Path
 from typing import Callable
 
-from ..model import Fleet
-from .cluster import load_shared, render_cluster
+from ..model import Cluster, Fleet
+from .cluster import Shared, load_shared, render_cluster
+
+PARALLEL_MIN_CLUSTERS = 64
+CODE_FILES = ("base/fleet.yaml", "base/components/alloy/config.alloy.j2", "base/components/alloy/platform-jobs.yaml",
+              "base/components/fluent-bit/outputs.conf.j2", "base/components/shuttle/manifests.yaml")
 
 
 def _optional(module: str, name: str) -> Callable | None:
@@ -20,14 +33,73 @@ def _optional(module: str, name: str) -> Callable | None:
         return None
 
 
-def render_fleet(fleet: Fleet, only: set[str] | None = None) -> dict[str, str]:
+def code_digest(fleet: Fleet) -> str:
+    """Hash of what every cluster render shares: the renderer's code, templates and settings."""
+    h = hashlib.sha256()
+    package = Path(__file__).resolve().parent.parent
+    for path in sorted(package.glob("render/*.py")) + [package / "yamlio.py", package / "model.py"]:
+        h.update(path.read_bytes())
+    for rel in CODE_FILES:
+        path = fleet.root / rel
+        h.update(rel.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    h.update(json.dumps(fleet.settings, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def render_key(code: str, cluster: Cluster) -> str:
+    return hashlib.sha256(f"{code}\0{cluster.fingerprint}".encode()).hexdigest()
+
+
+def files_digest(files: dict[str, str] | dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for rel in sorted(files):
+        data = files[rel]
+        h.update(rel.encode() + b"\0" + (data.encode() if isinstance(data, str) else data) + b"\0")
+    return h.hexdigest()
+
+
+# Worker state for the fork pool: set before forking, read by the children.
+_WORK: tuple[Fleet, Shared] | None = None
+
+
+def _render_one(cid: str) -> tuple[str, dict[str, str]]:
+    assert _WORK is not None
+    fleet, shared = _WORK
+    return cid, render_cluster(fleet, fleet.clusters[cid], shared)
+
+
+def render_clusters(fleet: Fleet, ids: list[str]) -> dict[str, dict[str, str]]:
+    """{cluster id: {path under the cluster folder: text}} for `ids`, in parallel when worth it."""
+    global _WORK
     shared = load_shared(fleet)
+    workers = min(os.cpu_count() or 1, 8)
+    if len(ids) < PARALLEL_MIN_CLUSTERS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return {cid: render_cluster(fleet, fleet.clusters[cid], shared) for cid in ids}
+    _WORK = (fleet, shared)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return dict(pool.imap_unordered(_render_one, ids, chunksize=max(1, len(ids) // (workers * 8))))
+    finally:
+        _WORK = None
+
+
+def render_fleet(fleet: Fleet, only: set[str] | None = None,
+                 reuse: Callable[[str, str], dict[str, str] | None] | None = None) -> dict[str, str]:
+    """Every rendered file. `reuse(cluster_id, key)` may return a cluster's files from a
+    previous render with the same key (see commands/render.py); others are rendered."""
+    code = code_digest(fleet)
     out: dict[str, str] = {}
+    todo = []
     for cid, cluster in sorted(fleet.clusters.items()):
         if only is not None and cid not in only:
             continue
-        for rel, text in render_cluster(fleet, cluster, shared).items():
-            out[f"clusters/{cid}/{rel}"] = text
+        cached = reuse(cid, render_key(code, cluster)) if reuse else None
+        if cached is None:
+            todo.append(cid)
+        else:
+            out.update({f"clusters/{cid}/{rel}": text for rel, text in cached.items()})
+    for cid, files in render_clusters(fleet, todo).items():
+        out.update({f"clusters/{cid}/{rel}": text for rel, text in files.items()})
     region_rules = _optional("fleet.rules.render", "render_region_rules")
     if region_rules is not None:
         for slug in sorted(fleet.regions):
@@ -38,4 +110,4 @@ def render_fleet(fleet: Fleet, only: set[str] | None = None) -> dict[str, str]:
     if platform_alerts is not None:
         for rel, text in platform_alerts(fleet.root).items():
             out[f"platform/alerts/{rel}"] = text
-    return out
+    return dict(sorted(out.items()))
