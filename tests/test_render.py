@@ -208,3 +208,23 @@ def test_envoy_gateway_uses_oci_repository(repo_root: Path) -> None:
     assert hr["spec"]["chartRef"] == {"kind": "OCIRepository", "name": oci["metadata"]["name"], "namespace": "envoy-gateway-system"}
     assert hr["spec"]["values"]["deployment"]["replicas"] >= 2
     assert isinstance(hr["spec"]["values"]["podDisruptionBudget"]["minAvailable"], int)
+
+
+def test_each_namespace_is_rendered_once_in_its_earliest_stage(repo_root: Path) -> None:
+    fleet = model.load(repo_root)
+    files = render_fleet(fleet)
+    for cid in fleet.clusters:
+        seen: dict[str, str] = {}
+        for rel in sorted(r for r in files if r.startswith(f"clusters/{cid}/stages/") and r.endswith(".yaml")):
+            for doc in _docs(files[rel]):
+                if doc.get("kind") == "Namespace":
+                    name = doc["metadata"]["name"]
+                    assert name not in seen, f"{name} in {rel} and {seen.get(name)}"
+                    seen[name] = rel
+        assert seen["starform-metrics"].startswith(f"clusters/{cid}/stages/02-")
+        # every namespaced object's namespace exists in an earlier or the same stage, or is kube-system
+        for rel in sorted(r for r in files if r.startswith(f"clusters/{cid}/stages/") and r.endswith(".yaml")):
+            for doc in _docs(files[rel]):
+                ns = doc.get("metadata", {}).get("namespace")
+                if ns and ns != "kube-system" and doc.get("kind") != "Kustomization":
+                    assert seen[ns].split("/")[3] <= rel.split("/")[3], (rel, ns)

@@ -55,10 +55,22 @@ def component_sources(component: Component) -> list[str]:
     return sorted({ref.file for ref in component.merged.provenance.values()})
 
 
+def namespace_owners(fleet: Fleet, cluster: Cluster) -> dict[str, str]:
+    """Namespace → the component that renders its Namespace object: the first to need it in
+    install order. Two stages applying one Namespace would fight over it, and the one that
+    later stops rendering it would garbage-collect it (Flux prunes what it applied)."""
+    owners: dict[str, str] = {}
+    for stage in fleet.stages:
+        for component in sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name):
+            if component.create_namespace:
+                owners.setdefault(component.namespace, component.name)
+    return owners
+
+
 def component_objects(fleet: Fleet, cluster: Cluster, component: Component, shared: Shared) -> list[dict]:
     docs: list[dict[str, Any]] = []
     ns = component.namespace
-    if component.create_namespace:
+    if namespace_owners(fleet, cluster).get(ns) == component.name:
         docs.append(flux.namespace(ns))
     if component.kind == "manifests":
         return docs + shuttle.render_manifests(shared.shuttle_docs, cluster, component)
