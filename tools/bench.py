@@ -22,6 +22,8 @@ def make_fleet(dest: Path, clusters: int) -> None:
         if (REPO / name).exists():
             shutil.copytree(REPO / name, dest / name)
     shutil.copy(REPO / ".yamllint.yaml", dest / ".yamllint.yaml")
+    for name in ("tests/rules", "tests/relabel"):
+        shutil.copytree(REPO / name, dest / name)
     regions = sorted(p.name for p in (REPO / "regions").iterdir() if p.is_dir())
     for i in range(clusters):
         region = regions[i % len(regions)]

@@ -10,6 +10,7 @@ from typing import Iterable
 
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
+from ..normalize import cluster_of, normalize
 from . import CheckContext
 
 NAME = "kustomize-build"
@@ -21,11 +22,14 @@ def kustomize_dirs(rendered: Path) -> list[Path]:
     return sorted(p.parent for p in (rendered / "clusters").rglob("kustomization.yaml"))
 
 
-def _folder_digest(folder: Path) -> str:
+def _folder_digest(folder: Path, root: Path) -> str:
+    """Content key of a kustomize folder, cluster-ID-normalized (see fleet.normalize): folders of
+    different clusters with the same shape build, or fail, the same way."""
+    cid = cluster_of(folder.relative_to(root).as_posix() + "/x")
     parts: list[bytes | str] = []
     for p in sorted(folder.rglob("*")):
         if p.is_file():
-            parts += [p.relative_to(folder).as_posix(), p.read_bytes()]
+            parts += [p.relative_to(folder).as_posix(), normalize(p.read_text(encoding="utf-8"), cid)]
     return digest(*parts)
 
 
@@ -45,14 +49,18 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
                       hint="run `make setup` (installs Debian's kubernetes-client when kubectl is missing)")
         return
     cache = ResultCache(ctx.root, "kustomize-build")
-    keys = {f: digest("kubectl-kustomize", _folder_digest(f)) for f in folders}
-    todo = [f for f in folders if keys[f] not in cache._data]
+    keys = {f: digest("kubectl-kustomize", _folder_digest(f, ctx.root)) for f in folders}
+    todo: dict[str, Path] = {}
+    for folder in folders:  # one build per distinct key
+        if keys[folder] not in cache._data:
+            todo.setdefault(keys[folder], folder)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for folder, error in zip(todo, pool.map(build, todo)):
-            cache.get_or_compute(keys[folder], lambda e=error: e)
+        for key, error in zip(todo, pool.map(build, todo.values())):
+            cache.get_or_compute(key, lambda e=error: e)
     cache.save()
     for folder in folders:
         error = cache.get_or_compute(keys[folder], lambda f=folder: build(f))
         if error:
+            error = build(folder) or error  # the message names this folder, not the one built first
             rel = (folder / "kustomization.yaml").relative_to(ctx.root).as_posix()
             yield Finding(NAME, Severity.ERROR, SourceRef(rel, 1, 1), f"kubectl kustomize fails: {error}")

@@ -9,6 +9,7 @@ from yamllint.config import YamlLintConfig
 
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
+from ..normalize import cluster_of, normalize
 from . import CheckContext
 
 NAME = "yamllint"
@@ -43,7 +44,9 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     for path in yaml_files(ctx.root):
         rel = path.relative_to(ctx.root).as_posix()
         text = path.read_text(encoding="utf-8")
-        problems = cache.get_or_compute(digest(conf_text, text), lambda: lint_text(text, conf, rel))
+        # Files that differ only by their cluster's ID share one lint (same lines, same tokens).
+        key = digest(conf_text, normalize(text, cluster_of(rel)))
+        problems = cache.get_or_compute(key, lambda: lint_text(text, conf, rel))
         for line, col, level, rule, desc in problems:
             severity = Severity.ERROR if level == "error" else Severity.WARNING
             yield Finding(NAME, severity, SourceRef(rel, line, col), f"{desc} ({rule})")

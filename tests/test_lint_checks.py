@@ -1,0 +1,77 @@
+"""Lint checks of the foundation: yamllint, kustomize build, chart values, and cluster-ID sharing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fleet import model
+from fleet.checks import CheckContext, chart_values, kustomize_build, yaml_lint
+from fleet.cli import cli
+from fleet.normalize import normalize
+
+from conftest import require_shared
+from _binaries import require_binary
+
+
+def _ctx(root: Path, **options) -> CheckContext:
+    return CheckContext(root=root, fleet=model.load(root), rendered=root / "rendered", options=options)
+
+
+def _render(root: Path) -> None:
+    assert CliRunner().invoke(cli, ["render", "--root", str(root)]).exit_code == 0
+
+
+def test_normalize_keeps_length_and_skips_ids_inside_words() -> None:
+    text = "path: ./rendered/clusters/nyc3-prod-01/stages\nvalue: nyc3-prod-01\n"
+    out = normalize(text, "nyc3-prod-01")
+    assert "nyc3-prod-01" not in out and len(out) == len(text)
+    assert normalize("a: nyc3-prod-010\nb: nyc3-prod-01\n", "nyc3-prod-01") == "a: nyc3-prod-010\nb: nyc3-prod-01\n"
+    assert normalize("kind: alloy\nname: alloy-config\n", "alloy") == "kind: alloy\nname: alloy-config\n"
+
+
+def test_yamllint_reports_input_problem_at_its_line(fleet_copy: Path) -> None:
+    path = fleet_copy / "clusters/nyc3-prod-01/cluster.yaml"
+    path.write_text(path.read_text().replace("shuttle:\n  tokenSecretName", "shuttle:\n    tokenSecretName"))
+    found = [f for f in yaml_lint.check(_ctx(fleet_copy)) if f.source.file == "clusters/nyc3-prod-01/cluster.yaml"]
+    assert any(f.source.line == 5 and "indentation" in f.message for f in found), found
+
+
+def test_kustomize_build_failure_in_one_cluster_is_found_despite_shared_cache(fleet_copy: Path) -> None:
+    require_binary("kubectl")
+    _render(fleet_copy)
+    assert list(kustomize_build.check(_ctx(fleet_copy))) == []  # warms the shared cache
+    broken = fleet_copy / "rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml"
+    broken.write_text(broken.read_text().replace("- shuttle.yaml", "- shuttle.yaml\n- missing.yaml"))
+    found = list(kustomize_build.check(_ctx(fleet_copy)))
+    assert [f.source.file for f in found] == ["rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml"]
+    assert "missing.yaml" in found[0].message and "fra1-staging-01" in found[0].message
+
+
+def test_chart_values_typo_points_at_the_layer_that_set_it(fleet_copy: Path) -> None:
+    charts = require_shared("charts")
+    path = fleet_copy / "overlays/production/overlay.yaml"
+    path.write_text(path.read_text().replace("        replicas: 3", "        replcas: 3"))
+    found = [f for f in chart_values.check(_ctx(fleet_copy, charts=charts)) if f.severity.value == "error"]
+    assert len(found) == 1
+    assert found[0].source.file == "overlays/production/overlay.yaml" and found[0].source.line == 7
+    assert "deployment.replcas" in found[0].message and "replicas" in found[0].hint
+
+
+@pytest.mark.parametrize("path", ["config", "extraArgs"])
+def test_free_form_values_are_not_flagged(repo_root: Path, path: str) -> None:
+    charts = require_shared("charts")
+    ctx = _ctx(repo_root, charts=charts)
+    assert [f for f in chart_values.check(ctx) if path in f.message] == []
+
+
+def test_lint_cli_exit_codes(fleet_copy: Path) -> None:
+    _render(fleet_copy)
+    ok = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy), "--only", "yamllint"])
+    assert ok.exit_code == 0, ok.output
+    (fleet_copy / "clusters/nyc3-prod-01/cluster.yaml").write_text("id: nyc3-prod-01\nid: x\n")
+    bad = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy)])
+    assert bad.exit_code == 2 and "duplicate key" in bad.output
+    usage = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy), "--only", "no-such-check"])
+    assert usage.exit_code == 2
