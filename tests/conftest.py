@@ -41,3 +41,22 @@ def fleet_copy(tmp_path: Path) -> Path:
             shutil.copytree(REPO / name, root / name)
     shutil.copy(REPO / ".yamllint.yaml", root / ".yamllint.yaml")
     return root
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    """The shipped example fleet's model (read-only)."""
+    from fleet import model
+    return model.load(REPO)
+
+
+@pytest.fixture(scope="session")
+def rendered_root(fleet, tmp_path_factory) -> Path:
+    """The shipped inputs rendered through the library into a fresh tree (not the repo's rendered/)."""
+    from fleet.render.fleet import render_fleet
+    root = tmp_path_factory.mktemp("rendered-fleet")
+    for rel, text in render_fleet(fleet).items():
+        path = root / "rendered" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root

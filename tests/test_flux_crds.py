@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet import model
 from fleet.checks import CheckContext, flux_crds
 from fleet.k8s import crd, objects
-from fleet.render.fleet import render_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,21 +27,6 @@ def crds_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return folder
-
-
-@pytest.fixture(scope="module")
-def fleet():
-    return model.load(ROOT)
-
-
-@pytest.fixture(scope="module")
-def rendered_root(fleet, tmp_path_factory):
-    root = tmp_path_factory.mktemp("rendered-fleet")
-    for rel, text in render_fleet(fleet).items():
-        path = root / "rendered" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
 
 
 @pytest.fixture(scope="module")

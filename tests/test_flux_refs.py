@@ -6,27 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet import model
 from fleet.checks import CheckContext, flux_refs
 from fleet.k8s import objects
-from fleet.render.fleet import render_fleet
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fleet():
-    return model.load(ROOT)
-
-
-@pytest.fixture(scope="module")
-def rendered_root(fleet, tmp_path_factory):
-    root = tmp_path_factory.mktemp("rendered-fleet")
-    for rel, text in render_fleet(fleet).items():
-        path = root / "rendered" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
 
 
 def run(root: Path, fleet):

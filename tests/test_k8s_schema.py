@@ -10,29 +10,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from fleet import model
+
 from fleet.checks import CheckContext, k8s_schema
 from fleet.k8s import core, fastcheck, flux, objects
 from fleet.k8s.validate import VerdictCache, schema_violations
-from fleet.render.fleet import render_fleet
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fleet():
-    return model.load(ROOT)
-
-
-@pytest.fixture(scope="module")
-def rendered_root(fleet, tmp_path_factory):
-    """The shipped inputs rendered through the library into a fresh tree (not the repo's rendered/)."""
-    root = tmp_path_factory.mktemp("rendered-fleet")
-    for rel, text in render_fleet(fleet).items():
-        path = root / "rendered" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -48,14 +48,18 @@ def load_text(text: str, name: str) -> Any:
         raise InputError(f"YAML error: {exc}", SourceRef(name)) from None
 
 
+def read_text(path: Path, name: str) -> str:
+    """A file's text, or InputError naming it (missing, unreadable, not UTF-8)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read file: {exc}", SourceRef(name)) from None
+
+
 def load_file(path: Path, name: str | None = None) -> Any:
     """Load a YAML file; `name` is how the file is reported (repo-relative path)."""
     name = name or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", SourceRef(name)) from None
-    return load_text(text, name)
+    return load_text(read_text(path, name), name)
 
 
 def load_all_text(text: str, name: str) -> list[Any]:
@@ -244,8 +248,4 @@ def load_indexed(text: str, name: str) -> Indexed:
 
 def load_indexed_file(path: Path, name: str | None = None) -> Indexed:
     name = name or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", SourceRef(name)) from None
-    return load_indexed(text, name)
+    return load_indexed(read_text(path, name), name)
