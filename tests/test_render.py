@@ -228,3 +228,29 @@ def test_each_namespace_is_rendered_once_in_its_earliest_stage(repo_root: Path) 
                 ns = doc.get("metadata", {}).get("namespace")
                 if ns and ns != "kube-system" and doc.get("kind") != "Kustomization":
                     assert seen[ns].split("/")[3] <= rel.split("/")[3], (rel, ns)
+
+
+def test_failure_while_swapping_units_rolls_back(fleet_copy: Path, monkeypatch) -> None:
+    import os as _os
+    from fleet import writer
+    assert _render(fleet_copy).exit_code == 0
+    before = read_tree(fleet_copy / "rendered")
+    files = {k: v.decode() + ("# changed\n" if k.startswith(("clusters/fra1", "clusters/nyc3-prod-02")) else "")
+             for k, v in before.items()}
+    real = _os.rename
+    calls = {"n": 0}
+
+    def flaky(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 4:  # after two units went in
+            raise OSError("device busy")
+        return real(src, dst)
+
+    monkeypatch.setattr(writer.os, "rename", flaky)
+    with pytest.raises(OSError):
+        writer.write_tree(fleet_copy / "rendered", files)
+    monkeypatch.setattr(writer.os, "rename", real)
+    assert read_tree(fleet_copy / "rendered") == before
+    assert [p for p in fleet_copy.iterdir() if p.name.startswith(".rendered")] == []
+    assert writer.write_tree(fleet_copy / "rendered", files)
+    assert read_tree(fleet_copy / "rendered") == {k: v.encode() for k, v in files.items()}

@@ -35,26 +35,80 @@ def diff_tree(folder: Path, files: dict[str, str],
     return added, changed, removed
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def unit_of(rel: str) -> str:
+    """The folder swapped as one piece: clusters/<id>, regions/<region>, or a top-level entry."""
+    parts = rel.split("/")
+    if len(parts) > 2 and parts[0] in ("clusters", "regions"):
+        return "/".join(parts[:2])
+    return parts[0]
+
+
 def write_tree(folder: Path, files: dict[str, str], current: dict[str, bytes] | None = None) -> bool:
     """Make `folder` hold exactly `files`. Returns True if anything changed.
 
-    `current` is the tree as read_tree() returned it, when the caller has already read it."""
+    Every changed unit (a cluster's folder, a region's, …) is built complete in a staging folder
+    first; only then are units swapped in by rename, and an error during the swap puts back the
+    units already swapped. So a failed render leaves `folder` as it was, and a one-cluster change
+    touches one cluster's folder. `current` is read_tree(folder), when the caller has read it."""
     added, changed, removed = diff_tree(folder, files, current)
     if not (added or changed or removed):
         return False
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    units = sorted({unit_of(rel) for rel in (*added, *changed, *removed)})
     try:
-        for rel, text in sorted(files.items()):
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(text.encode("utf-8"))
-        old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-        if folder.exists():
-            os.rename(folder, old)
-        os.rename(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+        _stage(folder, staging, files, set(units), set(added) | set(changed))
+        _swap(folder, staging, old, units)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        shutil.rmtree(old, ignore_errors=True)
     return True
+
+
+def _stage(folder: Path, staging: Path, files: dict[str, str], units: set[str], rewrite: set[str]) -> None:
+    made: set[Path] = set()
+    for rel, text in sorted(files.items()):
+        if unit_of(rel) not in units:
+            continue
+        target = staging / rel
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        if rel in rewrite:
+            target.write_bytes(text.encode("utf-8"))
+        else:  # unchanged file of a changed unit: share the inode (never modified in place)
+            _link_or_copy(folder / rel, target)
+
+
+def _swap(folder: Path, staging: Path, old: Path, units: list[str]) -> None:
+    done: list[tuple[str, bool, bool]] = []  # (unit, moved old away, moved new in)
+    try:
+        for unit in units:
+            live, new, parked = folder / unit, staging / unit, old / unit
+            had_old = live.exists()
+            if had_old:
+                parked.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(live, parked)
+            done.append((unit, had_old, False))
+            if new.exists():
+                live.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(new, live)
+                done[-1] = (unit, had_old, True)
+    except BaseException:
+        for unit, had_old, moved_in in reversed(done):
+            if moved_in:
+                os.rename(folder / unit, staging / unit)
+            if had_old:
+                os.rename(old / unit, folder / unit)
+        raise
+    for parent in sorted({(folder / u).parent for u in units}, reverse=True):
+        if parent != folder and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
