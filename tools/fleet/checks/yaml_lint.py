@@ -45,7 +45,8 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         rel = path.relative_to(ctx.root).as_posix()
         text = path.read_text(encoding="utf-8")
         # Files that differ only by their cluster's ID share one lint (same lines, same tokens).
-        key = digest(conf_text, normalize(text, cluster_of(rel)))
+        rules = ",".join(sorted(r.ID for r in conf.enabled_rules(rel)))  # per-path `ignore:` settings
+        key = digest(conf_text, rules, normalize(text, cluster_of(rel)))
         problems = cache.get_or_compute(key, lambda: lint_text(text, conf, rel))
         for line, col, level, rule, desc in problems:
             severity = Severity.ERROR if level == "error" else Severity.WARNING
