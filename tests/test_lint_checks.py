@@ -75,3 +75,23 @@ def test_lint_cli_exit_codes(fleet_copy: Path) -> None:
     assert bad.exit_code == 2 and "duplicate key" in bad.output
     usage = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy), "--only", "no-such-check"])
     assert usage.exit_code == 2
+
+
+def test_vmagent_rejects_a_misspelt_scrape_field_at_its_source(fleet_copy: Path) -> None:
+    from fleet.checks import vmagent_config
+    require_binary("vmagent")
+    assert list(vmagent_config.check(_ctx(fleet_copy))) == []
+    values = fleet_copy / "base/components/vmagent/values.yaml"
+    values.write_text(values.read_text().replace("      honor_labels: true\n", "      honor_lables: true\n"))
+    found = list(vmagent_config.check(_ctx(fleet_copy)))
+    assert found and all(f.source.file == "base/components/vmagent/values.yaml" for f in found)
+    assert "honor_lables" in found[0].message
+
+
+def test_vmagent_rejects_an_unknown_relabel_action_in_a_cluster_rule(fleet_copy: Path) -> None:
+    from fleet.checks import vmagent_config
+    require_binary("vmagent")
+    path = fleet_copy / "clusters/fra1-prod-01/cluster.yaml"
+    path.write_text(path.read_text().replace("    - action: drop\n", "    - action: dorp\n"))
+    found = list(vmagent_config.check(_ctx(fleet_copy)))
+    assert len(found) == 1 and "fra1-prod-01" in found[0].message and "dorp" in found[0].message
