@@ -88,10 +88,11 @@ def test_vmagent_rejects_a_misspelt_scrape_field_at_its_source(fleet_copy: Path)
     assert "honor_lables" in found[0].message
 
 
-def test_vmagent_rejects_an_unknown_relabel_action_in_a_cluster_rule(fleet_copy: Path) -> None:
+def test_vmagent_rejects_a_broken_metric_relabel_regex(fleet_copy: Path) -> None:
     from fleet.checks import vmagent_config
     require_binary("vmagent")
-    path = fleet_copy / "clusters/fra1-prod-01/cluster.yaml"
-    path.write_text(path.read_text().replace("    - action: drop\n", "    - action: dorp\n"))
+    values = fleet_copy / "base/components/vmagent/values.yaml"
+    values.write_text(values.read_text().replace("regex: exported_.+|cluster_id|region", "regex: exported_.+|(cluster_id"))
     found = list(vmagent_config.check(_ctx(fleet_copy)))
-    assert len(found) == 1 and "fra1-prod-01" in found[0].message and "dorp" in found[0].message
+    assert found and "missing closing )" in found[0].message
+    assert found[0].source.file == "base/components/vmagent/values.yaml"

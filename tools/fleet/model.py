@@ -184,6 +184,25 @@ def _component(merged: Layered) -> Component:
     )
 
 
+# The agent that runs each rule set, whose validation rules apply: the customer path is vmagent's
+# remote-write relabeling, the platform path Alloy's prometheus.relabel (Prometheus semantics).
+RELABEL_FLAVOR = {"customer": "vmagent", "platform": "prometheus"}
+
+
+def _validated(rules: list[RelabelRule], kind: str) -> list[RelabelRule]:
+    """Reject rules the agent would reject, at their source line, before anything renders."""
+    from .relabel.engine import rule_from_mapping  # the engine is the one definition of validity
+    errors = []
+    for r in rules:
+        try:
+            rule_from_mapping(r.rule, r.source, RELABEL_FLAVOR.get(kind, "prometheus"))
+        except InputError as exc:
+            errors.append(exc)
+    if errors:
+        raise InputErrors(errors)
+    return rules
+
+
 def _relabel(raw: inputs.RawInputs, cluster_doc: inputs.Document, kind: str) -> list[RelabelRule]:
     """Base rule set for `kind`, then the cluster's extra rules appended (order is semantics)."""
     rules: list[RelabelRule] = []
@@ -194,4 +213,4 @@ def _relabel(raw: inputs.RawInputs, cluster_doc: inputs.Document, kind: str) -> 
         rules += [RelabelRule(r, base.ref(i)) for i, r in enumerate(base.data)]
     extra = (cluster_doc.data.get("relabel") or {}).get(kind) or []
     rules += [RelabelRule(r, cluster_doc.ref("relabel", kind, i)) for i, r in enumerate(extra)]
-    return rules
+    return _validated(rules, kind)
