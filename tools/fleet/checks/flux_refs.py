@@ -145,7 +145,7 @@ def stage_chain_violations(ctx: Any, objs: ClusterObjects, cluster_dir: str
         obj = objs.index.get(("Kustomization", namespace, name))
         if obj is None:
             yield None, Violation((), f"stage Kustomization {namespace}/{name} is not rendered in cluster "
-                                  f"{objs.cluster}", f"one Flux Kustomization per stage of base/fleet.yaml")
+                                  f"{objs.cluster}", "one Flux Kustomization per stage of base/fleet.yaml")
         else:
             deps = _spec(obj).get("dependsOn") or []
             names = [d.get("name") for d in deps if isinstance(d, dict)] if isinstance(deps, list) else []

@@ -13,7 +13,7 @@ sub-expression, so a finding can say *where* it was dropped, not only that it is
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import promql_parser as pp
