@@ -8,6 +8,7 @@ so an author fixes them in one go. Nothing is written here.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ class Document:
     name: str
     ix: yamlio.Indexed
     layered: Layered
+    digest: str = ""       # hash of the file's name and text (and of values.yaml, for components)
 
     @property
     def data(self) -> Any:
@@ -71,7 +73,8 @@ class _Collector:
         name = self.rel(path)
         self.files.append(name)
         try:
-            ix = yamlio.load_indexed_file(path, name)
+            text = yamlio.read_text(path, name)
+            ix = yamlio.load_indexed(text, name)
         except InputError as exc:
             self.errors.append(exc)
             self.invalid.add(name)
@@ -84,7 +87,7 @@ class _Collector:
                 self.errors.extend(problems)
                 self.invalid.add(name)
                 return None
-        return Document(name, ix, from_indexed(ix))
+        return Document(name, ix, from_indexed(ix), hashlib.sha256(f"{name}\0{text}".encode()).hexdigest())
 
 
 def _children(folder: Path, filename: str) -> list[tuple[str, Path]]:
@@ -135,6 +138,7 @@ def _load_components(c: _Collector, root: Path) -> dict[str, Document]:
                 c.errors.append(InputError("values given both inline and in values.yaml", doc.ref("values")))
                 continue
             vl = from_indexed(values.ix, ("values",))
+            doc.digest = hashlib.sha256(f"{doc.digest}\0{values.digest}".encode()).hexdigest()
             doc.layered.data["values"] = vl.data
             doc.layered.provenance.update(vl.provenance)
         out[folder_name] = doc

@@ -82,21 +82,14 @@ class Cluster:
     platform_relabel: list[RelabelRule]
     source: str                    # clusters/<id>/cluster.yaml
     inputs: list[str] = field(default_factory=list)   # input files this cluster's render reads
+    input_digest: str = ""         # see fingerprint
 
     @property
     def fingerprint(self) -> str:
-        """Content hash of everything this cluster's render reads, besides fleet-wide settings
-        and shared files (see render.fleet.render_key): same hash → same rendered output."""
-        payload = {
-            "id": self.id, "region": self.region.__dict__, "env": self.environment,
-            "token": self.shuttle_token_secret, "source": self.source,
-            "components": {n: [c.merged.data, sorted({r.file for r in c.merged.provenance.values()})]
-                           for n, c in sorted(self.components.items())},
-            "customer": [(r.rule, str(r.source)) for r in self.customer_relabel],
-            "platform": [(r.rule, str(r.source)) for r in self.platform_relabel],
-        }
-        blob = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()
+        """Hash of every input file this cluster's model is built from (its own, its overlay and
+        region, every base component and relabel set). With render.fleet.code_digest (renderer,
+        templates, settings) it keys the render: same key → same rendered output."""
+        return self.input_digest
 
 
 @dataclass
@@ -165,7 +158,11 @@ def _cluster(raw: inputs.RawInputs, doc: inputs.Document, region: Region) -> Clu
         components[name] = _component(merge_layers(stack))
     files = [raw.settings.name, overlay_doc.name, region_doc.name, doc.name]
     files += [d.name for d in raw.components.values()] + [d.name for d in raw.relabel.values()]
+    shared = sorted(d.digest for d in (*raw.components.values(), *raw.relabel.values()))
+    digest = hashlib.sha256("\0".join([raw.settings.digest, overlay_doc.digest, region_doc.digest, doc.digest,
+                                          *shared]).encode()).hexdigest()
     return Cluster(
+        input_digest=digest,
         id=doc.data["id"], region=region, environment=doc.data["environment"],
         shuttle_token_secret=doc.data["shuttle"]["tokenSecretName"], components=components,
         customer_relabel=_relabel(raw, doc, "customer"), platform_relabel=_relabel(raw, doc, "platform"),
@@ -189,13 +186,21 @@ def _component(merged: Layered) -> Component:
 RELABEL_FLAVOR = {"customer": "vmagent", "platform": "prometheus"}
 
 
+_VALID_RULES: set[tuple[str, str]] = set()  # (flavor, rule as JSON) already accepted: base rules repeat per cluster
+
+
 def _validated(rules: list[RelabelRule], kind: str) -> list[RelabelRule]:
     """Reject rules the agent would reject, at their source line, before anything renders."""
     from .relabel.engine import rule_from_mapping  # the engine is the one definition of validity
+    flavor = RELABEL_FLAVOR.get(kind, "prometheus")
     errors = []
     for r in rules:
+        key = (flavor, json.dumps(r.rule, sort_keys=True, default=str))
+        if key in _VALID_RULES:
+            continue
         try:
-            rule_from_mapping(r.rule, r.source, RELABEL_FLAVOR.get(kind, "prometheus"))
+            rule_from_mapping(r.rule, r.source, flavor)
+            _VALID_RULES.add(key)
         except InputError as exc:
             errors.append(exc)
     if errors:

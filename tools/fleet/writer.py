@@ -5,23 +5,40 @@ A failed render never touches rendered/; a render that changes nothing rewrites 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 
-def read_tree(folder: Path) -> dict[str, bytes]:
-    """Every file below `folder` by relative path (os.walk: one directory listing per folder)."""
+def read_tree(folder: Path, skip_units: frozenset[str] | set[str] = frozenset()) -> dict[str, bytes]:
+    """Every file below `folder` by relative path (os.walk: one directory listing per folder),
+    except inside the units (see unit_of) named in `skip_units`."""
     tree: dict[str, bytes] = {}
     base = str(folder)
-    for dirpath, _dirs, filenames in os.walk(base):
+    for dirpath, dirs, filenames in os.walk(base):
         rel_dir = os.path.relpath(dirpath, base).replace(os.sep, "/")
         prefix = "" if rel_dir == "." else rel_dir + "/"
+        if skip_units:
+            dirs[:] = [d for d in dirs if prefix + d not in skip_units]
         for name in filenames:
             with open(os.path.join(dirpath, name), "rb") as fh:
                 tree[prefix + name] = fh.read()
     return dict(sorted(tree.items()))
+
+
+def unit_stats(folder: Path, unit: str) -> str:
+    """A cheap identity of a unit's files as they sit on disk: names, sizes, mtimes, inodes.
+    Any edit, copy or checkout changes it; an untouched unit keeps it."""
+    entries = []
+    base = folder / unit
+    for dirpath, _dirs, filenames in os.walk(base):
+        for name in filenames:
+            st = os.stat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), base)
+            entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest() if entries else ""
 
 
 def diff_tree(folder: Path, files: dict[str, str],

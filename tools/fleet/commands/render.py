@@ -8,21 +8,12 @@ from pathlib import Path
 import click
 
 from .. import model
-from ..render.fleet import files_digest, render_fleet
-from ..writer import diff_tree, read_tree, write_tree
+from ..render.fleet import KEEP, render_fleet
+from ..writer import diff_tree, read_tree, unit_stats, write_tree
 
 root_option = click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                            show_default=True, help="Fleet repo root.")
 INDEX = Path(".cache/render-index.json")
-
-
-def _by_cluster(tree: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
-    grouped: dict[str, dict[str, bytes]] = {}
-    for rel, data in tree.items():
-        parts = rel.split("/", 2)
-        if len(parts) == 3 and parts[0] == "clusters":
-            grouped.setdefault(parts[1], {})[parts[2]] = data
-    return grouped
 
 
 def _load_index(root: Path) -> dict:
@@ -40,6 +31,19 @@ def _save_index(root: Path, index: dict) -> None:
     os.replace(tmp, path)
 
 
+def _check(root: Path, fleet: model.Fleet) -> None:
+    out = root / "rendered"
+    files = render_fleet(fleet)
+    added, changed, removed = diff_tree(out, files)
+    for label, paths in (("missing", added), ("differs", changed), ("stale", removed)):
+        for p in paths:
+            click.echo(f"rendered/{p}: {label}", err=True)
+    if added or changed or removed:
+        click.echo("rendered/ is out of date: run `make render` and commit the result.", err=True)
+        raise SystemExit(1)
+    click.echo(f"rendered/ is up to date ({len(files)} files, {len(fleet.clusters)} clusters).")
+
+
 @click.command("render")
 @root_option
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if rendered/ differs from what the inputs produce.")
@@ -47,42 +51,39 @@ def _save_index(root: Path, index: dict) -> None:
 def render_command(root: Path, check: bool, no_cache: bool) -> None:
     """Render every cluster and region into rendered/ (atomically; prunes removed clusters).
 
-    Clusters whose inputs, settings and renderer are unchanged since the last render, and whose
-    files on disk are untouched, are reused; --check always renders everything."""
+    A cluster whose inputs, settings and renderer are unchanged since the last render, and
+    whose folder on disk is untouched since it was written (names, sizes, mtimes, inodes), is
+    kept as it is; --check always renders and compares everything."""
     fleet = model.load(root)
-    out = root / "rendered"
-    current = read_tree(out)
     if check:
-        files = render_fleet(fleet)
-        added, changed, removed = diff_tree(out, files, current)
-        for label, paths in (("missing", added), ("differs", changed), ("stale", removed)):
-            for p in paths:
-                click.echo(f"rendered/{p}: {label}", err=True)
-        if added or changed or removed:
-            click.echo("rendered/ is out of date: run `make render` and commit the result.", err=True)
-            raise SystemExit(1)
-        click.echo(f"rendered/ is up to date ({len(files)} files, {len(fleet.clusters)} clusters).")
+        _check(root, fleet)
         return
+    out = root / "rendered"
     index = {} if no_cache or os.environ.get("FLEET_NO_CACHE") == "1" else _load_index(root)
-    on_disk = _by_cluster(current)
     keys: dict[str, str] = {}
-    reused: list[str] = []
+    kept: set[str] = set()
 
-    def reuse(cid: str, key: str) -> dict[str, str] | None:
+    def reuse(cid: str, key: str):
         keys[cid] = key
-        entry, disk = index.get(cid), on_disk.get(cid)
-        if not entry or entry.get("key") != key or disk is None or files_digest(disk) != entry.get("digest"):
-            return None
-        reused.append(cid)
-        return {rel: data.decode("utf-8") for rel, data in disk.items()}
+        entry = index.get(cid)
+        if entry and entry.get("key") == key and entry.get("stats") and \
+                unit_stats(out, f"clusters/{cid}") == entry["stats"]:
+            kept.add(cid)
+            return KEEP
+        return None
 
     files = render_fleet(fleet, reuse=reuse)
-    changed_any = write_tree(out, files, current)
-    new_tree = _by_cluster({k: v.encode("utf-8") for k, v in files.items()})
-    _save_index(root, {cid: {"key": keys[cid], "digest": files_digest(new_tree.get(cid, {}))} for cid in keys})
+    kept_units = {f"clusters/{cid}" for cid in kept}
+    # Kept folders are neither read nor compared nor rewritten; everything else is diffed.
+    changed_any = write_tree(out, files, read_tree(out, kept_units))
+    new_index = {}
+    for cid, key in keys.items():
+        entry = index[cid] if cid in kept else {"key": key, "stats": unit_stats(out, f"clusters/{cid}")}
+        new_index[cid] = entry
+    _save_index(root, new_index)
     state = "updated" if changed_any else "unchanged"
-    click.echo(f"rendered/ {state}: {len(files)} files for {len(fleet.clusters)} clusters "
-               f"({len(fleet.clusters) - len(reused)} rendered, {len(reused)} reused), {len(fleet.regions)} regions.")
+    click.echo(f"rendered/ {state}: {len(fleet.clusters)} clusters ({len(fleet.clusters) - len(kept)} rendered, "
+               f"{len(kept)} reused), {len(fleet.regions)} regions.")
 
 
 COMMANDS = [render_command]

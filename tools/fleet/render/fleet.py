@@ -50,12 +50,7 @@ def render_key(code: str, cluster: Cluster) -> str:
     return hashlib.sha256(f"{code}\0{cluster.fingerprint}".encode()).hexdigest()
 
 
-def files_digest(files: dict[str, str] | dict[str, bytes]) -> str:
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        data = files[rel]
-        h.update(rel.encode() + b"\0" + (data.encode() if isinstance(data, str) else data) + b"\0")
-    return h.hexdigest()
+KEEP = object()  # returned by a `reuse` callback: the cluster's folder on disk is current; leave it
 
 
 # Worker state for the fork pool: set before forking, read by the children.
@@ -84,20 +79,18 @@ def render_clusters(fleet: Fleet, ids: list[str]) -> dict[str, dict[str, str]]:
 
 
 def render_fleet(fleet: Fleet, only: set[str] | None = None,
-                 reuse: Callable[[str, str], dict[str, str] | None] | None = None) -> dict[str, str]:
-    """Every rendered file. `reuse(cluster_id, key)` may return a cluster's files from a
-    previous render with the same key (see commands/render.py); others are rendered."""
+                 reuse: Callable[[str, str], object] | None = None) -> dict[str, str]:
+    """Every rendered file. `reuse(cluster_id, key)` may answer KEEP for a cluster whose
+    previous render had the same key and is untouched on disk (see commands/render.py): its
+    files are then left out of the result; other clusters are rendered."""
     code = code_digest(fleet)
     out: dict[str, str] = {}
     todo = []
     for cid, cluster in sorted(fleet.clusters.items()):
         if only is not None and cid not in only:
             continue
-        cached = reuse(cid, render_key(code, cluster)) if reuse else None
-        if cached is None:
+        if reuse is None or reuse(cid, render_key(code, cluster)) is not KEEP:
             todo.append(cid)
-        else:
-            out.update({f"clusters/{cid}/{rel}": text for rel, text in cached.items()})
     for cid, files in render_clusters(fleet, todo).items():
         out.update({f"clusters/{cid}/{rel}": text for rel, text in files.items()})
     region_rules = _optional("fleet.rules.render", "render_region_rules")
