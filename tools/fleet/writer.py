@@ -32,12 +32,20 @@ def unit_stats(folder: Path, unit: str) -> str:
     """A cheap identity of a unit's files as they sit on disk: names, sizes, mtimes, inodes.
     Any edit, copy or checkout changes it; an untouched unit keeps it."""
     entries = []
-    base = folder / unit
-    for dirpath, _dirs, filenames in os.walk(base):
-        for name in filenames:
-            st = os.stat(os.path.join(dirpath, name))
-            rel = os.path.relpath(os.path.join(dirpath, name), base)
-            entries.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
+    stack = [(str(folder / unit), "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            listing = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, prefix + entry.name + "/"))
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    entries.append(f"{prefix}{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
     return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest() if entries else ""
 
 
