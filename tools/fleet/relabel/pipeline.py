@@ -18,7 +18,7 @@ from ..errors import InputError, SourceRef
 from .engine import Rule, rule_from_mapping
 from .loader import load_rules
 from .policy import EXTERNAL, Policy
-from .proof import OPAQUE, Pipeline
+from .proof import OPAQUE, Pipeline, TargetChain
 
 SINK_KINDS = ("prometheus.remote_write",)
 RELABEL_KINDS = ("prometheus.relabel",)
@@ -102,16 +102,67 @@ def endpoint_url(endpoint: Any) -> str | None:
     return url_of(endpoint)
 
 
-def external_labels(block: Any) -> dict[str, str]:
+def external_labels(block: Any) -> dict[str, str] | None:
+    """Literal external labels; values that are not literals read as "?"; None when even the
+    names are unknown (e.g. `json_decode(...)`): the path then ends in an opaque step."""
     attr = block.attrs().get("external_labels") if hasattr(block, "attrs") else None
     if attr is None:
         return {}
     value = _literal(attr.value)
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
-    # not a literal object: names unknown; the analysis treats the names it can read
-    fields = getattr(attr.value, "fields", None) or []
+    fields = getattr(attr.value, "fields", None)
+    if fields is None:
+        return None
     return {str(k): "?" for k, _ in fields}
+
+
+_TARGET_RELABEL = "discovery.relabel"
+# Sources whose targets are relabeled by rules this analysis cannot see (PodMonitor CRDs, ...).
+_HIDDEN_TARGET_RELABELING = ("prometheus.operator.",)
+
+
+def target_chains(graph: Any, source: str, relabel_of: Any, cache: dict) -> list[TargetChain]:
+    """Every chain of target relabeling in front of a source (upstream first).
+
+    `targets = discovery.relabel.x.output` puts x's rules (and, behind x's own `targets`, its
+    upstream chains) in front of the scrape.  A component that feeds targets and is neither a
+    discovery.relabel nor a root without target inputs changes targets in unknown ways: opaque."""
+    from ..alloy.graph import scrape_job
+
+    comp = graph.components[source]
+    if comp.kind.startswith(_HIDDEN_TARGET_RELABELING):
+        return [TargetChain([([], OPAQUE)], f"{source} (target relabeling not visible)")]
+    if comp.kind != "prometheus.scrape":
+        return []
+    honor = scrape_job(graph, source).honor_labels
+
+    def upstream(cid: str) -> list[str]:
+        return list(dict.fromkeys(r.dst for r in graph.references
+                                  if r.src == cid and r.attribute == "targets"))
+
+    def chains(cid: str, seen: tuple[str, ...]) -> list[list[tuple[list[Rule], str]]]:
+        if cid in seen:
+            return [[([], OPAQUE)]]
+        kind = graph.components[cid].kind
+        ups = upstream(cid)
+        if kind == _TARGET_RELABEL:
+            if cid not in cache:
+                cache[cid] = alloy_rules(relabel_of(graph.components[cid]))
+            own: list[tuple[list[Rule], str]] = [(cache[cid], "prometheus")]
+        elif ups:
+            own = [([], OPAQUE)]
+        else:
+            return [[]]
+        below = [c for u in ups for c in chains(u, seen + (cid,))] or [[]]
+        return [c + own for c in below]
+
+    out = []
+    for ref in upstream(source):
+        for stages in chains(ref, (source,)):
+            if stages:
+                out.append(TargetChain(stages, f"{ref} → {source}", honor))
+    return out
 
 
 _NOT_METRICS = ("loki.", "pyroscope.", "otelcol.receiver.filelog", "faro.")
@@ -147,8 +198,10 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
     relabel_of = getattr(alloy_graph, "relabel_rules", None) or graph.relabel_rules
     write_of = getattr(alloy_graph, "write_relabel_rules", None) or graph.write_relabel_rules
     stage_cache: dict[str, list[Rule]] = {}
+    target_cache: dict[str, list[Rule]] = {}
     out: list[PipelinePath] = []
     for src in _source_ids(graph):
+        chains = target_chains(graph, src, relabel_of, target_cache)
         for dst in _sink_ids(graph):
             if src == dst:
                 continue
@@ -168,11 +221,14 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
                         names.append(f"{cid} (opaque)")
                 sink = graph.components[dst]
                 labels = external_labels(sink.block)
+                unknown_labels = labels is None
                 for label, url, write_rules in _destinations(sink, write_of):
                     klass, _ = policy.classify_url(url, in_region_urls)
                     path_stages = stages + ([(write_rules, "prometheus")] if write_rules else [])
+                    if unknown_labels:  # external labels whose names cannot be read: anything
+                        path_stages = path_stages + [([], OPAQUE)]
                     desc = " → ".join([ids[0], *names, f"{label} ({url or 'non-literal url'}, {klass})"])
-                    pipe = Pipeline(path_stages, labels, desc)
+                    pipe = Pipeline(path_stages, labels or {}, desc, chains)
                     out.append(PipelinePath(name, desc, klass, url, pipe,
                                             names + ([f"{label} write_relabel_config"] if write_rules else [])))
     return out

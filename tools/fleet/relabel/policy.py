@@ -79,6 +79,33 @@ class Policy:
     def forbidden_patterns(self) -> list[str]:
         return [f.pattern for f in self.forbidden]
 
+    @cached_property
+    def discovery_patterns(self) -> list[str]:
+        """Service-discovery meta labels whose *values* are forbidden values.
+
+        Why: a scrape copies its target's labels onto every series it scrapes, and target
+        labels are made by `discovery.relabel` from meta labels such as
+        `__meta_kubernetes_pod_label_starform_io_project_id` (pod label `starform.io/project-id`).
+        These names never leave (the scrape deletes `__meta_*`), but a value copied from them is
+        a customer id.  For each forbidden pattern `p` the meta forms are
+        `__meta_<anything>_(label|annotation)_p`, and for a KSM form `label_q` also
+        `__meta_<anything>_(label|annotation)_q` (KSM prefixes pod labels with `label_`).
+        """
+        out = []
+        for f in self.forbidden:
+            out.append(f"__meta_.+_(?:label|annotation)_(?:{f.pattern})")
+            if f.pattern.startswith("label_"):
+                out.append(f"__meta_.+_(?:label|annotation)_(?:{f.pattern[len('label_'):]})")
+        return out
+
+    @cached_property
+    def discovery_regex(self) -> Any:
+        return anchored("|".join(f"(?:{p})" for p in self.discovery_patterns))
+
+    def is_discovery_origin(self, name: str) -> bool:
+        """A discovery label whose value is a customer id (see `discovery_patterns`)."""
+        return bool(self.discovery_regex.match(name))
+
     @property
     def literal_forbidden_names(self) -> list[str]:
         """Forbidden names spelled literally: the analysis tracks these by name."""

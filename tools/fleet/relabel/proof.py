@@ -38,6 +38,7 @@ ANY = Lang.any()
 EPS = Lang.literal("")
 NOTHING = Lang.empty()
 DIGITS = Lang.from_re2("[0-9]+")
+RESERVED = Lang.from_re2("__.*")
 
 
 @lru_cache(maxsize=4096)
@@ -215,9 +216,15 @@ class AbstractLeak:
 class Analyzer:
     """Transfer functions for one policy over a flat list of (rule, flavor)."""
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, discovery: bool = False):
+        """`discovery`: the rules are target relabeling (`discovery.relabel`), where the values of
+        meta labels such as `__meta_kubernetes_pod_label_starform_io_project_id` are customer ids
+        too (policy.discovery_patterns): they are taint origins there."""
         self.policy = policy
         self.forbidden = _forbidden_lang(tuple(policy.forbidden_patterns))
+        self.discovery = discovery
+        self.origin_lang = self.forbidden | (_forbidden_lang(tuple(policy.discovery_patterns))
+                                             if discovery else NOTHING)
         self.allowed_jobs = NOTHING
         for job in policy.job_allow:
             self.allowed_jobs = self.allowed_jobs | lit(job)
@@ -234,7 +241,7 @@ class Analyzer:
         cells = {}
         for n in tracked_names:
             tracked = tracked | lit(n)
-            cells[n] = Cell(ANY, frozenset({n}) if self.policy.is_forbidden(n) else frozenset())
+            cells[n] = Cell(ANY, frozenset({n}) if self.is_origin(n) else frozenset())
         rest = [RestClass(ANY - EPS - tracked)]
         return State(cells, rest, tracked, constraints={n: ANY for n in tracked_names})
 
@@ -256,17 +263,21 @@ class Analyzer:
         cell = state.cells[name] = Cell(values, taint, writers, False)
         return cell
 
+    def is_origin(self, name: str) -> bool:
+        """Whether a label's own input value is a customer id (a taint origin)."""
+        return self.policy.is_forbidden(name) or (self.discovery and self.policy.is_discovery_origin(name))
+
     def _resolve_self(self, taint: frozenset[str], name: str) -> frozenset[str]:
         if SELF not in taint:
             return taint
         rest = taint - {SELF}
-        return rest | {name} if self.policy.is_forbidden(name) else rest
+        return rest | {name} if self.is_origin(name) else rest
 
     def _self_origins(self, rc: RestClass, names: Lang) -> frozenset[str]:
         """Origins carried by copying labels of `rc` restricted to `names`."""
         origins = rc.taint - {SELF}
         if SELF in rc.taint:
-            hit = names & self.forbidden
+            hit = names & self.origin_lang
             if not hit.is_empty():
                 origins |= {hit.example(self.forbidden_examples) or ANY_ORIGIN}
         return origins | rc.name_taint
@@ -473,7 +484,7 @@ class Analyzer:
     def _havoc(self, state: State, index: int) -> None:
         """An action we do not model: anything may happen to any label."""
         everything = frozenset({ANY_ORIGIN}) | frozenset(
-            n for n in state.cells if self.policy.is_forbidden(n))
+            n for n in state.cells if self.is_origin(n))
         for c in state.cells.values():
             everything |= c.taint
         for n in state.cells:
@@ -522,8 +533,33 @@ class Analyzer:
 
     # -- whole path
 
-    def run(self, flat: Sequence[tuple[Rule, str]], extra_names: Iterable[str] = ()) -> State:
+    def target_taints(self, state: State) -> list[tuple[Lang, frozenset[str], frozenset[str]]]:
+        """After target relabeling: (names, value taint, name taint) of the target labels a scrape
+        copies onto every series.  Labels with a `__` prefix never reach a series (Prometheus'
+        Target.Labels), every other one may, whatever `honor_labels` says (it only decides
+        whether the scraped or the target value wins when both are present)."""
+        if state.dead:
+            return []
+        out = []
+        for n, cell in sorted(state.cells.items()):
+            if not n.startswith("__") and present(cell.values) and cell.taint:
+                out.append((lit(n), cell.taint, frozenset()))
+        for rc in state.rest:
+            names = rc.names - RESERVED
+            taint = rc.taint - {SELF}
+            if not names.is_empty() and (taint or rc.name_taint):
+                out.append((names, taint | rc.name_taint, rc.name_taint))
+        return out
+
+    def seed(self, state: State, taints: Iterable[tuple[Lang, frozenset[str], frozenset[str]]]) -> None:
+        """Series may carry target labels with these taints (see `target_taints`)."""
+        for names, taint, name_taint in taints:
+            self.write_names(state, names, Cell(ANY, taint, frozenset(), False), name_taint)
+
+    def run(self, flat: Sequence[tuple[Rule, str]], extra_names: Iterable[str] = (),
+            seeds: Iterable[tuple[Lang, frozenset[str], frozenset[str]]] = ()) -> State:
         state = self.initial(tracked_names(flat) | set(extra_names))
+        self.seed(state, seeds)
         for index, (rule, flavor) in enumerate(flat):
             state = self.step(state, rule, flavor, index)
             if state.dead:
@@ -589,12 +625,58 @@ class Leak:
 
 
 @dataclass
+class TargetChain:
+    """Target relabeling in front of a scrape (`discovery.relabel` stages, upstream first).
+
+    The scrape copies the resulting target labels (all but `__`-prefixed ones) onto every series
+    it scrapes, so a target label copied from a pod label `starform.io/*` reaches the metrics
+    pipeline.  An opaque stage is a component that may change targets in ways not modelled."""
+
+    stages: list[tuple[list[Rule], str]]
+    name: str = ""
+    honor_labels: bool = False
+
+    @property
+    def flat(self) -> list[tuple[Rule, str]]:
+        out: list[tuple[Rule, str]] = []
+        for rules, flavor in self.stages:
+            out.extend([(OPAQUE_RULE, OPAQUE)] if flavor == OPAQUE else [(r, flavor) for r in rules])
+        return out
+
+
+def run_target(chain: TargetChain, target: dict[str, str]) -> dict | None:
+    """Target labels a scrape puts on its series: the chain's rules, then `__*` removed."""
+    out: dict | None = dict(target)
+    for rules, flavor in chain.stages:
+        if flavor == OPAQUE:
+            continue
+        out = apply(rules, out, flavor)  # type: ignore[arg-type]
+        if out is None:
+            return None
+    labels = {k: v for k, v in out.items() if not k.startswith("__")}
+    if "instance" not in labels and out.get("__address__"):
+        labels["instance"] = out["__address__"]
+    return labels
+
+
+def scraped_series(chain: TargetChain, target_labels: dict, sample: dict) -> dict:
+    """A scraped sample with its target's labels (the target wins unless honor_labels)."""
+    out = dict(sample)
+    for k, v in target_labels.items():
+        if not (chain.honor_labels and out.get(k)):
+            out[k] = v
+    return out
+
+
+@dataclass
 class Pipeline:
-    """What the proof needs of a path: rule stages (rules, flavor), external labels, a name."""
+    """What the proof needs of a path: rule stages (rules, flavor), external labels, a name, and
+    the target relabeling chains in front of the source (an Alloy scrape's discovery.relabel)."""
 
     stages: list[tuple[list[Rule], str]]
     external_labels: dict[str, str] = field(default_factory=dict)
     name: str = ""
+    targets: list[TargetChain] = field(default_factory=list)
 
     @property
     def flat(self) -> list[tuple[Rule, str]]:
@@ -843,22 +925,36 @@ def prove(pipeline: Pipeline, policy: Policy) -> list[Leak]:
                         if leak.witness_input is not None else None) for leak in cached]
     analyzer = Analyzer(policy)
     flat = pipeline.flat
-    state = analyzer.run(flat, extra_names=pipeline.external_labels)
+    seeds, chain_states = [], []
+    for chain in pipeline.targets:
+        d_an = Analyzer(policy, discovery=True)
+        d_state = d_an.run(chain.flat)
+        chain_states.append((chain, d_an, d_state))
+        seeds.extend(d_an.target_taints(d_state))
+    state = analyzer.run(flat, extra_names=pipeline.external_labels, seeds=seeds)
     abstract = analyzer.leaks(state, pipeline.external_labels)
     finder = WitnessFinder(policy, analyzer, pipeline, state.constraints)
     leaks: list[Leak] = []
     seen: set[tuple[str, str]] = set()
     for al in abstract:
         witness, output, label, verified = finder.find(al)
+        target_note = ""
+        if not verified and chain_states:
+            found = _target_witness(policy, finder, pipeline, chain_states, al)
+            if found is not None:
+                witness, output, label, target_note = found
+                verified = True
         if (al.kind, label) in seen:
             continue
         seen.add((al.kind, label))
         origin = ", ".join(sorted(o for o in al.origins if o != SELF))
         note = "" if verified else ("the analysis cannot exclude this leak but found no concrete "
                                     "input showing it; the witness is a best effort")
-        leaks.append(Leak(al.kind, label, witness, output,
-                          involved_rules(al.kind, label, pipeline, witness, al.writers),
-                          pipeline.name, verified, note, origin))
+        rules = involved_rules(al.kind, label, pipeline, witness, al.writers)
+        if target_note or (not verified and chain_states):
+            rules = _target_rules(chain_states) + rules
+        note = target_note or note
+        leaks.append(Leak(al.kind, label, witness, output, rules, pipeline.name, verified, note, origin))
     _CACHE[key] = leaks
     return leaks
 
@@ -875,4 +971,92 @@ def _cache_key(pipeline: Pipeline, policy: Policy) -> str:
                            r.replacement, r.modulus, str(r.source))).encode())
         h.update(b"|")
     h.update(repr(sorted((k, v if k == "job" else bool(v)) for k, v in pipeline.external_labels.items())).encode())
+    for chain in pipeline.targets:
+        h.update(repr(("targets", chain.honor_labels)).encode())
+        for rules, flavor in chain.stages:
+            h.update(flavor.encode())
+            for r in rules:
+                h.update(repr((r.action, r.source_labels, r.separator, r.regex, r.regex_set, r.target_label,
+                               r.replacement, r.modulus, str(r.source))).encode())
+            h.update(b"|")
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Witnesses through target relabeling
+
+
+def _target_rules(chain_states: list) -> list[str]:
+    """Rules of the target relabeling that copy a value (where a reviewer should look)."""
+    out = []
+    for chain, _, _ in chain_states:
+        for rule, _ in chain.flat:
+            if rule.action in ("replace", "labelmap", "lowercase", "uppercase", "hashmod", "opaque"):
+                out.append(rule_ref(rule))
+    return list(dict.fromkeys(out))
+
+
+def _target_candidates(policy: Policy, chain: TargetChain, constraints: dict, tries: int) -> Iterable[tuple[dict, dict]]:
+    """(target, markers): discovery labels that pass the chain's filters, customer-id labels marked."""
+    flat = chain.flat
+    names = sorted(tracked_names(flat) | {"__address__"})
+    disc = _forbidden_lang(tuple(policy.discovery_patterns))
+    for rule, flavor in flat:  # labelmap sources: a meta label the map would copy
+        if rule.action == "labelmap":
+            R = rule_lang(rule, flavor)
+            hit = (R & disc) if R is not None else disc
+            ex = hit.example(["__meta_kubernetes_pod_label_starform_io_project_id"])
+            if ex and ex not in names:
+                names.append(ex)
+    if not any(policy.is_discovery_origin(n) for n in names):
+        names.append("__meta_kubernetes_pod_label_starform_io_project_id")
+    fixed: dict[str, str] = {}
+    for rule, flavor in flat:  # multi-label keep filters: split an example of the regex
+        if rule.action == "keep" and len(rule.source_labels) > 1:
+            R = rule_lang(rule, flavor)
+            ex = R.example() if R is not None else None
+            parts = ex.split(rule.separator) if ex is not None and rule.separator else []
+            if len(parts) == len(rule.source_labels):
+                fixed.update(zip(rule.source_labels, parts))
+    rng: random.Random | None = None
+    for attempt in range(tries):
+        target, markers = {"__address__": "10.0.0.1:9100"}, {}
+        for i, n in enumerate(names):
+            lang = constraints.get(n, ANY)
+            if policy.is_discovery_origin(n) or policy.is_forbidden(n):
+                marker = _MARKERS[i % len(_MARKERS)]
+                value = marker if lang.contains(marker) else (lang - EPS).example() or ""
+                if value:
+                    markers[n] = value
+            elif n in fixed and (rng is None or rng.random() < 0.8):
+                value = fixed[n]
+            else:
+                value = (lang.example(["v1"]) if rng is None else
+                         rng.choice([lang.example(["v1"]) or "", "", "v1"])) or ""
+            if value and (rng is None or rng.random() < 0.9 or n in markers):
+                target[n] = value
+        yield target, markers
+        rng = rng or random.Random(attempt + 11)
+
+
+def _target_witness(policy: Policy, finder: "WitnessFinder", pipeline: Pipeline, chain_states: list,
+                    leak: AbstractLeak) -> tuple[dict, dict | None, str, str] | None:
+    """A target whose relabeled labels, on a scraped series, leak through the path."""
+    for chain, _, d_state in chain_states:
+        for target, markers in _target_candidates(policy, chain, d_state.constraints, 40):
+            tlabels = run_target(chain, target)
+            if not tlabels or not markers:
+                continue
+            for sample, _ in finder.candidates(leak, 6):
+                sample = {k: v for k, v in sample.items() if not policy.is_forbidden(k)}
+                series = scraped_series(chain, tlabels, sample)
+                out = run_concrete(pipeline, series)
+                if out is None:
+                    continue
+                hit = finder._marker_hits(out, markers.values())
+                if hit:
+                    note = (f"scrape target {dict(sorted(target.items()))} gets target labels "
+                            f"{dict(sorted(tlabels.items()))} from {chain.name or 'target relabeling'}; "
+                            "the witness input is a series scraped from it")
+                    return series, out, hit, note
+    return None
