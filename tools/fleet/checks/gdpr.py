@@ -44,13 +44,20 @@ def normalise(text: str) -> tuple[str, dict[str, str]]:
     """(cache key text, external label values): comments other than `// source:` and the values
     of a literal `external_labels` object do not change what the proof says."""
     values: dict[str, str] = {}
+    conflict = False
 
     def blank(m: re.Match) -> str:
+        nonlocal conflict
         for name, value in _PAIR.findall(m.group(1)):
+            conflict = conflict or values.get(name, value) != value
             values[name] = value
         return "external_labels = {" + ",".join(sorted(n for n, _ in _PAIR.findall(m.group(1)))) + "}"
 
     key = _EXTERNAL_LABELS.sub(blank, text)
+    if conflict:
+        # One name with different values in different remote_write blocks: the values cannot be
+        # put back by name, so this text is its own cache key.
+        return text, {}
     return _PLAIN_COMMENT.sub("", key), values
 
 

@@ -1,0 +1,52 @@
+"""The gdpr check's shared analysis (configs equal but for external label values) is exact."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fleet.checks.gdpr import platform_paths
+from fleet.relabel import policy as pol
+from fleet.relabel.pipeline import alloy_paths
+from fleet.relabel.proof import prove
+
+CONFIG = '''prometheus.scrape "s" {
+  targets    = [{"__address__" = "a:1"}]
+  forward_to = [prometheus.relabel.g.receiver]
+}
+prometheus.relabel "g" {
+  forward_to = [prometheus.remote_write.b.receiver, prometheus.remote_write.a.receiver]
+  rule {
+    source_labels = ["job"]
+    regex         = "shuttle"
+    action        = "keep"
+  }
+  rule {
+    regex  = "job"
+    action = "labeldrop"
+  }
+}
+prometheus.remote_write "b" {
+  external_labels = {job = "%s"}
+  endpoint {
+    url = "https://x.grafana.net/push"
+  }
+}
+prometheus.remote_write "a" {
+  external_labels = {job = "%s"}
+  endpoint {
+    url = "https://y.grafana.net/push"
+  }
+}
+'''
+
+
+def _leaks(paths, policy) -> list[int]:
+    return sorted(len(prove(p.pipeline, policy)) for p in paths)
+
+
+def test_cached_analysis_matches_a_fresh_one_per_remote_write(repo_root: Path) -> None:
+    policy = pol.load_policy(repo_root / "policies/gdpr-labeldrop.yaml")
+    cases = [("c1", ("shuttle", "shuttle")), ("c2", ("customer-app", "shuttle")),
+             ("c3", ("alloy", "alloy")), ("c4", ("customer-app", "customer-app"))]
+    for name, values in cases:
+        text = CONFIG % values
+        assert _leaks(platform_paths(text, name, policy, []), policy) == _leaks(alloy_paths(text, name, policy), policy), name
