@@ -117,6 +117,43 @@ def test_alert_without_for_or_severity(root):
     assert any(line == 8 and "no `severity`" in m for line, m in messages)
 
 
+def test_alert_without_summary_or_description_is_an_error_at_its_line(root):
+    write(root, "base/rules/alerts/bad.yaml", """groups:
+  - name: bad
+    rules:
+      - alert: NoDescription
+        expr: up{job="shuttle"} == 0
+        for: 1m
+        labels: {severity: warning}
+        annotations: {summary: x}
+      - alert: BlankSummary
+        expr: up{job="shuttle"} == 0
+        for: 1m
+        labels: {severity: warning}
+        annotations: {summary: " ", description: y}
+""")
+    found = {(f.source.file, f.source.line, f.severity.value, f.message) for f in findings(root, "rules-alert-fields")}
+    assert found == {
+        ("base/rules/alerts/bad.yaml", 4, "error", "alert 'NoDescription' has no `description` annotation"),
+        ("base/rules/alerts/bad.yaml", 9, "error", "alert 'BlankSummary' has no `summary` annotation"),
+    }
+
+
+def test_overlong_annotation_is_reported_at_the_alert_not_in_rendered_output(root):
+    write(root, "base/rules/alerts/bad.yaml", f"""groups:
+  - name: bad
+    rules:
+      - alert: Wordy
+        expr: up{{job="shuttle"}} == 0
+        for: 1m
+        labels: {{severity: warning}}
+        annotations: {{summary: x, description: "{'y' * 201}"}}
+""")
+    (f,) = findings(root, "rules-alert-fields")
+    assert (f.source.file, f.source.line) == ("base/rules/alerts/bad.yaml", 4)
+    assert "`description` is 201 characters" in f.message
+
+
 @pytest.mark.parametrize("name,bad", [("project:cpu", True), ("a:b:c:d", True), ("project:cpu:rate5m", False),
                                       ("project:x_total:rate5m", True)])
 def test_recording_rule_names(root, name, bad):

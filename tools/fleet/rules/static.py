@@ -25,6 +25,12 @@ _TEMPLATE_LABEL = re.compile(
 RECORD_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+$")
 ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 SEVERITIES = ("critical", "warning", "info")
+REQUIRED_ANNOTATIONS = {
+    "summary": "one line: what is wrong, and where (instance, cluster_id)",
+    "description": "why it matters and what to check first (a short runbook)",
+}
+# Rendered annotations stay on one line; this keeps that line under yamllint's 240 characters.
+MAX_ANNOTATION_CHARS = 200
 _DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
 _COUNTER_FUNCS = re.compile(r"\b(?:rate|irate|increase)\s*\(")
 
@@ -81,7 +87,11 @@ def check_names(rules: PlaneRules) -> Iterator[Finding]:
 
 # --- alert fields -------------------------------------------------------------------------
 def check_alert_fields(rules: PlaneRules) -> Iterator[Finding]:
-    """Every alert has `for:`, a known `severity` label and a summary annotation."""
+    """Every alert has `for:`, a known `severity` label, and `summary` + `description` annotations.
+
+    Why: whoever is paged reads the notification, not this file: it must say what is wrong where
+    (summary) and why it matters / what to check first (description).
+    """
     for _group, rule in rules.rules:
         if rule.kind != "alert":
             continue
@@ -100,9 +110,17 @@ def check_alert_fields(rules: PlaneRules) -> Iterator[Finding]:
             yield _finding("rules-alert-fields", rule.source,
                            f"alert {rule.name!r}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
         annotations = rule.data.get("annotations") or {}
-        if not isinstance(annotations, dict) or not annotations.get("summary"):
-            yield _finding("rules-alert-fields", rule.source, f"alert {rule.name!r} has no `summary` annotation",
-                           severity=Severity.WARNING)
+        for key, hint in REQUIRED_ANNOTATIONS.items():
+            if not isinstance(annotations, dict) or not str(annotations.get(key) or "").strip():
+                yield _finding("rules-alert-fields", rule.source, f"alert {rule.name!r} has no `{key}` annotation",
+                               hint)
+        if isinstance(annotations, dict):
+            for key, text in annotations.items():
+                if len(str(text)) > MAX_ANNOTATION_CHARS:
+                    yield _finding("rules-alert-fields", rule.source,
+                                   f"alert {rule.name!r}: annotation `{key}` is {len(str(text))} characters, "
+                                   f"over {MAX_ANNOTATION_CHARS}",
+                                   "rendered files keep each annotation on one line (yamllint max 240): shorten it")
 
 
 # --- platform: no customer identifiers ----------------------------------------------------
