@@ -116,7 +116,7 @@ def _pipe(case: dict) -> Pipeline:
 
 
 _NAMES = ["project_id", "label_starform_io_project_id", "job", "a", "__tmp", "exported_job", "PROJECT_ID"]
-_VALUES = ["", "shuttle", "p", "x", "a;b", "shuttle\n", "\u212a", "project"]
+_VALUES = ["", "shuttle", "p", "x", "x\n", "a;b", "shuttle\n", "\u212a", "project"]
 
 
 def _concrete_leak(policy: pol.Policy, pipe: Pipeline) -> dict | None:
@@ -148,3 +148,36 @@ def test_yaml_attack(case, policy):
     else:
         assert leaks
         assert _concrete_leak(policy, pipe) is not None  # the grid itself finds the leak
+
+
+# -- found: a target label named like a customer id renames the scraped one to exported_<name>
+
+
+def test_target_label_shadowing_a_customer_id_leaks_it_as_exported(policy):
+    (path,) = external_paths(policy, "discovery_exported.alloy")
+    leaks = prove(path.pipeline, policy)
+    assert [(lk.kind, lk.label) for lk in leaks] == [("value", "exported_project_id")]
+    (leak,) = leaks
+    assert leak.verified and leak.witness_output["exported_project_id"] == leak.witness_input["exported_project_id"]
+    chain = path.pipeline.targets[0]
+    series = scraped_series(chain, {"job": "shuttle", "project_id": "platform"},
+                            {"__name__": "up", "project_id": CUSTOMER})
+    assert series["project_id"] == "platform" and series["exported_project_id"] == CUSTOMER
+    assert carries_customer(policy, run_concrete(path.pipeline, series))
+
+
+def test_honored_target_label_keeps_the_scraped_id_where_the_gate_drops_it(policy):
+    (path,) = external_paths(policy, "discovery_exported_honored.alloy")
+    assert prove(path.pipeline, policy) == []
+    chain = path.pipeline.targets[0]
+    series = scraped_series(chain, {"job": "shuttle", "project_id": "platform"},
+                            {"__name__": "up", "project_id": CUSTOMER})
+    assert series == {"__name__": "up", "job": "shuttle", "project_id": CUSTOMER}
+
+
+def test_exported_renames_take_the_next_free_name():
+    from fleet.relabel.proof import TargetChain
+    series = scraped_series(TargetChain([]), {"job": "j", "a": "t"},
+                            {"__name__": "up", "a": "s", "exported_a": "e", "job": "sj"})
+    assert series == {"__name__": "up", "a": "t", "exported_a": "e", "exported_exported_a": "s",
+                      "exported_job": "sj", "job": "j"}

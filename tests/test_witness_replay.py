@@ -17,7 +17,11 @@ from _binaries import require_binary
 from differential.vmagent import Case, finalize, run_cases
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = yamlio.plain(yamlio.load_file(ROOT / "tests" / "fixtures" / "relabel" / "proof_cases.yaml"))
+FIXTURES = ROOT / "tests" / "fixtures" / "relabel"
+CASES = yamlio.plain(yamlio.load_file(FIXTURES / "proof_cases.yaml"))
+# the red team's vmagent-flavoured leaks (their witnesses carry newlines vmagent must keep)
+CASES += [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "adversarial" / "yaml_cases.yaml"))
+          if c.get("flavor") == "vmagent" and c["expect"] == "leak"]
 UNSUPPORTED_BY_VMAGENT_1_79 = {"keepequal", "dropequal"}
 
 
@@ -25,7 +29,7 @@ def _vmagent_witnesses(policy: pol.Policy) -> list[tuple[str, list[dict], object
     """(case name, rules, leak) for every leak the proof finds on the vmagent flavor of a case."""
     out = []
     for case in CASES:
-        if "leaks" not in case or any(r.get("action") in UNSUPPORTED_BY_VMAGENT_1_79 for r in case["rules"]):
+        if ("leaks" not in case and case.get("expect") != "leak") or any(r.get("action") in UNSUPPORTED_BY_VMAGENT_1_79 for r in case["rules"]):
             continue
         rules = [rule_from_mapping(r, flavor="vmagent") for r in case["rules"]]
         for leak in prove(Pipeline([(rules, "vmagent")], name=case["name"]), policy):

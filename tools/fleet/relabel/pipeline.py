@@ -141,9 +141,10 @@ def target_chains(graph: Any, source: str, relabel_of: Any, cache: dict) -> list
         return list(dict.fromkeys(r.dst for r in graph.references
                                   if r.src == cid and r.attribute == "targets"))
 
-    def chains(cid: str, seen: tuple[str, ...]) -> list[list[tuple[list[Rule], str]]]:
+    def chains(cid: str, seen: tuple[str, ...]) -> list[tuple[list[tuple[list[Rule], str]], bool]]:
+        """(stages, meta_only) per path from a discovery root down to `cid`."""
         if cid in seen:
-            return [[([], OPAQUE)]]
+            return [([([], OPAQUE)], False)]
         kind = graph.components[cid].kind
         ups = upstream(cid)
         if kind == _TARGET_RELABEL:
@@ -153,16 +154,42 @@ def target_chains(graph: Any, source: str, relabel_of: Any, cache: dict) -> list
         elif ups:
             own = [([], OPAQUE)]
         else:
-            return [[]]
-        below = [c for u in ups for c in chains(u, seen + (cid,))] or [[]]
-        return [c + own for c in below]
+            return [([], kind in _META_ONLY_DISCOVERY)]
+        below = [c for u in ups for c in chains(u, seen + (cid,))] or [([], False)]
+        return [(stages + own, meta_only) for stages, meta_only in below]
 
     out = []
     for ref in upstream(source):
-        for stages in chains(ref, (source,)):
-            if stages:
-                out.append(TargetChain(stages, f"{ref} → {source}", honor))
+        for stages, meta_only in chains(ref, (source,)):
+            if stages or not meta_only:
+                out.append(TargetChain(stages, f"{ref} → {source}", honor, meta_only))
+    if not upstream(source) and not _literal_meta_only(scrape_job(graph, source).targets):
+        out.append(TargetChain([], f"{source} targets", honor, False))  # targets written inline
     return out
+
+
+def _literal_meta_only(expr: Any) -> bool:
+    """Whether inline `targets` are a literal array whose labels are all `__`-prefixed."""
+    from ..alloy.syntax import NotLiteral, literal_value
+
+    if expr is None:
+        return True
+    try:
+        value = literal_value(expr)
+    except NotLiteral:
+        return False
+    return isinstance(value, list) and all(
+        isinstance(t, dict) and all(str(k).startswith("__") for k in t) for t in value)
+
+
+#: Service discovery whose targets carry only `__`-prefixed labels (`__address__`, `__meta_*`):
+#: no target label with a customer id's name unless target relabeling makes one.  Others
+#: (discovery.file, discovery.http, literal arrays, exporters) may carry any label.
+_META_ONLY_DISCOVERY = frozenset({
+    "discovery.kubernetes", "discovery.kubelet", "discovery.dns", "discovery.consul",
+    "discovery.ec2", "discovery.gce", "discovery.azure", "discovery.docker", "discovery.dockerswarm",
+    "discovery.digitalocean", "discovery.eureka", "discovery.nomad", "discovery.openstack",
+})
 
 
 _NOT_METRICS = ("loki.", "pyroscope.", "otelcol.receiver.filelog", "faro.")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
-from .engine import Rule, apply, expand, trace
+from .engine import Rule, _vm_fast_suffix, _vm_map_name, apply, expand, trace
 from .policy import Policy
 from .regexlang import Lang, UnsupportedRegex
 
@@ -39,6 +39,7 @@ EPS = Lang.literal("")
 NOTHING = Lang.empty()
 DIGITS = Lang.from_re2("[0-9]+")
 RESERVED = Lang.from_re2("__.*")
+EXPORTED = Lang.from_re2("(?:exported_)+")
 
 
 @lru_cache(maxsize=4096)
@@ -55,14 +56,33 @@ def _rule_lang(pattern: str, dotall: bool) -> Lang | None:
 
 
 def rule_lang(rule: Rule, flavor: str) -> Lang | None:
-    """Values `rule.regex` matches as `flavor` matches them; None when we cannot model it.
+    """Values `rule` treats as matching, as `flavor` matches them; None when we cannot model it."""
+    if flavor == "vmagent":
+        return _vmagent_lang(rule)
+    return _rule_lang(rule.regex, True)
 
-    vmagent with an unset regex takes fast paths (replace copies, keep keeps, drop drops
-    without matching), so its match language is everything.
+
+def _vmagent_lang(rule: Rule) -> Lang | None:
+    """vmagent 1.79.5's match, shortcuts included, exactly where the engine (`_vm_action`) takes them.
+
+    * `replace` with an unset regex, a constant target and a replacement of `$1` or without `$`
+      never runs the regex: it always writes.  Any other `replace` runs the regex, where `.`
+      does not match a newline (so the default `(.*)` misses a value with one).
+    * keep/drop/labeldrop/labelkeep on a literal prefix + `.*`/`.+` only compare the prefix,
+      and labelmap does the same with `$1` over `(.*)`/`(.+)`: there a newline is just a byte.
     """
-    if flavor == "vmagent" and not rule.regex_set:
-        return ANY
-    return _rule_lang(rule.regex, flavor == "prometheus")
+    if rule.action == "replace":
+        if (not rule.regex_set and "$" not in (rule.target_label or "")
+                and (rule.replacement == "$1" or "$" not in rule.replacement)):
+            return ANY
+        return _rule_lang(rule.regex, False)
+    fast = _vm_fast_suffix(rule.regex)
+    shortcut = rule.action in ("keep", "drop", "labeldrop", "labelkeep") or (
+        rule.action == "labelmap" and rule.replacement == "$1" and rule.regex.endswith(("(.*)", "(.+)")))
+    if fast is not None and shortcut:
+        prefix, kind = fast
+        return lit(prefix).concat(ANY if kind == "*" else ANY - EPS)
+    return _rule_lang(rule.regex, False)
 
 
 def present(values: Lang) -> bool:
@@ -74,36 +94,26 @@ def present(values: Lang) -> bool:
 # Replacement templates (Go's regexp.Expand syntax)
 
 
-def template_refs(template: str) -> list[str]:
-    """Group names a template references (`$1`, `${1}`, `$name`); `$$` is a literal dollar."""
+def _group_exists(rule: Rule | None, name: str) -> bool:
+    """Whether `name` refers to a group of the rule's regex (Go expands any other reference to "")."""
+    if rule is None:
+        return True
+    pattern = rule.pattern()
+    if name.isascii() and name.isdigit() and not (name[0] == "0" and len(name) > 1) and len(name) < 9:
+        return int(name) <= pattern.groups
+    return name in pattern.groupindex
+
+
+def _template_parts(template: str, rule: Rule | None) -> list[tuple[str, str | None]]:
+    """The template as (literal text, group reference or None) pieces, in Go's Expand syntax.
+
+    `$$` is a literal dollar, a `$` without a valid name stays literal, and a reference to a
+    group the regex does not have (`$1abc` names the group `1abc`) expands to nothing."""
     from .engine import _extract  # the engine's own reader of `$name`, so both agree
 
-    refs, i, n = [], 0, len(template)
-    while i < n:
-        j = template.find("$", i)
-        if j < 0:
-            break
-        i = j + 1
-        if i < n and template[i] == "$":
-            i += 1
-            continue
-        name, rest = _extract(template, i)
-        if name is not None:
-            refs.append(name)
-            i = rest
-    return refs
-
-
-def const_template(template: str) -> str:
-    """Expansion of a template without group references (only `$$` and stray `$` to handle)."""
-    return expand(template, "", None) if "$" in template else template
-
-
-def template_image(template: str) -> Lang:
-    """Every string the template can expand to: its literal parts, any text for each reference."""
-    from .engine import _extract
-
-    out, i, n, buf = EPS, 0, len(template), []
+    parts: list[tuple[str, str | None]] = []
+    buf: list[str] = []
+    i, n = 0, len(template)
     while i < n:
         c = template[i]
         if c != "$":
@@ -119,10 +129,32 @@ def template_image(template: str) -> Lang:
             buf.append("$")
             i += 1
             continue
-        out = out.concat(lit("".join(buf))).concat(ANY)
-        buf = []
         i = rest
-    return out.concat(lit("".join(buf)))
+        if _group_exists(rule, name):
+            parts.append(("".join(buf), name))
+            buf = []
+    parts.append(("".join(buf), None))
+    return parts
+
+
+def template_refs(template: str, rule: Rule | None = None) -> list[str]:
+    """Group names a template references (`$1`, `${1}`, `$name`) that `rule`'s regex has."""
+    return [ref for _, ref in _template_parts(template, rule) if ref is not None]
+
+
+def const_template(template: str, rule: Rule | None = None) -> str:
+    """Expansion of a template without live group references."""
+    return "".join(text for text, _ in _template_parts(template, rule))
+
+
+def template_image(template: str, rule: Rule | None = None) -> Lang:
+    """Every string the template can expand to: its literal parts, any text for each reference."""
+    out = EPS
+    for text, ref in _template_parts(template, rule):
+        out = out.concat(lit(text))
+        if ref is not None:
+            out = out.concat(ANY)
+    return out
 
 
 def _whole_group(pattern: str) -> bool:
@@ -234,15 +266,17 @@ class Analyzer:
 
     # -- state set-up
 
-    def initial(self, names: Iterable[str]) -> State:
-        """Every input is possible: tracked labels any value or absent, any other name present."""
+    def initial(self, names: Iterable[str], input_names: Lang = ANY) -> State:
+        """Every input is possible: tracked labels any value or absent, any other name present
+        (of the names the input may carry at all, `input_names`)."""
         tracked_names = sorted(set(names) | {"job", "__name__"} | set(self.policy.literal_forbidden_names))
         tracked = NOTHING
         cells = {}
         for n in tracked_names:
             tracked = tracked | lit(n)
-            cells[n] = Cell(ANY, frozenset({n}) if self.is_origin(n) else frozenset())
-        rest = [RestClass(ANY - EPS - tracked)]
+            values = ANY if input_names.contains(n) else EPS
+            cells[n] = Cell(values, frozenset({n}) if self.is_origin(n) else frozenset())
+        rest = [RestClass(input_names - EPS - tracked)]
         return State(cells, rest, tracked, constraints={n: ANY for n in tracked_names})
 
     def track(self, state: State, name: str) -> Cell:
@@ -376,16 +410,16 @@ class Analyzer:
             always = (V - R).is_empty()
         if vm_fast and rule.replacement == "$1":
             result, taint = V, taint_src
-        elif not template_refs(rule.replacement):
-            result, taint = lit(const_template(rule.replacement)), frozenset()
+        elif not template_refs(rule.replacement, rule):
+            result, taint = lit(const_template(rule.replacement, rule)), frozenset()
         elif copies_whole_value(rule, rule.replacement):
             result, taint = matched, taint_src
         else:
-            result, taint = template_image(rule.replacement), taint_src
+            result, taint = template_image(rule.replacement, rule), taint_src
         cell = Cell(result, taint, frozenset({index}), False)
         target = rule.target_label or ""
-        if not template_refs(target):
-            name = const_template(target)
+        if not template_refs(target, rule):
+            name = const_template(target, rule)
             if not always and R is not None and list(rule.source_labels) == [name]:
                 # rewriting a label in place: where the regex does not match, the value is in V - R
                 old = state.cells[name]
@@ -394,7 +428,7 @@ class Analyzer:
                 return
             self.write(state, name, cell, always and (flavor == "vmagent" or _valid_name(name)))
             return
-        names = matched if copies_whole_value(rule, target) else template_image(target)
+        names = matched if copies_whole_value(rule, target) else template_image(target, rule)
         self.write_names(state, names, cell, taint_src if self.policy.derived_forbidden else frozenset())
 
     def _t_lowercase(self, state, rule, flavor, index):
@@ -447,7 +481,7 @@ class Analyzer:
         receives the union of all matching values (a sound cover of every chain).
         """
         R = rule_lang(rule, flavor)
-        refs = template_refs(rule.replacement)
+        refs = template_refs(rule.replacement, rule)
         before = state.copy()
         copies: list[tuple[Lang, Cell, frozenset[str]]] = []   # (target names, value cell, name taint)
         for n, cell in before.cells.items():
@@ -455,6 +489,8 @@ class Analyzer:
                 continue
             if R is None:
                 target = ANY
+            elif flavor == "vmagent":
+                target = lit(_vm_map_name(rule, n) or "")
             else:
                 target = lit(expand(rule.replacement, n, rule.match(n, flavor)))
             values = cell.values - EPS if flavor == "prometheus" else cell.values
@@ -464,11 +500,11 @@ class Analyzer:
             if names.is_empty():
                 continue
             if R is not None and not refs:
-                target = lit(const_template(rule.replacement))
+                target = lit(const_template(rule.replacement, rule))
             elif R is not None and copies_whole_value(rule, rule.replacement):
                 target = names
             else:
-                target = template_image(rule.replacement)
+                target = template_image(rule.replacement, rule)
             origins = self._self_origins(rc, names)
             name_taint = rc.name_taint if refs else frozenset()
             values = ANY - EPS if flavor == "prometheus" else ANY
@@ -551,14 +587,35 @@ class Analyzer:
                 out.append((names, taint | rc.name_taint, rc.name_taint))
         return out
 
+    def exported_taints(self, state: State) -> list[tuple[Lang, frozenset[str], frozenset[str]]]:
+        """With `honor_labels` off, a scraped label that a target label shadows is kept under
+        `exported_<name>` (`exported_exported_<name>`, ... while taken; Prometheus'
+        resolveConflictingExposedLabels).  A target that may carry a forbidden name therefore
+        moves the scraped customer id to a name the policy does not list: its value is the id."""
+        if state.dead:
+            return []
+        names = NOTHING
+        for n, cell in state.cells.items():
+            if not n.startswith("__") and present(cell.values):
+                names = names | lit(n)
+        for rc in state.rest:
+            names = names | (rc.names - RESERVED)
+        shadowed = names & self.forbidden
+        if shadowed.is_empty():
+            return []
+        members = shadowed.members(16) if shadowed.is_finite() else None
+        origins = frozenset(members) if members else frozenset({ANY_ORIGIN})
+        return [(EXPORTED.concat(shadowed), origins, frozenset())]
+
     def seed(self, state: State, taints: Iterable[tuple[Lang, frozenset[str], frozenset[str]]]) -> None:
         """Series may carry target labels with these taints (see `target_taints`)."""
         for names, taint, name_taint in taints:
             self.write_names(state, names, Cell(ANY, taint, frozenset(), False), name_taint)
 
     def run(self, flat: Sequence[tuple[Rule, str]], extra_names: Iterable[str] = (),
-            seeds: Iterable[tuple[Lang, frozenset[str], frozenset[str]]] = ()) -> State:
-        state = self.initial(tracked_names(flat) | set(extra_names))
+            seeds: Iterable[tuple[Lang, frozenset[str], frozenset[str]]] = (),
+            input_names: Lang = ANY) -> State:
+        state = self.initial(tracked_names(flat) | set(extra_names), input_names)
         self.seed(state, seeds)
         for index, (rule, flavor) in enumerate(flat):
             state = self.step(state, rule, flavor, index)
@@ -590,8 +647,8 @@ def tracked_names(flat: Sequence[tuple[Rule, str]]) -> set[str]:
     for rule, _ in flat:
         names.update(rule.source_labels)
         target = rule.target_label or ""
-        if target and not template_refs(target):
-            names.add(const_template(target))
+        if target and not template_refs(target, rule):
+            names.add(const_template(target, rule))
     return names
 
 
@@ -635,6 +692,8 @@ class TargetChain:
     stages: list[tuple[list[Rule], str]]
     name: str = ""
     honor_labels: bool = False
+    #: the discovery behind the chain emits only `__`-prefixed labels (e.g. discovery.kubernetes)
+    meta_only: bool = False
 
     @property
     def flat(self) -> list[tuple[Rule, str]]:
@@ -660,11 +719,23 @@ def run_target(chain: TargetChain, target: dict[str, str]) -> dict | None:
 
 
 def scraped_series(chain: TargetChain, target_labels: dict, sample: dict) -> dict:
-    """A scraped sample with its target's labels (the target wins unless honor_labels)."""
+    """A scraped sample with its target's labels, as Prometheus' mutateSampleLabels does it.
+
+    With `honor_labels` the sample's own value wins; without, the target's does and the
+    sample's value moves to `exported_<name>` (shortest names first, prefixing until free)."""
     out = dict(sample)
-    for k, v in target_labels.items():
-        if not (chain.honor_labels and out.get(k)):
-            out[k] = v
+    if chain.honor_labels:
+        for k, v in target_labels.items():
+            if not out.get(k):
+                out[k] = v
+        return out
+    shadowed = sorted(((k, out[k]) for k in target_labels if out.get(k)), key=lambda kv: len(kv[0]))
+    out.update(target_labels)
+    for name, value in shadowed:
+        new = "exported_" + name
+        while out.get(new):
+            new = "exported_" + new
+        out[new] = value
     return out
 
 
@@ -738,6 +809,7 @@ class WitnessFinder:
         self.pipeline = pipeline
         self.flat = pipeline.flat
         self.constraints = state0_constraints
+        self.hints = _value_hints(self.flat, state0_constraints)
 
     # concrete leak predicates
 
@@ -772,7 +844,7 @@ class WitnessFinder:
         return None
 
     def _marker_hits(self, out: dict, markers: Iterable[str]) -> str | None:
-        markers = [m.lower() for m in markers]
+        markers = [m.lower() for m in markers if len(m) >= 4]  # short hint values: non-interference decides
         for n, v in sorted(out.items(), key=lambda kv: (len(kv[0]), kv[0])):
             if self.policy.is_forbidden(n):
                 continue
@@ -794,7 +866,8 @@ class WitnessFinder:
         if rng is None:
             return lang.example(prefer) or ""
         guesses = (lang.example(), lang.example(prefer), "", "v" + str(rng.randint(0, 99)),
-                   rng.choice(self.an.forbidden_examples + ["job"] * 3))
+                   rng.choice(self.an.forbidden_examples + ["job"] * 3),
+                   *self.hints.get(name, ()))
         options = [o for o in guesses if o is not None and lang.contains(o)]
         return rng.choice(options) if options else ""
 
@@ -827,6 +900,8 @@ class WitnessFinder:
                 if rng is not None and rng.random() < 0.35:
                     continue
                 marker = _MARKERS[i % len(_MARKERS)] + ("" if i < len(_MARKERS) else str(i))
+                if rng is not None and self.hints.get(n) and rng.random() < 0.5:
+                    marker = rng.choice(self.hints[n])  # a value the rules reading it match (or miss)
                 labels[n] = marker
                 if self.policy.is_forbidden(n) or n in map_sources:
                     markers[n] = marker
@@ -871,6 +946,25 @@ class WitnessFinder:
             if self.leaking(leak, trial, {k: v for k, v in markers.items() if k in trial}) == hit:
                 current = trial
         return current
+
+
+def _value_hints(flat: Sequence[tuple[Rule, str]], constraints: dict) -> dict[str, tuple[str, ...]]:
+    """Per label read alone by a rule: a value the rule's regex matches and one it misses
+    (within the filters seen on the label), so witnesses reach both branches of every rule."""
+    hints: dict[str, list[str]] = {}
+    for rule, flavor in flat:
+        if len(rule.source_labels) != 1 or rule.action == "opaque":
+            continue
+        R = rule_lang(rule, flavor)
+        if R is None:
+            continue
+        name = rule.source_labels[0]
+        lang = constraints.get(name, ANY)
+        for part in (lang & R, lang - R):
+            example = (part - EPS).example(["v1", "x"])
+            if example is not None and example not in hints.setdefault(name, []):
+                hints[name].append(example)
+    return {n: tuple(v) for n, v in hints.items()}
 
 
 def _literal_prefix(pattern: str) -> str:
@@ -928,9 +1022,11 @@ def prove(pipeline: Pipeline, policy: Policy) -> list[Leak]:
     seeds, chain_states = [], []
     for chain in pipeline.targets:
         d_an = Analyzer(policy, discovery=True)
-        d_state = d_an.run(chain.flat)
+        d_state = d_an.run(chain.flat, input_names=RESERVED if chain.meta_only else ANY)
         chain_states.append((chain, d_an, d_state))
         seeds.extend(d_an.target_taints(d_state))
+        if not chain.honor_labels:
+            seeds.extend(d_an.exported_taints(d_state))
     state = analyzer.run(flat, extra_names=pipeline.external_labels, seeds=seeds)
     abstract = analyzer.leaks(state, pipeline.external_labels)
     finder = WitnessFinder(policy, analyzer, pipeline, state.constraints)
@@ -972,7 +1068,7 @@ def _cache_key(pipeline: Pipeline, policy: Policy) -> str:
         h.update(b"|")
     h.update(repr(sorted((k, v if k == "job" else bool(v)) for k, v in pipeline.external_labels.items())).encode())
     for chain in pipeline.targets:
-        h.update(repr(("targets", chain.honor_labels)).encode())
+        h.update(repr(("targets", chain.honor_labels, chain.meta_only)).encode())
         for rules, flavor in chain.stages:
             h.update(flavor.encode())
             for r in rules:
@@ -1047,13 +1143,15 @@ def _target_witness(policy: Policy, finder: "WitnessFinder", pipeline: Pipeline,
             tlabels = run_target(chain, target)
             if not tlabels or not markers:
                 continue
-            for sample, _ in finder.candidates(leak, 6):
-                sample = {k: v for k, v in sample.items() if not policy.is_forbidden(k)}
+            for sample, sample_markers in finder.candidates(leak, 6):
+                if chain.honor_labels:  # the scraped customer ids: only an exported_ rename moves them
+                    sample = {k: v for k, v in sample.items() if not policy.is_forbidden(k)}
+                    sample_markers = {}
                 series = scraped_series(chain, tlabels, sample)
                 out = run_concrete(pipeline, series)
                 if out is None:
                     continue
-                hit = finder._marker_hits(out, markers.values())
+                hit = finder._marker_hits(out, [*markers.values(), *sample_markers.values()])
                 if hit:
                     note = (f"scrape target {dict(sorted(target.items()))} gets target labels "
                             f"{dict(sorted(tlabels.items()))} from {chain.name or 'target relabeling'}; "
