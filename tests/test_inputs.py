@@ -92,3 +92,21 @@ def test_all_errors_reported_in_one_run(fleet_copy: Path) -> None:
 def test_usage_error_is_exit_2(fleet_copy: Path) -> None:
     result = CliRunner().invoke(cli, ["render", "--no-such-flag"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ("  port: metrics\n", "  port: [metrics]\n", ["platform-jobs.yaml:7:3", "wrong type", "$[0].port", "expected string"]),
+    ("  port: metrics\n", "  port: metrics\n  colour: red\n", ["platform-jobs.yaml:8:3", "unknown field 'colour'"]),
+    ("  podLabel: {name: app.kubernetes.io/name, value: shuttle}\n",
+     "  podLabel: {name: app.kubernetes.io/name, value: \"shuttle\\n// x\"}\n", ["platform-jobs.yaml:6:", "$[0].podLabel.value"]),
+])
+def test_platform_jobs_are_validated(fleet_copy: Path, old: str, new: str, expected: list[str]) -> None:
+    """The platform jobs decide what may leave for Grafana Cloud and are written into config.alloy."""
+    assert _render(fleet_copy).exit_code == 0
+    before = read_tree(fleet_copy / "rendered")
+    _edit(fleet_copy / "base/components/alloy/platform-jobs.yaml", old, new)
+    result = _render(fleet_copy)
+    assert result.exit_code == 2, result.output
+    for part in expected:
+        assert part in result.output, result.output
+    assert read_tree(fleet_copy / "rendered") == before

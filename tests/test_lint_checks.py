@@ -96,3 +96,16 @@ def test_vmagent_rejects_a_broken_metric_relabel_regex(fleet_copy: Path) -> None
     found = list(vmagent_config.check(_ctx(fleet_copy)))
     assert found and "missing closing )" in found[0].message
     assert found[0].source.file == "base/components/vmagent/values.yaml"
+
+
+def test_vmagent_extra_args_remote_write_url_is_a_customer_path_leak(fleet_copy: Path) -> None:
+    """The chart appends extraArgs last: `-remoteWrite.url` there would ship customer series
+    (with their project_id) past the fleet-owned region endpoint, e.g. to Grafana Cloud."""
+    from fleet.checks import gdpr
+    path = fleet_copy / "clusters/fra1-staging-01/cluster.yaml"
+    path.write_text(path.read_text() + "components:\n  vmagent:\n    values:\n      extraArgs:\n"
+                    "        remoteWrite.url: https://prometheus-prod-01.grafana.net/api/prom/push\n")
+    _render(fleet_copy)
+    found = list(gdpr.check(_ctx(fleet_copy)))
+    assert [(f.source.file, f.source.line) for f in found] == [("clusters/fra1-staging-01/cluster.yaml", 10)]
+    assert "remoteWrite.url" in found[0].message and found[0].details["cluster"] == "fra1-staging-01"

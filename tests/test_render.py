@@ -254,3 +254,37 @@ def test_failure_while_swapping_units_rolls_back(fleet_copy: Path, monkeypatch) 
     assert [p for p in fleet_copy.iterdir() if p.name.startswith(".rendered")] == []
     assert writer.write_tree(fleet_copy / "rendered", files)
     assert read_tree(fleet_copy / "rendered") == {k: v.encode() for k, v in files.items()}
+
+
+@pytest.mark.parametrize("template, old, new, line, message", [
+    ("base/components/fluent-bit/outputs.conf.j2", "{{ region.vector_host }}", "{{ region.nosuchattr }}",
+     None, "has no attribute 'nosuchattr'"),
+    ("base/components/alloy/config.alloy.j2", "{{ cluster.id }}", "{{ 1 // 0 }}", None, "ZeroDivisionError"),
+    ("base/components/alloy/config.alloy.j2", None, "{% if %}\n", "last", "template syntax error"),
+])
+def test_broken_template_is_an_input_error_at_its_line(fleet_copy: Path, template, old, new, line, message) -> None:
+    assert _render(fleet_copy).exit_code == 0
+    before = read_tree(fleet_copy / "rendered")
+    path = fleet_copy / template
+    text = path.read_text()
+    broken = text + new if old is None else text.replace(old, new, 1)
+    path.write_text(broken)
+    expected_line = broken.count("\n") if line == "last" else broken[:broken.index(new)].count("\n") + 1
+    result = _render(fleet_copy, "--no-cache")
+    assert result.exit_code == 2, result.output
+    assert f"{template}:{expected_line}: error: " in result.output and message in result.output
+    assert "Traceback" not in result.output
+    assert read_tree(fleet_copy / "rendered") == before
+
+
+def test_unwritable_rendered_is_a_clear_error(fleet_copy: Path, monkeypatch) -> None:
+    assert _render(fleet_copy).exit_code == 0
+    (fleet_copy / "clusters/nyc3-prod-01/cluster.yaml").write_text(
+        (fleet_copy / "clusters/nyc3-prod-01/cluster.yaml").read_text().replace("shuttle-registration", "shuttle-reg"))
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "rendered/clusters")
+
+    monkeypatch.setattr("fleet.commands.render.write_tree", full)
+    result = _render(fleet_copy)
+    assert result.exit_code == 2 and "No space left on device" in result.output and "unchanged" in result.output

@@ -36,6 +36,10 @@ class InputError(Exception):
         self.expected = expected
         super().__init__(self.render())
 
+    def __reduce__(self):
+        """Survive pickling (the parallel render's worker processes) with every field intact."""
+        return (_rebuild_input_error, (self.message, self.source, self.path, self.expected))
+
     def render(self) -> str:
         where = f"{self.source}: " if self.source else ""
         text = f"{where}error: {self.message}"
@@ -44,6 +48,10 @@ class InputError(Exception):
         if self.expected:
             text += f"; expected {self.expected}"
         return text
+
+
+def _rebuild_input_error(message: str, source: SourceRef | None, path: str, expected: str) -> InputError:
+    return InputError(message, source, path=path, expected=expected)
 
 
 class InputErrors(InputError):

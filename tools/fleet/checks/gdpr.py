@@ -245,8 +245,29 @@ def _cluster_ids(ctx: CheckContext) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
 
+#: vmagent flags that send series somewhere other than the fleet-owned `remoteWrite` entries.
+_REDIRECTING_FLAGS = ("remoteWrite.url", "remoteWrite.proxyURL")
+
+
+def check_extra_args(ctx: CheckContext, cluster_id: str) -> Iterator[Finding]:
+    """vmagent flags that add or redirect remote writes: the chart appends `extraArgs` after the
+    flags it makes from `remoteWrite`, so `-remoteWrite.url` there would bypass the region check."""
+    cluster = ctx.fleet.clusters.get(cluster_id) if ctx.fleet else None
+    vmagent = cluster.components.get("vmagent") if cluster else None
+    args = (vmagent.values.get("extraArgs") if vmagent else None) or {}
+    for key in args if isinstance(args, dict) else ():
+        if str(key).lstrip("-") in _REDIRECTING_FLAGS:
+            yield Finding(NAME, Severity.ERROR,
+                          vmagent.source_of("values", "extraArgs", key) or SourceRef(cluster.source),
+                          f"vmagent extraArgs {key!r} adds a remote-write destination outside the "
+                          "fleet-owned remoteWrite (this region's VictoriaMetrics)",
+                          hint="remove it: the fleet sets vmagent's remote-write URL from the cluster's region",
+                          details={"cluster": cluster_id, "flag": str(key), "value": args[key]})
+
+
 def check(ctx: CheckContext) -> Iterable[Finding]:
     policy = _policy(ctx)
     for cluster_id in _cluster_ids(ctx):
         yield from check_platform(ctx, cluster_id, policy)
         yield from check_customer(ctx, cluster_id, policy)
+        yield from check_extra_args(ctx, cluster_id)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import InputError
+
 from .. import model
 from ..render.fleet import KEEP, render_fleet
 from ..writer import diff_tree, read_tree, unit_stats, write_tree
@@ -75,7 +77,11 @@ def render_command(root: Path, check: bool, no_cache: bool) -> None:
     files = render_fleet(fleet, reuse=reuse)
     kept_units = {f"clusters/{cid}" for cid in kept}
     # Kept folders are neither read nor compared nor rewritten; everything else is diffed.
-    changed_any = write_tree(out, files, read_tree(out, kept_units))
+    try:
+        changed_any = write_tree(out, files, read_tree(out, kept_units))
+    except OSError as exc:  # the writer has rolled back: rendered/ is as it was
+        raise InputError(f"cannot write rendered/: {exc.strerror or exc} ({exc.filename or out}); "
+                         "rendered/ is unchanged") from None
     new_index = {}
     for cid, key in keys.items():
         entry = index[cid] if cid in kept else {"key": key, "stats": unit_stats(out, f"clusters/{cid}")}

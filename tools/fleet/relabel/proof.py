@@ -990,24 +990,27 @@ def rule_ref(rule: Rule) -> str:
 
 def involved_rules(leak_kind: str, label: str, pipeline: Pipeline, witness: dict | None,
                    writers: frozenset[int]) -> list[str]:
-    """Where a reviewer should look: rules that changed the leaking label on the witness run, the
+    """Where a reviewer should look, most telling first: the rules that changed the leaking
+    label on the witness run (the culprits), the rules the analysis saw writing it, then the
     rules that were meant to stop it (labeldrop/labelkeep for names and values, keep/drop on
-    `job` for jobs), and the rules the analysis saw writing it."""
+    `job` for jobs)."""
     flat = pipeline.flat
-    picked: set[int] = set(writers)
+    changed: set[int] = set()
     if witness is not None:
         prev = dict(witness)
         for i, rule, after in trace_concrete(pipeline, witness):
             after = after or {}
             if prev.get(label) != after.get(label):
-                picked.add(i)
+                changed.add(i)
             prev = after
+    gates: set[int] = set()
     for i, (rule, _) in enumerate(flat):
         if leak_kind in ("label", "value") and rule.action in ("labeldrop", "labelkeep"):
-            picked.add(i)
+            gates.add(i)
         if leak_kind == "job" and rule.action in ("keep", "drop") and "job" in rule.source_labels:
-            picked.add(i)
-    return list(dict.fromkeys(rule_ref(flat[i][0]) for i in sorted(picked) if i < len(flat)))
+            gates.add(i)
+    ordered = [*sorted(changed - gates), *sorted(set(writers) - changed - gates), *sorted(gates | (changed & gates))]
+    return list(dict.fromkeys(rule_ref(flat[i][0]) for i in ordered if i < len(flat)))
 
 
 def prove(pipeline: Pipeline, policy: Policy) -> list[Leak]:

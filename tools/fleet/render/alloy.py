@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import yamlio
-from ..errors import InputError
+from .. import schema, yamlio
+from ..errors import InputError, InputErrors
 from ..model import Cluster, Fleet
 from .templates import alloy_str, render_template
 
@@ -37,14 +37,19 @@ def rule_attrs(rule: dict, where: str) -> list[tuple[str, str]]:
 
 
 def platform_jobs(root: Path) -> list[dict]:
-    return yamlio.plain(yamlio.load_file(root / ALLOY_DIR / "platform-jobs.yaml",
-                                         (ALLOY_DIR / "platform-jobs.yaml").as_posix()))
+    """The platform scrape jobs, validated: their values are written into config.alloy."""
+    name = (ALLOY_DIR / "platform-jobs.yaml").as_posix()
+    node = yamlio.load_file(root / name, name)
+    errors = schema.validate(node, "platform-jobs", name)
+    if errors:
+        raise errors[0] if len(errors) == 1 else InputErrors(errors)
+    return yamlio.plain(node)
 
 
 def render_config(fleet: Fleet, cluster: Cluster, header: str, jobs: list[dict]) -> str:
     rules = [{"source": r.source, "attrs": rule_attrs(r.rule, str(r.source))} for r in cluster.platform_relabel]
     return render_template(
-        fleet.root / ALLOY_DIR / "config.alloy.j2",
+        fleet.root, (ALLOY_DIR / "config.alloy.j2").as_posix(),
         header=header, cluster=cluster, jobs=jobs, rules=rules,
         remote_write_url=fleet.settings["platformMonitoring"]["remoteWriteUrl"],
     )

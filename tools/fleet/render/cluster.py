@@ -121,6 +121,18 @@ def render_cluster(fleet: Fleet, cluster: Cluster, shared: Shared) -> dict[str, 
     return files
 
 
+#: Inputs a component's rendered file depends on beyond its merged layers: the fleet-owned
+#: values wired in after merging (wiring.py) and the files a renderer reads.  Every header
+#: names them, so a reviewer can walk from any rendered line to the file that made it.
+_WIRED_SOURCES = {
+    "fluent-bit": ["base/components/fluent-bit/outputs.conf.j2"],
+    "alloy": ["base/fleet.yaml"],                 # Grafana Cloud endpoint and credentials Secret
+    "shuttle": [shuttle.MANIFESTS.as_posix()],
+}
+#: Components whose rendered values carry the region's endpoints or slug.
+_REGION_WIRED = ("fluent-bit", "vmagent", "shuttle")
+
+
 def _stage_files(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> dict[str, str]:
     folder = stage_dir(fleet, stage)
     files: dict[str, str] = {}
@@ -128,20 +140,18 @@ def _stage_files(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> 
     generators: list[dict] = []
     sources_all: list[str] = [cluster.source]
     for component in sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name):
-        sources = component_sources(component) + [cluster.source]
-        if component.name == "fluent-bit":
-            sources.append("base/components/fluent-bit/outputs.conf.j2")
+        sources = component_sources(component) + [cluster.source] + _WIRED_SOURCES.get(component.name, [])
+        if component.name in _REGION_WIRED:
+            sources.append(cluster.region.source)
         if component.name == "vmagent":
             sources += sorted({r.source.file for r in cluster.customer_relabel})
-        if component.name == "shuttle":
-            sources.append(shuttle.MANIFESTS.as_posix())
         docs = component_objects(fleet, cluster, component, shared)
         files[f"{folder}/{component.name}.yaml"] = yamlio.dump_documents(docs, header(sources))
         resources.append(f"{component.name}.yaml")
         sources_all += sources
         if component.name == "alloy":
             alloy_sources = sorted({"base/components/alloy/config.alloy.j2", "base/components/alloy/platform-jobs.yaml",
-                                    cluster.source} | {r.source.file for r in cluster.platform_relabel})
+                                    "base/fleet.yaml", cluster.source} | {r.source.file for r in cluster.platform_relabel})
             files[f"{folder}/config.alloy"] = alloy.render_config(
                 fleet, cluster, header(alloy_sources, "//")[3:].rstrip("\n"), shared.alloy_jobs)
             cm_name = component.values.get("alloy", {}).get("configMap", {}).get("name", "alloy-config")

@@ -16,7 +16,7 @@ from .templates import render_template
 
 def _fluent_bit(root: Path, cluster: Cluster, values: dict) -> dict:
     config = values.setdefault("config", {})
-    config["outputs"] = render_template(root / "base/components/fluent-bit/outputs.conf.j2",
+    config["outputs"] = render_template(root, "base/components/fluent-bit/outputs.conf.j2",
                                         region=cluster.region, cluster=cluster)
     return values
 
