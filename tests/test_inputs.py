@@ -110,3 +110,33 @@ def test_platform_jobs_are_validated(fleet_copy: Path, old: str, new: str, expec
     for part in expected:
         assert part in result.output, result.output
     assert read_tree(fleet_copy / "rendered") == before
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda d: (d / "cluster.yaml").write_text((d / "cluster.yaml").read_text()
+                                                + "shuttle:\n  tokenSecretName: x\n  tokenSecretName: y\n"),
+     ["cluster.yaml:", "duplicate key"]),
+    (lambda d: (d / "cluster.yaml").write_text("id: nyc3-prod-01\nregion: nyc3\nenvironment: production\n"
+                                                "shuttle:\n\ttokenSecretName: x\n"),
+     ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
+    (lambda d: (d / "cluster.yml").write_text("components: {}\n"),
+     ["clusters/nyc3-prod-01/cluster.yml", "is not read by fleet", "expected only cluster.yaml"]),
+])
+def test_cluster_folder_mistakes_are_explained(fleet_copy: Path, edit, expected: list[str]) -> None:
+    assert _render(fleet_copy).exit_code == 0
+    before = read_tree(fleet_copy / "rendered")
+    edit(fleet_copy / "clusters/nyc3-prod-01")
+    result = _render(fleet_copy)
+    assert result.exit_code == 2, result.output
+    for part in expected:
+        assert part in result.output, result.output
+    assert read_tree(fleet_copy / "rendered") == before
+
+
+def test_duplicate_key_names_its_json_path(fleet_copy: Path) -> None:
+    path = fleet_copy / "clusters/nyc3-prod-01/cluster.yaml"
+    path.write_text("id: nyc3-prod-01\nregion: nyc3\nenvironment: production\n"
+                    "shuttle:\n  tokenSecretName: a\n  tokenSecretName: b\n")
+    result = _render(fleet_copy)
+    assert result.exit_code == 2
+    assert "cluster.yaml:6:3: error: duplicate key 'tokenSecretName' (at $.shuttle)" in result.output

@@ -9,6 +9,7 @@ so an author fixes them in one go. Nothing is written here.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +175,7 @@ def _load_clusters(c: _Collector, root: Path) -> dict[str, Document]:
             c.errors.append(InputError(f"cluster folder {folder_name!r} is not a DNS-1123 label",
                                        SourceRef(c.rel(path)), expected="lower-case letters, digits and '-', at most 63"))
             continue
+        _check_cluster_folder(c, path.parent)
         doc = c.load(path, "cluster")
         if doc is None:
             continue
@@ -189,6 +191,22 @@ def _load_clusters(c: _Collector, root: Path) -> dict[str, Document]:
             continue
         out[cid] = doc
     return out
+
+
+#: What a cluster folder may hold: its one input file, extra rules, notes for humans.
+CLUSTER_FOLDER_ENTRIES = frozenset({"cluster.yaml", "rules", "README.md"})
+
+
+def _check_cluster_folder(c: _Collector, folder: Path) -> None:
+    """A YAML file the renderer would never read (`cluster.yml`, `vmagent.yaml`) is an error, so
+    a change put there cannot look merged while doing nothing."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name not in CLUSTER_FOLDER_ENTRIES and entry.name.endswith((".yaml", ".yml")):
+                c.errors.append(InputError(f"file {entry.name!r} in a cluster folder is not read by fleet",
+                                           SourceRef(c.rel(Path(entry.path))),
+                                           expected="only cluster.yaml (with components:/relabel: patches) "
+                                                    "and rules/recording/*.yaml"))
 
 
 def _check_stages(c: _Collector, settings: Document, components: dict[str, Document]) -> None:

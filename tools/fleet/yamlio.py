@@ -32,6 +32,23 @@ def _mark_ref(name: str, mark: Any) -> SourceRef:
     return SourceRef(name, mark.line + 1, mark.column + 1)
 
 
+def _syntax_error(exc: Any, name: str, text: str) -> InputError:
+    """A YAML syntax error at its mark; a tab where indentation goes gets said plainly."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    expected = ""
+    if mark is not None:
+        lines = text.split("\n")
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        if "\t" in line[:mark.column + 1]:
+            expected = "spaces for indentation (YAML does not allow tabs there)"
+    return InputError(f"YAML syntax error: {problem}", _mark_ref(name, mark), expected=expected)
+
+
+def _json_path(parts: tuple) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
 def load_text(text: str, name: str) -> Any:
     """Parse one YAML document; positions stay available through `position()`."""
     try:
@@ -41,9 +58,7 @@ def load_text(text: str, name: str) -> Any:
         raise InputError(f"duplicate key {key!r}", _mark_ref(name, exc.problem_mark),
                          expected="each key once per mapping") from None
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise InputError(f"YAML syntax error: {problem}", _mark_ref(name, mark)) from None
+        raise _syntax_error(exc, name, text) from None
     except YAMLError as exc:  # pragma: no cover - ruamel raises Marked errors for syntax
         raise InputError(f"YAML error: {exc}", SourceRef(name)) from None
 
@@ -67,11 +82,10 @@ def load_all_text(text: str, name: str) -> list[Any]:
     try:
         return list(_loader().load_all(text))
     except DuplicateKeyError as exc:
-        raise InputError("duplicate key", _mark_ref(name, exc.problem_mark)) from None
+        raise InputError("duplicate key", _mark_ref(name, exc.problem_mark),
+                         expected="each key once per mapping") from None
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise InputError(f"YAML syntax error: {(exc.problem or exc.context or '').strip()}",
-                         _mark_ref(name, mark)) from None
+        raise _syntax_error(exc, name, text) from None
 
 
 def position(node: Any, key: Any = None, value: bool = False) -> tuple[int, int]:
@@ -212,7 +226,7 @@ def _index(node: Any, path: tuple, name: str, keys: dict, values: dict) -> Any:
             key = key if isinstance(key, str) else str(key)
             if key in out:
                 raise InputError(f"duplicate key {key!r}", SourceRef(name, *_pos(key_node)),
-                                 expected="each key once per mapping")
+                                 path=_json_path(path), expected="each key once per mapping")
             keys[path + (key,)] = _pos(key_node)
             out[key] = _index(value_node, path + (key,), name, keys, values)
         return out
@@ -230,9 +244,7 @@ def load_indexed(text: str, name: str) -> Indexed:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise InputError(f"YAML syntax error: {problem}", _mark_ref(name, mark)) from None
+        raise _syntax_error(exc, name, text) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", SourceRef(name)) from None
     keys: dict = {}
