@@ -244,3 +244,35 @@ def test_unknown_catalogue_key_exits_2_from_the_cli(fleet_copy):
     result = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy), "--only", "rules-static"])
     assert result.exit_code == 2, result.output
     assert "base/rules/producers.yaml:" in result.output and "unknown field 'metric'" in result.output
+
+
+def test_ratio_of_two_recorded_series_is_a_finding_at_its_expr_line(root):
+    """vmalert reads recorded series from earlier evaluations: a/b of two rules mixes intervals."""
+    write(root, "regions/r2/rules/recording/20-envoy.yaml", """groups:
+  - name: starform-customer-envoy
+    rules:
+      - record: project:envoy_cluster_upstream_rq_errors:ratio_rate5m
+        expr: |
+          sum by (region, project_id, workspace_id) (project_service:envoy_cluster_upstream_rq_xx:rate5m{envoy_response_code_class="5"})
+          / project:envoy_cluster_upstream_rq:rate5m
+""")
+    (f,) = findings(root, "rules-ratio-inputs")
+    assert (f.source.file, f.source.line) == ("regions/r2/rules/recording/20-envoy.yaml", 5)
+    assert "project:envoy_cluster_upstream_rq:rate5m" in f.message
+
+
+@pytest.mark.parametrize("expr", [
+    # both sides from one recorded series
+    "sum by (region, project_id, workspace_id) (project_service:envoy_cluster_upstream_rq_xx:rate5m{envoy_response_code_class=\"5\"})"
+    " / sum by (region, project_id, workspace_id) (project_service:envoy_cluster_upstream_rq_xx:rate5m)",
+    # a recorded series over a constant
+    "project:envoy_cluster_upstream_rq:rate5m / 60",
+])
+def test_ratio_from_one_evaluation_is_clean(root, expr):
+    write(root, "regions/r2/rules/recording/x.yaml", f"""groups:
+  - name: x
+    rules:
+      - record: project:x:ratio_rate5m
+        expr: '{expr}'
+""")
+    assert findings(root, "rules-ratio-inputs") == []
