@@ -110,9 +110,106 @@ def test_broken_rule_is_reported_by_both_tools_at_the_source_line(root):
 def test_promtool_only_errors_map_to_the_rule(root):
     require_binary("promtool")
     path = root / "base/rules/alerts/starform-telemetry-pipeline.yaml"
-    text = path.read_text().replace('summary: "No platform metrics from {{ $labels.cluster_id }} for 5 minutes"',
-                                    'summary: "No platform metrics from {{ $labels.cluster_id "')
+    old = 'summary: "No platform metrics from {{ with $labels.cluster_id }}'
+    assert old in path.read_text()
+    text = path.read_text().replace(old, 'summary: "No platform metrics from {{ with $labels.cluster_id ')
     path.write_text(text)
     (f,) = [f for f in lint.syntax_findings(root) if f.check == "rules-promtool"]
     assert "AlloyStoppedReporting" in path.read_text().splitlines()[f.source.line - 1]
     assert "template" in f.message
+
+
+def test_fixture_override_tests_pass_and_cover_every_override_rule(root):
+    """r1's replaced/appended rules and r1-a's group are tested beside them, against r1's merged set."""
+    require_binary("promtool")
+    assert lint.unit_test_findings(root) == []
+
+
+def test_an_untested_region_override_rule_is_a_finding_at_its_line(root):
+    require_binary("promtool")
+    write(root, "regions/r2/rules/recording/10-resources.yaml", """groups:
+  - name: starform-customer-resources
+    rules:
+      - record: project:container_cpu_usage_seconds:rate1h
+        expr: avg_over_time(project:container_cpu_usage_seconds:rate5m[1h])
+""")
+    (f,) = lint.unit_test_findings(root)
+    assert (f.source.file, f.source.line) == ("regions/r2/rules/recording/10-resources.yaml", 4)
+    assert "regions/r2/rules/tests/" in f.message
+
+
+def test_a_replaced_base_rule_needs_its_own_test(root):
+    """Replacing a base rule in a region is a change: the base test does not cover it."""
+    require_binary("promtool")
+    override = root / "regions/r1/rules/recording/10-resources.yaml"
+    tests = root / "regions/r1/rules/tests/resources.test.yaml"
+    text = tests.read_text()
+    start = text.index("      # replaced:")
+    tests.write_text(text[:start] + text[text.index("      # appended:"):])
+    (f,) = lint.unit_test_findings(root)
+    assert f.source.file == "regions/r1/rules/recording/10-resources.yaml"
+    assert "record: project_service:container_memory_working_set_bytes:sum" in override.read_text().splitlines()[f.source.line - 1]
+
+
+def test_override_test_failure_is_reported_at_the_failing_case(root):
+    """Override tests run against the merged set: the base memory rule's value is wrong in r1."""
+    require_binary("promtool")
+    path = root / "regions/r1/rules/tests/resources.test.yaml"
+    path.write_text(path.read_text().replace("value: 5100", "value: 100"))
+    (f,) = lint.unit_test_findings(root)
+    assert f.source.file == "regions/r1/rules/tests/resources.test.yaml"
+    assert "expr: project_service:container_memory_working_set_bytes:sum" in path.read_text().splitlines()[f.source.line - 1]
+    assert "5.1E+03" in f.message
+
+
+def test_a_failing_base_case_is_reported_at_its_line(root):
+    require_binary("promtool")
+    path = root / "tests/rules/platform-telemetry-pipeline.test.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("      - eval_time: 3h\n        alertname: AlloyStoppedReporting\n        exp_alerts:\n"
+                                 "          - exp_labels: {severity: critical, cluster_id: c1}",
+                                 "      - eval_time: 3h\n        alertname: AlloyStoppedReporting\n        exp_alerts:\n"
+                                 "          - exp_labels: {severity: critical, cluster_id: c9}", 1))
+    (f,) = lint.unit_test_findings(root)
+    lines = path.read_text().splitlines()
+    assert f.source.file == "tests/rules/platform-telemetry-pipeline.test.yaml"
+    assert lines[f.source.line - 1].strip() == "- eval_time: 3h" and "AlloyStoppedReporting" in lines[f.source.line]
+
+
+def test_cases_expecting_nothing_do_not_count_as_coverage(root):
+    """An alert tested only with `exp_alerts: []` (or a record with `exp_samples: []`) is untested."""
+    require_binary("promtool")
+    write(root, "base/rules/alerts/extra.yaml", """groups:
+  - name: extra
+    rules:
+      - alert: NodeDown
+        expr: up{job="node-exporter"} == 0
+        for: 5m
+        labels: {severity: warning}
+        annotations: {summary: "node down", description: "d"}
+""")
+    write(root, "regions/r2/rules/recording/x.yaml", """groups:
+  - name: x
+    rules:
+      - record: project:container_cpu_usage_seconds:max1h
+        expr: max_over_time(project:container_cpu_usage_seconds:rate5m[1h])
+""")
+    write(root, "tests/rules/extra.test.yaml", """rule_files: [../../base/rules/alerts/extra.yaml]
+tests:
+  - interval: 1m
+    input_series:
+      - {series: 'up{job="node-exporter",instance="n1"}', values: '1x10'}
+    alert_rule_test:
+      - {eval_time: 10m, alertname: NodeDown, exp_alerts: []}
+""")
+    write(root, "regions/r2/rules/tests/x.test.yaml", """rule_files: [../recording/x.yaml]
+tests:
+  - interval: 1m
+    input_series: []
+    promql_expr_test:
+      - {expr: 'project:container_cpu_usage_seconds:max1h', eval_time: 10m, exp_samples: []}
+""")
+    found = {(f.source.file, f.source.line): f.message for f in lint.unit_test_findings(root)}
+    assert set(found) == {("base/rules/alerts/extra.yaml", 4), ("regions/r2/rules/recording/x.yaml", 4)}
+    assert "no alert_rule_test with exp_alerts" in found[("base/rules/alerts/extra.yaml", 4)]
+    assert "no promql_expr_test with exp_samples" in found[("regions/r2/rules/recording/x.yaml", 4)]

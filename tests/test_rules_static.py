@@ -195,3 +195,84 @@ def test_platform_alert_may_not_read_customer_recording_rules(root):
 """)
     (f,) = findings(root, "rules-producers")
     assert f.source.line == 5 and "nothing produces" in f.message
+
+
+def test_misspelt_platform_metric_is_a_finding_at_its_expr_line(root):
+    """The catalogue lists exact names: a glob like `fluentbit_*` used to accept any typo."""
+    path = root / "base/rules/alerts/starform-telemetry-pipeline.yaml"
+    text = path.read_text()
+    assert "fluentbit_output_dropped_records_total" in text
+    path.write_text(text.replace("fluentbit_output_dropped_records_total", "fluentbit_output_records_dropped_total"))
+    (f,) = findings(root, "rules-producers")
+    assert f.source.file == "base/rules/alerts/starform-telemetry-pipeline.yaml"
+    line = path.read_text().splitlines()[f.source.line - 1]
+    assert "expr:" in line and "fluentbit_output_records_dropped_total" in line
+    assert "nothing produces 'fluentbit_output_records_dropped_total'" in f.message
+
+
+def _edit_catalogue(root: Path, old: str, new: str) -> Path:
+    path = root / "base/rules/producers.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+@pytest.mark.parametrize("old,new,words", [
+    ("      source: \"Fluent Bit", "      metric: [x]\n      source: \"Fluent Bit", "unknown field 'metric'"),
+    ("        - fluentbit_output_retries_total\n", "        - \"fluentbit_*\"\n", "'fluentbit_*' is not valid"),
+    ("platform:\n", "platfrom: {jobs: {}}\nplatform:\n", "unknown field 'platfrom'"),
+])
+def test_bad_producer_catalogue_is_an_input_error_at_its_line(root, old, new, words):
+    from fleet.errors import InputError
+    path = _edit_catalogue(root, old, new)
+    with pytest.raises(InputError) as info:
+        lint.static_findings(root)
+    err = info.value
+    assert err.source.file == "base/rules/producers.yaml" and words in err.message
+    changed = next(i for i, (a, b) in enumerate(zip(path.read_text().splitlines(),
+                                                   (REPO / "base/rules/producers.yaml").read_text().splitlines()), 1)
+                   if a != b)
+    assert err.source.line == changed
+
+
+def test_unknown_catalogue_key_exits_2_from_the_cli(fleet_copy):
+    from click.testing import CliRunner
+
+    from fleet.cli import cli
+    _edit_catalogue(fleet_copy, "      source: \"Fluent Bit", "      metric: [x]\n      source: \"Fluent Bit")
+    result = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy), "--only", "rules-static"])
+    assert result.exit_code == 2, result.output
+    assert "base/rules/producers.yaml:" in result.output and "unknown field 'metric'" in result.output
+
+
+def test_ratio_of_two_recorded_series_is_a_finding_at_its_expr_line(root):
+    """vmalert reads recorded series from earlier evaluations: a/b of two rules mixes intervals."""
+    write(root, "regions/r2/rules/recording/20-envoy.yaml", """groups:
+  - name: starform-customer-envoy
+    rules:
+      - record: project:envoy_cluster_upstream_rq_errors:ratio_rate5m
+        expr: |
+          sum by (region, project_id, workspace_id) (project_service:envoy_cluster_upstream_rq_xx:rate5m{envoy_response_code_class="5"})
+          / project:envoy_cluster_upstream_rq:rate5m
+""")
+    (f,) = findings(root, "rules-ratio-inputs")
+    assert (f.source.file, f.source.line) == ("regions/r2/rules/recording/20-envoy.yaml", 5)
+    assert "project:envoy_cluster_upstream_rq:rate5m" in f.message
+
+
+@pytest.mark.parametrize("expr", [
+    # both sides from one recorded series
+    "sum by (region, project_id, workspace_id) (project_service:envoy_cluster_upstream_rq_xx:rate5m{envoy_response_code_class=\"5\"})"
+    " / sum by (region, project_id, workspace_id) (project_service:envoy_cluster_upstream_rq_xx:rate5m)",
+    # a recorded series over a constant
+    "project:envoy_cluster_upstream_rq:rate5m / 60",
+])
+def test_ratio_from_one_evaluation_is_clean(root, expr):
+    write(root, "regions/r2/rules/recording/x.yaml", f"""groups:
+  - name: x
+    rules:
+      - record: project:x:ratio_rate5m
+        expr: '{expr}'
+""")
+    assert findings(root, "rules-ratio-inputs") == []

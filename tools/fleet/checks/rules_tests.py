@@ -1,4 +1,4 @@
-"""Lint plug-in: promtool test rules on tests/rules and every shipped rule covered by a unit test.
+"""Lint plug-in: promtool test rules on tests/rules and beside region/cluster overrides; every rendered rule covered by a test that expects output from it.
 
 Findings point at the source rule in base/, regions/ or clusters/ (see fleet.rules.lint).
 """
@@ -11,9 +11,9 @@ from ..rules import lint
 from . import CheckContext
 
 NAME = "rules-tests"
-DESCRIPTION = "promtool test rules on tests/rules and every shipped rule covered by a unit test"
+DESCRIPTION = "promtool test rules on tests/rules and beside region/cluster overrides; every rendered rule covered by a test that expects output from it"
 ORDER = 60
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
-    return lint.unit_test_findings(ctx.root, ctx.cache)
+    return lint.unit_test_findings(ctx.root, ctx.cache, ctx.fleet)

@@ -1,74 +1,143 @@
-"""Which shipped rules the promtool unit tests (tests/rules/*.yaml) exercise.
+"""Which rules the promtool unit tests exercise, and where those tests live.
 
 Why: "the unit tests cover every shipped rule" is a property of the repo that drifts silently;
-this makes it a finding at the untested rule's line. An alert is covered when some
-`alert_rule_test` names it; a recording rule when some `promql_expr_test` expression selects it
-by name. The test file must also load the rule's file (`rule_files`).
+this makes it a finding at the untested rule's line. Tests live in two places:
+
+    tests/rules/*.yaml                     base recording rules and platform alerts
+    regions/<r>/rules/tests/*.yaml         rules a region override adds or replaces
+    clusters/<id>/rules/tests/*.yaml       rules a cluster override adds or replaces
+
+A rule is covered when one test file both loads the rule's source file (`rule_files`) and has a
+case that *expects output* from it: an `alert_rule_test` for the alert with non-empty
+`exp_alerts`, or a `promql_expr_test` selecting the recorded name with non-empty `exp_samples`.
+A case that only asserts silence proves nothing about the rule producing anything.
+A merged rule that is still the base rule is covered by the base tests.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .. import yamlio
 from ..errors import Finding, Severity
 from . import promql
-from .loader import RuleFile
+from .loader import Rule, RuleFile
 
 TESTS_DIR = Path("tests/rules")
+OVERRIDE_TESTS = "tests"  # beside an override's recording/ folder: <layer>/rules/tests/
 
 
 @dataclass
-class Coverage:
+class TestFile:
+    """What one unit-test file loads (repo-relative rule files) and expects output from."""
+
+    path: str
+    loaded: set[str] = field(default_factory=set)
     alerts: set[str] = field(default_factory=set)
     records: set[str] = field(default_factory=set)
-    loaded: set[str] = field(default_factory=set)  # repo-relative rule files loaded by some test
 
 
-def test_files(root: Path) -> list[Path]:
-    folder = root / TESTS_DIR
-    return sorted(p for p in folder.glob("*.yaml")) if folder.is_dir() else []
+def test_files(root: Path, folder: Path = TESTS_DIR) -> list[Path]:
+    where = root / folder
+    return sorted(p for p in where.glob("*.yaml")) if where.is_dir() else []
 
 
-def collect(root: Path) -> Coverage:
-    """Read every unit-test file and note what it loads and exercises."""
-    cov = Coverage()
-    for path in test_files(root):
-        doc = yamlio.plain(yamlio.load_file(path, str(path.relative_to(root))))
-        if not isinstance(doc, dict):
+def override_test_dir(source_file: str) -> Path:
+    """regions/<r>/rules/recording/x.yaml → regions/<r>/rules/tests (same for clusters)."""
+    return Path(PurePosixPath(source_file).parent.parent / OVERRIDE_TESTS)
+
+
+def override_test_files(root: Path) -> list[Path]:
+    """Every test file beside a region or cluster override, sorted."""
+    found = []
+    for layer in ("regions", "clusters"):
+        found += sorted((root / layer).glob(f"*/rules/{OVERRIDE_TESTS}/*.yaml"))
+    return found
+
+
+def loaded_files(path: Path, root: Path, doc: dict) -> set[str]:
+    out = set()
+    for rf in doc.get("rule_files") or []:
+        resolved = (path.parent / str(rf)).resolve()
+        try:
+            out.add(str(resolved.relative_to(root.resolve())))
+        except ValueError:
             continue
-        for rf in doc.get("rule_files") or []:
-            resolved = (path.parent / str(rf)).resolve()
-            try:
-                cov.loaded.add(str(resolved.relative_to(root.resolve())))
-            except ValueError:
-                continue
-        for test in doc.get("tests") or []:
-            for case in test.get("alert_rule_test") or []:
-                if case.get("alertname"):
-                    cov.alerts.add(str(case["alertname"]))
-            for case in test.get("promql_expr_test") or []:
-                try:
-                    ast = promql.parse(str(case.get("expr", "")))
-                except ValueError:
-                    continue
-                cov.records.update(u.name for u in promql.selectors(ast) if u.name)
-    return cov
+    return out
 
 
-def uncovered(rule_files: list[RuleFile], cov: Coverage, check: str = "rules-tests") -> list[Finding]:
-    """Findings for each rule no unit test exercises (or whose file no test loads)."""
+def _expected_names(case: dict) -> set[str]:
+    try:
+        return {u.name for u in promql.selectors(promql.parse(str(case.get("expr", "")))) if u.name}
+    except ValueError:
+        return set()
+
+
+def read_test(path: Path, root: Path) -> TestFile:
+    """One unit-test file: only cases with expected output count as exercising a rule."""
+    name = str(path.relative_to(root))
+    doc = yamlio.plain(yamlio.load_file(path, name))
+    out = TestFile(name)
+    if not isinstance(doc, dict):
+        return out
+    out.loaded = loaded_files(path, root, doc)
+    for test in doc.get("tests") or []:
+        for case in test.get("alert_rule_test") or []:
+            if case.get("alertname") and case.get("exp_alerts"):
+                out.alerts.add(str(case["alertname"]))
+        for case in test.get("promql_expr_test") or []:
+            if case.get("exp_samples"):
+                out.records |= _expected_names(case)
+    return out
+
+
+def collect(root: Path, folder: Path = TESTS_DIR) -> list[TestFile]:
+    return [read_test(p, root) for p in test_files(root, folder)]
+
+
+def _problem(rule: Rule, source_file: str, tests: list[TestFile], where: str) -> str:
+    loading = [t for t in tests if source_file in t.loaded]
+    if not loading:
+        return f"{rule.kind} {rule.name!r}: no test in {where} loads {source_file}"
+    names = (lambda t: t.alerts) if rule.kind == "alert" else (lambda t: t.records)
+    if any(rule.name in names(t) for t in loading):
+        return ""
+    what = "alert_rule_test with exp_alerts" if rule.kind == "alert" else "promql_expr_test with exp_samples"
+    return f"{rule.kind} {rule.name!r} has no {what} in a test of {where} that loads {source_file}"
+
+
+def _finding(rule: Rule, message: str, check: str) -> Finding:
+    return Finding(check, Severity.ERROR, rule.source, message,
+                   "add a case with input series that makes it fire / produce a sample")
+
+
+def uncovered(rule_files: list[RuleFile], tests: list[TestFile], check: str = "rules-tests") -> list[Finding]:
+    """Findings for each rule of these files no test in tests/rules exercises."""
     findings = []
     for rule_file in rule_files:
         for group in rule_file.groups:
             for rule in group.rules:
-                names = cov.alerts if rule.kind == "alert" else cov.records
-                if rule_file.path not in cov.loaded:
-                    findings.append(Finding(check, Severity.ERROR, rule.source,
-                                            f"{rule.kind} {rule.name!r}: no test in {TESTS_DIR} loads {rule_file.path}"))
-                elif rule.name not in names:
-                    what = "alert_rule_test" if rule.kind == "alert" else "promql_expr_test"
-                    findings.append(Finding(check, Severity.ERROR, rule.source,
-                                            f"{rule.kind} {rule.name!r} has no {what} in {TESTS_DIR}",
-                                            "add a case with input series that makes it fire / produce a sample"))
+                problem = _problem(rule, rule_file.path, tests, str(TESTS_DIR))
+                if problem:
+                    findings.append(_finding(rule, problem, check))
+    return findings
+
+
+def uncovered_overrides(rules: list[Rule], root: Path, check: str = "rules-tests") -> list[Finding]:
+    """Findings for merged rules an override added or replaced that no test beside it exercises.
+
+    Rules whose source is under base/ are the base rules unchanged: the base tests cover them.
+    """
+    findings = []
+    by_dir: dict[Path, list[TestFile]] = {}
+    for rule in rules:
+        source_file = rule.source.file
+        if source_file.startswith("base/"):
+            continue
+        folder = override_test_dir(source_file)
+        if folder not in by_dir:
+            by_dir[folder] = collect(root, folder)
+        problem = _problem(rule, source_file, by_dir[folder], f"{folder}/")
+        if problem:
+            findings.append(_finding(rule, problem, check))
     return findings

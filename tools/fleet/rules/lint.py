@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Finding, Severity, SourceRef
-from . import binaries, coverage, static
+from . import binaries, coverage, static, unittests
 from .layout import base_recording, discover_regions, merged_region, platform_alerts
 from .loader import RuleFile
 from .merge import MergedSet
@@ -68,16 +68,25 @@ def syntax_findings(root: Path, fleet: Any = None, cache: dict | None = None) ->
     return static.dedupe(findings)
 
 
-def unit_test_findings(root: Path, cache: dict | None = None) -> list[Finding]:
-    """promtool test rules on tests/rules/*.yaml, and every shipped rule covered by a test."""
+def _cluster_regions(root: Path, fleet: Any) -> dict[str, str]:
+    return {c: r for r, clusters in discover_regions(root, fleet).items() for c in clusters}
+
+
+def unit_test_findings(root: Path, cache: dict | None = None, fleet: Any = None) -> list[Finding]:
+    """promtool test rules (tests/rules and the tests beside overrides), and every rule covered.
+
+    Coverage spans every rendered rule set: base rules by tests/rules, each rule a region or
+    cluster override adds or replaces by a test beside that override (see fleet.rules.coverage).
+    """
     findings: list[Finding] = []
+    sets = region_sets(root, fleet, cache)
     try:
-        for result in binaries.promtool_test(coverage.test_files(root), root):
-            if not result.ok:
-                findings.append(Finding("rules-tests", Severity.ERROR, SourceRef(result.file),
-                                        f"promtool test rules failed:\n{result.output[-2000:]}"))
+        findings += unittests.run_base(root)
+        findings += unittests.run_overrides(root, sets, _cluster_regions(root, fleet))
     except binaries.MissingBinary as exc:
         findings.append(_tool_missing("rules-tests", exc, "tools/apt-packages.txt"))
     shipped = base_recording(root) + alert_files(root, cache)
     findings += coverage.uncovered(shipped, coverage.collect(root))
+    for merged in sets.values():
+        findings += coverage.uncovered_overrides([r for _g, r in merged.rules()], root)
     return static.dedupe(findings)

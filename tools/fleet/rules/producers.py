@@ -14,18 +14,20 @@ Format:
         <job>:
           source: "<where these come from>"
           labels: [..]             # labels every series of this job carries (non-empty)
-          metrics: [name, prefix_*] # names or `*` globs
+          metrics: [name, ...]     # exact names the exporter emits
+
+Names are exact, never globs: a glob such as `fluentbit_*` accepts every typo of a Fluent Bit
+metric, and a rule reading a misspelt name silently never fires. The shape is checked against
+fleet/schemas/producers.schema.json (unknown keys, globs → InputError at file:line).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import re2
-
-from .. import yamlio
-from ..errors import InputError, SourceRef
+from .. import schema, yamlio
+from ..errors import InputError, InputErrors, SourceRef
 from .layout import PRODUCERS
 
 PLANES = ("customer", "platform")
@@ -36,14 +38,11 @@ class Job:
     name: str
     source: str
     labels: frozenset[str]
-    patterns: list[str]
+    metrics: frozenset[str]
     where: SourceRef
-    _compiled: list[Any] = field(default_factory=list, repr=False)
 
     def produces(self, metric: str) -> bool:
-        if not self._compiled:
-            self._compiled = [re2.compile("^" + re2.escape(p).replace(r"\*", ".*") + "$") for p in self.patterns]
-        return any(c.match(metric) for c in self._compiled)
+        return metric in self.metrics
 
 
 @dataclass
@@ -85,6 +84,9 @@ def load_catalogue(root: Path) -> Catalogue:
     doc = yamlio.load_file(path, name)
     if not isinstance(doc, dict):
         raise InputError("expected a mapping of planes", SourceRef(name, 1, 1), expected=", ".join(PLANES))
+    problems = schema.validate(doc, "producers", name)
+    if problems:
+        raise problems[0] if len(problems) == 1 else InputErrors(problems)
     planes: dict[str, Plane] = {}
     for plane_name, node in doc.items():
         line, col = yamlio.position(doc, plane_name)
@@ -100,7 +102,7 @@ def load_catalogue(root: Path) -> Catalogue:
                 raise InputError(f"job {job_name!r} must be a mapping", where)
             jobs[str(job_name)] = Job(str(job_name), str(job_node.get("source", "")),
                                       frozenset(_str_list(job_node, "labels", name)),
-                                      _str_list(job_node, "metrics", name), where)
+                                      frozenset(_str_list(job_node, "metrics", name)), where)
         planes[plane_name] = Plane(plane_name, frozenset(_str_list(node, "external_labels", name)),
                                    _str_list(node, "every_job", name), jobs)
     return Catalogue(planes, name)

@@ -245,6 +245,47 @@ def check_customer_project_id(rules: PlaneRules, asts: dict[int, pp.Expr], catal
                            "matcher and keep project_id in the aggregation")
 
 
+# --- customer: a ratio reads one evaluation ---------------------------------------------------
+def _divisions(ast: pp.Expr) -> list[pp.BinaryExpr]:
+    found: list[pp.BinaryExpr] = []
+    pp.walk(ast, lambda node: found.append(node) if isinstance(node, pp.BinaryExpr) and str(node.op) == "/" else None)
+    return found
+
+
+def _reads(ast: pp.Expr, recorded: set[str]) -> tuple[bool, frozenset[str]]:
+    """(reads any series at all, the recording-rule outputs among them)."""
+    uses = promql.selectors(ast)
+    return bool(uses), frozenset(u.name for u in uses if u.name in recorded)
+
+
+def check_ratio_inputs(rules: PlaneRules, asts: dict[int, pp.Expr]) -> Iterator[Finding]:
+    """Numerator and denominator of a customer ratio read the same recorded series (or raw ones only).
+
+    Why: vmalert sends each rule's result through remote write and later rules query it back from
+    VictoriaMetrics, so a rule sees earlier rules' results from a previous evaluation, and a series
+    recorded from another recorded series lags one interval more. `a / b` with a and b recorded by
+    different rules divides numbers of different evaluations (see base/rules/README.md).
+    """
+    recorded = {r.name for _g, r in rules.rules if r.kind == "record"}
+    for _group, rule in rules.rules:
+        ast = asts.get(id(rule))
+        if ast is None or rule.kind != "record":
+            continue
+        for node in _divisions(ast):
+            (lhs_reads, lhs), (rhs_reads, rhs) = _reads(node.lhs, recorded), _reads(node.rhs, recorded)
+            if lhs_reads and rhs_reads and lhs != rhs:
+                yield _finding("rules-ratio-inputs", rule.expr_source,
+                               f"customer rule {rule.name!r} divides {_names(lhs)} by {_names(rhs)}: vmalert "
+                               "reads recorded series from earlier evaluations, so the two sides may be "
+                               "from different intervals",
+                               "compute both sides from the same recorded series (or from raw series) "
+                               "in this expression")
+
+
+def _names(names: frozenset[str]) -> str:
+    return ", ".join(sorted(names)) if names else "raw series"
+
+
 def run_all(rules: PlaneRules, catalogue: Catalogue) -> list[Finding]:
     """All static checks of a plane, sorted by position."""
     asts, findings = parsed(rules)
@@ -255,6 +296,7 @@ def run_all(rules: PlaneRules, catalogue: Catalogue) -> list[Finding]:
         findings.extend(check_platform_identifiers(rules, asts))
     if rules.plane == "customer":
         findings.extend(check_customer_project_id(rules, asts, catalogue))
+        findings.extend(check_ratio_inputs(rules, asts))
     return sorted(set(findings), key=Finding.sort_key)
 
 
