@@ -15,6 +15,11 @@ from ..model import Cluster, Fleet
 from .templates import alloy_str, render_template
 
 ALLOY_DIR = Path("base/components/alloy")
+# The ConfigMap this repo generates for Alloy (kustomize configMapGenerator in the telemetry
+# stage): its name and the one key, the rendered file. The chart must load exactly this
+# (alloy.configMap.create false, name, key); lint's required-values check compares against these.
+CONFIGMAP_NAME = "alloy-config"
+CONFIG_FILE = "config.alloy"
 RULE_KEYS = ("source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action")
 
 
