@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import yamlio
-from ..errors import InputError
+from .. import schema, yamlio
+from ..errors import InputError, InputErrors
 from ..model import Cluster, Fleet
 from .templates import alloy_str, render_template
 
@@ -42,8 +42,14 @@ def rule_attrs(rule: dict, where: str) -> list[tuple[str, str]]:
 
 
 def platform_jobs(root: Path) -> list[dict]:
-    return yamlio.plain(yamlio.load_file(root / ALLOY_DIR / "platform-jobs.yaml",
-                                         (ALLOY_DIR / "platform-jobs.yaml").as_posix()))
+    """The platform scrape jobs, validated (platform-jobs.schema.json): their strings are pasted
+    into config.alloy, so a stray newline or quote must be an input error, not a new statement."""
+    name = (ALLOY_DIR / "platform-jobs.yaml").as_posix()
+    ix = yamlio.load_indexed_file(root / ALLOY_DIR / "platform-jobs.yaml", name)
+    problems = schema.validate(ix, "platform-jobs", name)
+    if problems:
+        raise InputErrors(problems)
+    return ix.data
 
 
 def render_config(fleet: Fleet, cluster: Cluster, header: str, jobs: list[dict]) -> str:
