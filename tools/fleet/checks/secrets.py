@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
 from .. import yamlio
 from ..errors import Finding, Severity, SourceRef
+from ..normalize import normalize
 from ..k8s.objects import RenderedObject, rendered_objects
 from ..render import alloy as alloy_render
 from ..render.shuttle import MANIFESTS
-from ..render.wiring import final_values
+from ..render.wiring import WIRING
 from . import CheckContext
 
 NAME = "secrets"
@@ -46,12 +48,18 @@ REFERENCE_PREFIXES = {"existing", "use", "enable", "automount", "mount"}
 _WEAK = {"auth", "pass"}
 
 
+_ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+
+
 def words(name: str) -> list[str]:
     """`remoteWrite.basicAuth.password` → [remote, write, basic, auth, password]."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", str(name)))
-    return [w.lower() for w in re.split(r"[^A-Za-z0-9]+", spaced) if w]
+    spaced = _CAMEL.sub(r"\1 \2", _ACRONYM.sub(r"\1 \2", str(name)))
+    return [w.lower() for w in _SEPARATORS.split(spaced) if w]
 
 
+@lru_cache(maxsize=65536)
 def looks_secret(name: str) -> bool:
     """Does this key/variable name hold a secret value (and not a reference to one)?"""
     parts = words(name)
@@ -148,16 +156,26 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
 
 
 def _values_findings(ctx: CheckContext, seen: set[tuple]) -> Iterator[Finding]:
-    verdicts: dict[str, list] = {}   # values text → findings paths: most clusters share their values
+    """Every layer's values (even those the fleet's wiring later replaces: a secret in git is a
+    leak whether or not it renders) and the fleet-owned values (render.wiring) on their own."""
+    merged: dict[int, tuple[Any, list]] = {}   # id(values) → (values, verdict); clusters share unpatched values
+    owned: dict[str, list] = {}
     for cluster in ctx.fleet.clusters.values():
         for component in cluster.components.values():
             if component.chart is None:
                 continue
-            values = final_values(ctx.root, cluster, component)
-            key = component.name + "\0" + json.dumps(values, sort_keys=True, default=str)
-            if key not in verdicts:
-                verdicts[key] = list(value_secrets(values))
-            for path, what in verdicts[key]:
+            hit = merged.get(id(component.values))
+            if hit is None or hit[0] is not component.values:
+                hit = merged[id(component.values)] = (component.values, list(value_secrets(component.values)))
+            problems = list(hit[1])
+            wire = WIRING.get(component.name)
+            if wire is not None:
+                extra = wire(ctx.root, cluster, {})
+                key = component.name + "\0" + json.dumps(extra, sort_keys=True, default=str)
+                if key not in owned:
+                    owned[key] = list(value_secrets(extra))
+                problems += owned[key]
+            for path, what in problems:
                 source = component.source_of("values", *path) or SourceRef(cluster.source)
                 if (source, what) in seen:
                     continue
@@ -223,10 +241,13 @@ def _alloy_findings(ctx: CheckContext, seen: set[tuple]) -> Iterator[Finding]:
     folder = ctx.rendered / "clusters"
     for path in sorted(folder.glob(f"*/stages/*/{alloy_render.CONFIG_FILE}")) if folder.is_dir() else ():
         text = path.read_text(encoding="utf-8")
-        if text not in verdicts:
-            verdicts[text] = list(text_secrets(text))
+        shape = normalize(text, path.relative_to(folder).parts[0])  # same length, cluster id masked
+        if shape not in verdicts:
+            verdicts[shape] = list(text_secrets(shape))
+        if not verdicts[shape]:
+            continue
         lines = text.splitlines()
-        for line, key in verdicts[text]:
+        for line, key in verdicts[shape]:
             content = lines[line - 1]
             if content in template_lines:
                 source = SourceRef((alloy_render.ALLOY_DIR / "config.alloy.j2").as_posix(),
