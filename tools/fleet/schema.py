@@ -69,7 +69,8 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     if v == "required":
         return error.message, "the field to be present"
     if v == "pattern":
-        return f"{error.instance!r} is not valid", f"a string matching {error.validator_value}"
+        # `x-expected` (a schema annotation validators ignore) says in words what a long pattern means.
+        return f"{error.instance!r} is not valid", error.schema.get("x-expected") or f"a string matching {error.validator_value}"
     if v == "enum":
         return f"{error.instance!r} is not allowed", f"one of {error.validator_value}"
     return error.message, str(error.schema.get("description", ""))

@@ -15,6 +15,11 @@ from ..model import Cluster, Fleet
 from .templates import alloy_str, render_template
 
 ALLOY_DIR = Path("base/components/alloy")
+# The ConfigMap this repo generates for Alloy (kustomize configMapGenerator in the telemetry
+# stage): its name and the one key, the rendered file. The chart must load exactly this
+# (alloy.configMap.create false, name, key); lint's required-values check compares against these.
+CONFIGMAP_NAME = "alloy-config"
+CONFIG_FILE = "config.alloy"
 RULE_KEYS = ("source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action")
 
 
@@ -37,13 +42,14 @@ def rule_attrs(rule: dict, where: str) -> list[tuple[str, str]]:
 
 
 def platform_jobs(root: Path) -> list[dict]:
-    """The platform scrape jobs, validated: their values are written into config.alloy."""
+    """The platform scrape jobs, validated (platform-jobs.schema.json): their strings are pasted
+    into config.alloy, so a stray newline or quote must be an input error, not a new statement."""
     name = (ALLOY_DIR / "platform-jobs.yaml").as_posix()
-    node = yamlio.load_file(root / name, name)
-    errors = schema.validate(node, "platform-jobs", name)
-    if errors:
-        raise errors[0] if len(errors) == 1 else InputErrors(errors)
-    return yamlio.plain(node)
+    ix = yamlio.load_indexed_file(root / ALLOY_DIR / "platform-jobs.yaml", name)
+    problems = schema.validate(ix, "platform-jobs", name)
+    if problems:
+        raise InputErrors(problems)
+    return ix.data
 
 
 def render_config(fleet: Fleet, cluster: Cluster, header: str, jobs: list[dict]) -> str:

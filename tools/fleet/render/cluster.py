@@ -152,11 +152,10 @@ def _stage_files(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> 
         if component.name == "alloy":
             alloy_sources = sorted({"base/components/alloy/config.alloy.j2", "base/components/alloy/platform-jobs.yaml",
                                     "base/fleet.yaml", cluster.source} | {r.source.file for r in cluster.platform_relabel})
-            files[f"{folder}/config.alloy"] = alloy.render_config(
+            files[f"{folder}/{alloy.CONFIG_FILE}"] = alloy.render_config(
                 fleet, cluster, header(alloy_sources, "//")[3:].rstrip("\n"), shared.alloy_jobs)
-            cm_name = component.values.get("alloy", {}).get("configMap", {}).get("name", "alloy-config")
-            generators.append({"name": cm_name, "namespace": component.namespace, "files": ["config.alloy"],
-                               "options": {"disableNameSuffixHash": True}})
+            generators.append({"name": alloy.CONFIGMAP_NAME, "namespace": component.namespace,
+                               "files": [alloy.CONFIG_FILE], "options": {"disableNameSuffixHash": True}})
     files[f"{folder}/kustomization.yaml"] = yamlio.dump(flux.kustomize_file(resources, generators),
                                                             header(sources_all))
     return files

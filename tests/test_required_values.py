@@ -1,0 +1,115 @@
+"""required-values: a layer cannot silently undo the values the platform relies on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from fleet import model
+from fleet.checks import CheckContext, required_values
+from fleet.cli import cli
+from fleet.render import alloy as alloy_render
+
+CLUSTER = "clusters/nyc3-prod-01/cluster.yaml"
+
+
+def _patch(root: Path, rel: str, components: dict) -> list[str]:
+    """Add component patches to an input file (parsed and re-dumped, not text-replaced)."""
+    path = root / rel
+    doc = yaml.safe_load(path.read_text())
+    doc.setdefault("components", {}).update(components)
+    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    path.write_text(text)
+    return text.splitlines()
+
+
+def _line(lines: list[str], key: str) -> int:
+    """1-based line of the only line that holds `key:`."""
+    hits = [i + 1 for i, line in enumerate(lines) if line.strip().startswith(f"{key}:")]
+    assert len(hits) == 1, (key, hits)
+    return hits[0]
+
+
+def _findings(root: Path) -> list:
+    ctx = CheckContext(root=root, fleet=model.load(root), rendered=root / "rendered")
+    return list(required_values.check(ctx))
+
+
+def _lint(root: Path):
+    assert CliRunner().invoke(cli, ["render", "--root", str(root)]).exit_code == 0
+    return CliRunner().invoke(cli, ["lint", "--root", str(root), "--only", "required-values"])
+
+
+def test_shipped_fleet_meets_every_invariant(repo_root: Path) -> None:
+    assert _findings(repo_root) == []
+
+
+AUDIT = {
+    "ksm-allowlist-removed": ({"kube-state-metrics": {"values": {"metricLabelsAllowlist": None}}},
+                              "metricLabelsAllowlist", "values.metricLabelsAllowlist"),
+    "alloy-creates-its-configmap": ({"alloy": {"values": {"alloy": {"configMap": {"create": True}}}}},
+                                    "create", "values.alloy.configMap.create must be false"),
+    "gateway-one-replica": ({"envoy-gateway": {"values": {"deployment": {"replicas": 1}}}},
+                            "replicas", "values.deployment.replicas must be an integer >= 2"),
+    "gateway-percent-pdb": ({"envoy-gateway": {"values": {"podDisruptionBudget": {"minAvailable": "50%"}}}},
+                            "minAvailable", "values.podDisruptionBudget.minAvailable must be an integer >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AUDIT))
+def test_audit_reproduction_is_found_at_the_cluster_line(fleet_copy: Path, case: str) -> None:
+    patch, key, message = AUDIT[case]
+    lines = _patch(fleet_copy, CLUSTER, patch)
+    found = _findings(fleet_copy)
+    assert len(found) == 1, found
+    assert (found[0].source.file, found[0].source.line) == (CLUSTER, _line(lines, key))
+    assert message in found[0].message and "nyc3-prod-01" in found[0].message
+    result = _lint(fleet_copy)
+    assert result.exit_code == 1, result.output
+    assert f"{CLUSTER}:{_line(lines, key)}:" in result.output
+
+
+def test_all_gateway_reproductions_together(fleet_copy: Path) -> None:
+    lines = _patch(fleet_copy, CLUSTER, {"envoy-gateway": {"values": {
+        "deployment": {"replicas": 1}, "podDisruptionBudget": {"minAvailable": "50%"}}}})
+    found = _findings(fleet_copy)
+    assert sorted(f.source.line for f in found) == sorted([_line(lines, "replicas"), _line(lines, "minAvailable")])
+
+
+def test_removal_in_an_overlay_points_at_the_null_and_names_every_cluster(fleet_copy: Path) -> None:
+    lines = _patch(fleet_copy, "overlays/staging/overlay.yaml", {"alloy": {"values": {"alloy": {"configMap": None}}}})
+    found = _findings(fleet_copy)
+    assert {(f.source.file, f.source.line) for f in found} == {("overlays/staging/overlay.yaml", _line(lines, "configMap"))}
+    assert len(found) == 3  # create, name and key
+    assert all("fra1-staging-01, nyc3-staging-01" in f.message for f in found)
+
+
+def test_alloy_must_load_the_configmap_the_renderer_generates(fleet_copy: Path) -> None:
+    lines = _patch(fleet_copy, CLUSTER, {"alloy": {"values": {"alloy": {"configMap": {"name": "other", "key": "x.alloy"}}}}})
+    found = _findings(fleet_copy)
+    assert {f.source.line for f in found} == {_line(lines, "name"), _line(lines, "key")}
+    assert any(repr(alloy_render.CONFIGMAP_NAME) in f.message for f in found)
+    assert any(repr(alloy_render.CONFIG_FILE) in f.message for f in found)
+    assert CliRunner().invoke(cli, ["render", "--root", str(fleet_copy)]).exit_code == 0
+    kustomization = fleet_copy / "rendered/clusters/nyc3-prod-01/stages/03-telemetry/kustomization.yaml"
+    generator = yaml.safe_load(kustomization.read_text())["configMapGenerator"][0]
+    assert generator["name"] == alloy_render.CONFIGMAP_NAME and generator["files"] == [alloy_render.CONFIG_FILE]
+
+
+def test_ksm_allowlist_must_keep_the_three_pod_keys(fleet_copy: Path) -> None:
+    lines = _patch(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": {"metricLabelsAllowlist": [
+        "pods=[starform.io/project-id]", "namespaces=[starform.io/project-id]"]}}})
+    found = _findings(fleet_copy)
+    assert [f.source.line for f in found] == [_line(lines, "metricLabelsAllowlist")]
+    assert "starform.io/service-id, starform.io/workspace-id" in found[0].message
+
+
+def test_ksm_wildcard_accepted_only_from_chart_8_4_0(fleet_copy: Path) -> None:
+    wildcard = {"metricLabelsAllowlist": ["pods=[starform.io/*]"]}
+    _patch(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard}})
+    assert _findings(fleet_copy) == []  # pinned 8.4.0 (KSM 2.20): the wildcard works
+    _patch(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard, "chart": {"version": "8.3.0"}}})
+    found = _findings(fleet_copy)
+    assert len(found) == 1 and "only from chart 8.4.0" in found[0].message and "8.3.0" in found[0].message

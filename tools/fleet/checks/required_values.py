@@ -1,0 +1,183 @@
+"""Values the platform depends on survive every layer (a patch cannot silently undo them).
+
+Each invariant in `INVARIANTS` names a component, a path in its merged Helm values and a test.
+A violation is reported at the source line of the offending value, or, when a layer removed the
+value (`null`, or a scalar/list in place of its parent mapping), at the line of that patch.
+One finding per source line, naming the clusters it affects.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import Finding, Severity, SourceRef
+from ..model import Cluster, Component
+from ..render import alloy as alloy_render
+from . import CheckContext
+
+NAME = "required-values"
+DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA) survive all layers"
+ORDER = 45
+
+MISSING = object()  # the value is absent from the merged values
+
+
+@dataclass(frozen=True)
+class Invariant:
+    component: str
+    path: tuple[str, ...]                                   # inside the component's values
+    test: Callable[[Any, Component], str | None]            # the problem with a value, or None
+    why: str                                                # what breaks without it
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+def _show(value: Any) -> str:
+    """A value as YAML would spell it (for messages)."""
+    if value is MISSING:
+        return "absent"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return repr(value)
+
+
+def equals(expected: Any) -> Callable[[Any, Component], str | None]:
+    def test(value: Any, component: Component) -> str | None:
+        if value is not MISSING and type(value) is type(expected) and value == expected:
+            return None
+        return f"must be {_show(expected)}, is {_show(value)}"
+    return test
+
+
+def int_at_least(minimum: int) -> Callable[[Any, Component], str | None]:
+    def test(value: Any, component: Component) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return None
+        return f"must be an integer >= {minimum}, is {_show(value)}"
+    return test
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+_ALLOWLIST_ENTRY = re.compile(r"^\s*([a-z0-9.\-]+)\s*=\s*\[(.*)\]\s*$")
+
+
+def allowlist_keys(value: Any, resource: str) -> set[str] | None:
+    """The label keys `metricLabelsAllowlist` allows for `resource` (None if not a list of entries)."""
+    if not isinstance(value, list):
+        return None
+    keys: set[str] = set()
+    for entry in value:
+        m = _ALLOWLIST_ENTRY.match(entry) if isinstance(entry, str) else None
+        if m and m.group(1) == resource:
+            keys |= {k.strip() for k in m.group(2).split(",") if k.strip()}
+    return keys
+
+
+def ksm_label_allowlist(resource: str, keys: tuple[str, ...], wildcard_from: str) -> Callable[[Any, Component], str | None]:
+    """KSM emits kube_<resource>_labels only with these label keys allowed. A wildcard
+    (`*` or `prefix/*`) is accepted only when the pinned chart is >= `wildcard_from` (older KSM
+    treats it as a literal key and silently matches nothing)."""
+    def test(value: Any, component: Component) -> str | None:
+        allowed = allowlist_keys(value, resource)
+        if allowed is None:
+            return (f"must be a list with a {resource}=[...] entry listing {', '.join(keys)}, is {_show(value)}")
+        version = component.chart.version if component.chart else "0"
+        wildcards = {k for k in allowed if k.endswith("*")}
+        wildcard_ok = _version(version) >= _version(wildcard_from)
+        missing = [k for k in keys if k not in allowed
+                   and not (wildcard_ok and any(k.startswith(w[:-1]) for w in wildcards))]
+        if not missing:
+            return None
+        policy = (f"a wildcard covers them only from chart {wildcard_from} (KSM 2.20); the pinned chart is {version}"
+                  if wildcards and not wildcard_ok else
+                  f"list the keys explicitly (a wildcard is accepted from chart {wildcard_from})")
+        return f"{resource}=[...] must allow {', '.join(missing)}; {policy}"
+    return test
+
+
+STARFORM_POD_LABELS = ("starform.io/project-id", "starform.io/service-id", "starform.io/workspace-id")
+
+INVARIANTS: tuple[Invariant, ...] = (
+    Invariant("kube-state-metrics", ("metricLabelsAllowlist",),
+              ksm_label_allowlist("pods", STARFORM_POD_LABELS, wildcard_from="8.4.0"),
+              "kube_pod_labels carries the starform.io/* pod labels only for allowed keys"),
+    Invariant("alloy", ("alloy", "configMap", "create"), equals(False),
+              f"Alloy must load the {alloy_render.CONFIGMAP_NAME} ConfigMap this repo renders, not the chart's own"),
+    Invariant("alloy", ("alloy", "configMap", "name"), equals(alloy_render.CONFIGMAP_NAME),
+              "the name of the ConfigMap the renderer generates (configMapGenerator in the telemetry stage)"),
+    Invariant("alloy", ("alloy", "configMap", "key"), equals(alloy_render.CONFIG_FILE),
+              f"the key holding the rendered {alloy_render.CONFIG_FILE}, the file the GDPR proof checks"),
+    Invariant("envoy-gateway", ("deployment", "replicas"), int_at_least(2),
+              "a single gateway replica is an outage on every node drain"),
+    Invariant("envoy-gateway", ("podDisruptionBudget", "minAvailable"), int_at_least(1),
+              "gateway-helm creates its PDB only for an integer minAvailable >= 1 (\"50%\" silently gives none)"),
+)
+
+
+# --- lookups ----------------------------------------------------------------------------------
+
+def lookup(values: Any, path: tuple) -> Any:
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return MISSING
+        values = values[key]
+    return values
+
+
+def removal_source(ctx: CheckContext, cluster: Cluster, component: str, path: tuple) -> SourceRef | None:
+    """The patch (last layer first) that removed `path` of the component's values: a `null` at it or
+    an ancestor, or a non-mapping in place of an ancestor mapping."""
+    raw = ctx.fleet.raw
+    docs = [raw.overlays.get(cluster.environment), raw.regions.get(cluster.region.slug)]
+    docs += [d for d in raw.clusters.values() if d.name == cluster.source]
+    full = ("values",) + tuple(path)
+    for doc in reversed([d for d in docs if d is not None]):
+        patches = doc.data.get("components") or {}
+        if component not in patches:
+            continue
+        node = patches[component]
+        prefix: tuple = ("components", component)
+        if node is None:
+            return doc.ref(*prefix)
+        for key in full:
+            if not isinstance(node, dict):
+                return doc.ref(*prefix)
+            if key not in node:
+                break
+            prefix += (key,)
+            node = node[key]
+            if node is None:
+                return doc.ref(*prefix)
+    return None
+
+
+def check(ctx: CheckContext) -> Iterable[Finding]:
+    found: dict[tuple, list[str]] = {}
+    for cluster in ctx.fleet.clusters.values():
+        for inv, source, problem in _violations(ctx, cluster):
+            found.setdefault((source, inv.component, inv.path, problem, inv.why), []).append(cluster.id)
+    for (source, component, path, problem, why), clusters in sorted(found.items(), key=lambda kv: kv[0][:4]):
+        yield Finding(NAME, Severity.ERROR, source,
+                      f"{component}: values.{'.'.join(path)} {problem} ({why}); "
+                      f"cluster(s): {', '.join(sorted(clusters))}",
+                      details={"clusters": sorted(clusters)})
+
+
+def _violations(ctx: CheckContext, cluster: Cluster) -> Iterator[tuple[Invariant, SourceRef, str]]:
+    for inv in INVARIANTS:
+        component = cluster.components.get(inv.component)
+        if component is None:
+            continue
+        value = lookup(component.values, inv.path)
+        problem = inv.test(value, component)
+        if problem is None:
+            continue
+        source = None
+        if value is MISSING:
+            source = removal_source(ctx, cluster, inv.component, inv.path)
+        source = source or component.source_of("values", *inv.path) or component.source_of() or SourceRef(cluster.source)
+        yield inv, source, problem
