@@ -2,7 +2,9 @@
 
 Hand-picked cases pin the surprising corners; the property test runs >= 1,000 random cases
 (RELABEL_DIFF_CASES raises it) in a few vmagent processes and requires zero disagreements,
-printing a shrunk counterexample (rules, input, both outputs) when there is one.
+printing a shrunk counterexample (rules, input, both outputs) when there is one. The engine
+(flavor="prometheus") is held against real Prometheus 2.42 the same way: pinned cases and
+>= 300 random ones (RELABEL_DIFF_PROM_CASES), all in one Prometheus agent.
 """
 from __future__ import annotations
 
@@ -146,13 +148,89 @@ PROMETHEUS_PINNED = [
 ]
 
 
-def test_pinned_cases_agree_with_prometheus_agent():
-    """Prometheus 2.42 in agent mode: write_relabel_configs, remote-written to victoria-metrics."""
-    bins = {"prometheus_bin": require_binary("prometheus"),
+@pytest.fixture(scope="module")
+def prometheus_binaries() -> dict:
+    return {"prometheus_bin": require_binary("prometheus"),
             "victoria_metrics_bin": require_binary("victoria-metrics")}
-    expected, actual = prom.run_cases(PROMETHEUS_PINNED, **bins)
-    bad = [render_case(c, e, a).replace("vmagent -remoteWrite.urlRelabelConfig", "write_relabel_configs")
-           .replace("engine (flavor=vmagent)", "engine (flavor=prometheus)")
-           .replace("real vmagent 1.79.5:    ", "real prometheus 2.42:   ")
-           for c, e, a in zip(PROMETHEUS_PINNED, expected, actual) if e != a]
+
+
+def _prometheus_report(cases: list[Case], expected: list, actual: list, binaries: dict) -> str:
+    bad = [i for i, (e, a) in enumerate(zip(expected, actual)) if e != a]
+    if not bad:
+        return ""
+    small, want, got = prom.shrink(cases[bad[0]], **binaries)
+    return (f"{len(bad)} of {len(cases)} cases disagree (cases {bad[:20]}); case {bad[0]}, shrunk:\n"
+            + prom.render(small, want, got) + "\n\nall disagreeing cases:\n\n"
+            + "\n\n".join(prom.render(cases[i], expected[i], actual[i]) for i in bad[:10]))
+
+
+def test_pinned_cases_agree_with_prometheus_agent(prometheus_binaries):
+    """Prometheus 2.42 in agent mode: write_relabel_configs, remote-written to victoria-metrics."""
+    expected, actual = prom.run_cases(PROMETHEUS_PINNED, **prometheus_binaries)
+    bad = [prom.render(c, e, a) for c, e, a in zip(PROMETHEUS_PINNED, expected, actual) if e != a]
+    assert not bad, "\n\n".join(bad)
+
+
+def _generated_prometheus_cases(count: int) -> list[Case]:
+    collected: list[Case] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(strategies.prometheus_cases())
+    def collect(case: tuple) -> None:
+        collected.append(Case(case[0], case[1]))
+
+    collect()
+    return collected
+
+
+def test_random_cases_agree_with_prometheus(prometheus_binaries):
+    """>= 300 random cases (RELABEL_DIFF_PROM_CASES changes it) through real Prometheus 2.42.
+
+    Derandomized: the same cases every run. The series are scraped (honor_labels false, so
+    exposed `job`/`instance` collide with the target's and move to `exported_<name>`, which the
+    engine side models with `proof.scraped_series`), then every case's rules run as the
+    write_relabel_configs of its own remote_write. Zero disagreements are required; the first
+    is shrunk against the real binary and printed.
+
+    Prometheus 2.42 differs from the current Prometheus/Alloy semantics the engine models in
+    exactly two documented places, which `strategies.prometheus_cases` avoids by construction:
+    no newline in a value where `.` would matter (2.42's regexes are not dotall; newline values
+    stay only in cases whose replace/keep/drop regexes, defaults included, have no `.`), and
+    no `replace` whose result can be empty with a templated `target_label` (2.42 deletes the
+    unexpanded name; such rules always get a replacement with a literal character). Actions
+    are Prometheus' own (keepequal/dropequal included, no vmagent-only *_if_equal), and
+    Prometheus-only behaviour is drawn too (keep/drop/hashmod without source_labels,
+    case-insensitive action names).
+    """
+    count = int(os.environ.get("RELABEL_DIFF_PROM_CASES", "300"))
+    cases = _generated_prometheus_cases(count)
+    assert len(cases) >= count * 0.95, "hypothesis produced too few cases"
+    actions = {str(r.get("action", "replace")).lower() for c in cases for r in c.rules}
+    assert {"keepequal", "dropequal", "labelmap", "hashmod"} <= actions or count < 100, actions
+    expected, actual = prom.run_cases(cases, **prometheus_binaries)
+    assert sum(len(a) for a in actual) > len(cases) / 4, "suspiciously few series reached the store"
+    message = _prometheus_report(cases, expected, actual, prometheus_binaries)
+    assert not message, message
+
+
+# Known disagreement, found by this suite (RELABEL_DIFF_PROM_CASES=1000, case 361), not fixed:
+# a labelmap whose replacement expands to "" (here `${1}` with no group 1) makes Prometheus set
+# a label with an *empty name*. The engine hides empty-named labels (`_visible`), but 2.42
+# keeps it, labelkeep can keep it (`(?:\w)?` matches ""), and remote write sends it: the
+# store (VictoriaMetrics reads the "" name as the metric name) receives {__name__="1", a="1"}.
+# Not yet shown: whether a customer id moved under "" next to a real __name__ is sent too (the
+# store collapses the two names, so this harness cannot see it; the proof calls that safe).
+PROMETHEUS_EMPTY_NAME = [
+    Case([{"action": "labelmap", "regex": "(?:\\w)?$", "replacement": "${1}"},
+          {"action": "Labelkeep", "regex": "(?:\\w)?$"}], [{"__name__": "ab", "a": "1"}]),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="engine hides labels with an empty name; Prometheus sends them "
+                                       "(labelmap to an empty replacement) - open, see comment above")
+def test_empty_label_name_from_labelmap_agrees_with_prometheus(prometheus_binaries):
+    expected, actual = prom.run_cases(PROMETHEUS_EMPTY_NAME, **prometheus_binaries)
+    assert actual[0] == [{"__name__": "1", "a": "1"}], actual  # what 2.42 + the store really do
+    bad = [prom.render(c, e, a) for c, e, a in zip(PROMETHEUS_EMPTY_NAME, expected, actual) if e != a]
     assert not bad, "\n\n".join(bad)

@@ -1,7 +1,13 @@
-"""Every witness the proof produces for the YAML cases is replayed through real vmagent 1.79.5
+"""Every witness the proof produces for the YAML cases is replayed through the real agents
 and shown to leak there too (the proof's counterexamples are real, not artefacts of the engine).
 
-vmagent 1.79.5 lacks keepequal/dropequal: cases using them are skipped explicitly, nothing else.
+* vmagent 1.79.5, for the vmagent flavour of every case: it lacks keepequal/dropequal, so cases
+  using them are skipped explicitly, nothing else.
+* Prometheus 2.42, for the prometheus-flavour cases (the shipped platform path, Alloy, has
+  Prometheus semantics): the witness series is scraped as exposed (honor_labels, the scrape's
+  own job/instance deleted again) and the case's rules run as write_relabel_configs. Witnesses
+  with a newline in a value are skipped explicitly: 2.42's `.` does not match a newline while
+  current Prometheus/Alloy's does, so 2.42 is no oracle for them.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from fleet.relabel import policy as pol
 from fleet.relabel.engine import rule_from_mapping
 from fleet.relabel.proof import Pipeline, prove
 from _binaries import require_binary
+from differential import prometheus as prom
 from differential.vmagent import Case, finalize, run_cases
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +30,12 @@ CASES = yamlio.plain(yamlio.load_file(FIXTURES / "proof_cases.yaml"))
 CASES += [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "adversarial" / "yaml_cases.yaml"))
           if c.get("flavor") == "vmagent" and c["expect"] == "leak"]
 UNSUPPORTED_BY_VMAGENT_1_79 = {"keepequal", "dropequal"}
+POLICY = pol.load_policy(ROOT / "policies" / "gdpr-labeldrop.yaml")
+#: the prometheus-flavour cases: proof cases (flavor unset or prometheus) and the red team's leaks
+PROMETHEUS_CASES = [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "proof_cases.yaml"))
+                    if c.get("flavor", "prometheus") == "prometheus"]
+PROMETHEUS_CASES += [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "adversarial" / "yaml_cases.yaml"))
+                     if c.get("flavor", "prometheus") == "prometheus" and c["expect"] == "leak"]
 
 
 def _vmagent_witnesses(policy: pol.Policy) -> list[tuple[str, list[dict], object]]:
@@ -63,3 +76,72 @@ def test_every_witness_leaks_through_real_vmagent():
                 for (name, _, leak), stored in zip(witnesses, results)
                 if not _leaks_there(policy, leak, stored)]
     assert not failures, "\n".join(failures)
+
+
+def _prometheus_witnesses() -> list[tuple[str, list[dict], object]]:
+    """(case name, rules, leak) for every leak the proof finds on a prometheus-flavour case."""
+    out = []
+    for case in PROMETHEUS_CASES:
+        rules = [rule_from_mapping(r, flavor="prometheus") for r in case["rules"]]
+        leaks = prove(Pipeline([(rules, "prometheus")], name=case["name"]), POLICY)
+        assert bool(leaks) == ("leaks" in case or case.get("expect") == "leak"), case["name"]
+        out.extend((case["name"], case["rules"], leak) for leak in leaks)
+    return out
+
+
+PROMETHEUS_WITNESSES = _prometheus_witnesses()
+NEWLINE_REASON = ("witness value contains a newline: Prometheus 2.42's `.` does not match it, current "
+                  "Prometheus/Alloy's (which the engine models) does, so 2.42 cannot confirm it")
+
+
+def _has_newline(leak) -> bool:
+    return any("\n" in v for v in (leak.witness_input or {}).values())
+
+
+REPLAYABLE = [w for w in PROMETHEUS_WITNESSES if not _has_newline(w[2])]
+
+
+def _witness_id(witness) -> str:
+    name, _, leak = witness
+    return f"{name}:{leak.kind}:{leak.label}"
+
+
+@pytest.fixture(scope="module")
+def prometheus_stored() -> dict[int, list[dict]]:
+    """What the store holds for each replayable witness, all in one Prometheus process."""
+    binaries = {"prometheus_bin": require_binary("prometheus"),
+                "victoria_metrics_bin": require_binary("victoria-metrics")}
+    cases = [Case([dict(r) for r in rules], [dict(leak.witness_input)]) for _, rules, leak in REPLAYABLE]
+    _, actual = prom.run_cases(cases, scrape=prom.Scrape(verbatim=True), **binaries)
+    return {id(leak): stored for (_, _, leak), stored in zip(REPLAYABLE, actual)}
+
+
+def _prometheus_leaks_there(leak, stored: list[dict]) -> bool:
+    if not stored:
+        return False
+    (series,) = stored
+    if leak.kind == "label":
+        return any(POLICY.is_forbidden(n) for n in series)
+    if leak.kind == "job":
+        return not POLICY.job_allowed(series.get("job"))
+    return leak.label in series and series[leak.label] == leak.witness_output.get(leak.label)
+
+
+@pytest.mark.binary
+def test_prometheus_witnesses_cover_the_cases():
+    assert len(PROMETHEUS_WITNESSES) >= 25, len(PROMETHEUS_WITNESSES)
+    assert len(REPLAYABLE) >= len(PROMETHEUS_WITNESSES) - 3, "most witnesses must be replayable"
+    assert all(leak.verified and leak.witness_input for _, _, leak in PROMETHEUS_WITNESSES)
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize("witness", [
+    pytest.param(w, id=_witness_id(w), marks=[pytest.mark.skip(reason=NEWLINE_REASON)] if _has_newline(w[2]) else [])
+    for w in PROMETHEUS_WITNESSES])
+def test_witness_leaks_through_real_prometheus(prometheus_stored, witness):
+    name, rules, leak = witness
+    stored = prometheus_stored[id(leak)]
+    assert _prometheus_leaks_there(leak, stored), (
+        f"{name}: {leak.to_json()} → prometheus stored {stored}")
+    # and Prometheus stores exactly the engine's output for the witness
+    assert stored == [leak.witness_output], f"{name}: engine {leak.witness_output}, prometheus {stored}"

@@ -11,37 +11,68 @@ still show up as a disagreement.
 Prometheus 2.42 differs from the current Prometheus/Alloy semantics the engine models in two
 known places, which the cases here avoid: regexes are `^(?:re)$` (`.` does not match a
 newline), and a `replace` whose result is empty deletes the *unexpanded* `target_label`.
+
+The scrape is modelled, not assumed away: by default the series is scraped like any target's
+(`honor_labels: false`, the target labels `job`, `instance` and optional `static_configs`
+labels win and a shadowed sample value moves to `exported_<name>`), which the engine side
+reproduces with the proof's `scraped_series`. `Scrape(honor_labels=True)` scrapes with
+honor_labels; `Scrape(verbatim=True)` makes the store receive the exposed series exactly
+(honor_labels, and metric_relabel_configs delete the `job`/`instance` the scrape added), e.g.
+to replay a proof witness as written; there a series without `__name__` is exposed as
+`zz_noname` and the name is deleted by the first write relabel rule.
 """
 from __future__ import annotations
 
 import contextlib
 import http.server
 import json
+import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet.relabel.engine import apply, rule_from_mapping
+from fleet.relabel.proof import TargetChain, scraped_series
 
 from . import servers
-from .vmagent import CASE_LABEL, OUT_LABEL, Case, Series, _canonical, wrapped_rules
+from .vmagent import CASE_LABEL, OUT_LABEL, Case, Series, _canonical, _smaller, render_case, wrapped_rules
 
 JOB = "relabel-diff"
 WAIT = 30.0
+NONAME = "zz_noname"
+#: first write relabel rule of a case with a nameless series: delete the placeholder name
+_UNNAME = {"source_labels": ["__name__"], "regex": NONAME, "target_label": "__name__", "replacement": ""}
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """How Prometheus scrapes the exporter (see the module docstring)."""
+
+    honor_labels: bool = False
+    #: static_configs `labels` of the target (besides `job` and `instance`)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    verbatim: bool = False
+
+
+def prometheus_rules(index: int, case: Case) -> list[dict]:
+    """The write_relabel_configs of case `index`: `wrapped_rules`, plus `_UNNAME` if needed."""
+    unname = [_UNNAME] if any("__name__" not in s for s in case.series) else []
+    return wrapped_rules(index, unname + [dict(r) for r in case.rules])
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def exposition(cases: Sequence[Case]) -> str:
-    """All cases' series in the Prometheus text format (a name is required there)."""
+def exposition(cases: Sequence[Case], offset: int = 0) -> str:
+    """All cases' series in the Prometheus text format (a nameless one is named `zz_noname`)."""
     lines = []
-    for index, case in enumerate(cases):
+    for index, case in enumerate(cases, offset):
         for series in case.series:
             labels = {**series, CASE_LABEL: str(index)}
-            name = labels.pop("__name__")
+            name = labels.pop("__name__", NONAME)
             body = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
             lines.append(f"{name}{{{body}}} 1")
     return "\n".join(lines) + "\n"
@@ -72,12 +103,15 @@ def exporter(text: str) -> Iterator[str]:
         server.server_close()
 
 
-def engine_case(index: int, case: Case, target: str) -> list[Series]:
+def engine_case(index: int, case: Case, target: str, scrape: Scrape = Scrape()) -> list[Series]:
     """The engine's (flavor="prometheus") prediction for one case scraped from `target`."""
-    rules = [rule_from_mapping(r, flavor="prometheus") for r in wrapped_rules(index, case.rules)]
+    rules = [rule_from_mapping(r, flavor="prometheus") for r in prometheus_rules(index, case)]
+    chain = TargetChain([], honor_labels=scrape.honor_labels)
+    target_labels = {"job": JOB, "instance": target, **scrape.labels}
     outputs = []
     for series in case.series:
-        scraped = {**series, CASE_LABEL: str(index), "job": JOB, "instance": target}
+        sample = {**series, CASE_LABEL: str(index)}
+        scraped = sample if scrape.verbatim else scraped_series(chain, target_labels, sample)
         out = apply(rules, scraped, flavor="prometheus")
         if out is not None:
             out.pop(OUT_LABEL, None)
@@ -85,49 +119,103 @@ def engine_case(index: int, case: Case, target: str) -> list[Series]:
     return _canonical(outputs)
 
 
-def _config(cases: Sequence[Case], target: str, store: servers.Server) -> dict:
+def _scrape_config(target: str, scrape: Scrape) -> dict:
+    job: dict = {"job_name": JOB, "honor_labels": scrape.honor_labels or scrape.verbatim,
+                 "static_configs": [{"targets": [target], "labels": dict(scrape.labels)}]}
+    if scrape.verbatim:  # honor_labels keeps the exposed ones; delete what the scrape added
+        job["metric_relabel_configs"] = [
+            {"source_labels": [name], "regex": re.escape(value), "target_label": name, "replacement": ""}
+            for name, value in (("job", JOB), ("instance", target))]
+    return job
+
+
+def _config(cases: Sequence[Case], offset: int, target: str, store: servers.Server, scrape: Scrape) -> dict:
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "900ms"},
-        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [target]}]}],
-        "remote_write": [{"url": store.url + "/api/v1/write", "name": f"case-{i}",
+        "scrape_configs": [_scrape_config(target, scrape)],
+        "remote_write": [{"url": store.url + "/api/v1/write", "name": f"case-{offset + i}",
                           "queue_config": {"batch_send_deadline": "100ms", "min_backoff": "50ms"},
-                          "write_relabel_configs": wrapped_rules(i, case.rules)}
+                          "write_relabel_configs": prometheus_rules(offset + i, case)}
                          for i, case in enumerate(cases)],
     }
 
 
 def run_cases(cases: Sequence[Case], *, prometheus_bin: str = "/usr/bin/prometheus",
-              victoria_metrics_bin: str = "/usr/bin/victoria-metrics") -> tuple[list[list[Series]], list[list[Series]]]:
-    """Run the cases through Prometheus; returns (engine predictions, what the store holds)."""
+              victoria_metrics_bin: str = "/usr/bin/victoria-metrics", scrape: Scrape = Scrape(),
+              batch_size: int = 1000) -> tuple[list[list[Series]], list[list[Series]]]:
+    """Run the cases through Prometheus; returns (engine predictions, what the store holds).
+
+    One VictoriaMetrics; one Prometheus (one remote_write per case) per `batch_size` cases.
+    """
+    expected: list[list[Series]] = []
+    actual: list[list[Series]] = []
     with servers.tempdir("relabel-prom-") as tmp:
         base = Path(tmp)
-        with servers.victoria_metrics(victoria_metrics_bin, base) as store, \
-                exporter(exposition(cases)) as target:
-            expected = [engine_case(i, c, target) for i, c in enumerate(cases)]
-            config = base / "prometheus.yml"
-            config.write_text(json.dumps(_config(cases, target, store)))
-            port = servers.free_port()
-            args = [prometheus_bin, "--enable-feature=agent", f"--config.file={config}",
-                    f"--storage.agent.path={base / 'agent'}", f"--web.listen-address=127.0.0.1:{port}"]
-            with servers.running("prometheus", args, port, base, ready_path="/-/ready"):
-                actual = _poll(store, len(cases), expected)
+        with servers.victoria_metrics(victoria_metrics_bin, base) as store:
+            for offset in range(0, len(cases), batch_size):
+                batch = list(cases[offset:offset + batch_size])
+                want, got = _run_batch(batch, offset, store, scrape, prometheus_bin, base / f"batch-{offset}")
+                expected += want
+                actual += got
     return expected, actual
 
 
-def _read(store: servers.Server, count: int) -> list[list[Series]]:
+def _run_batch(batch: list[Case], offset: int, store: servers.Server, scrape: Scrape, prometheus_bin: str,
+               base: Path) -> tuple[list[list[Series]], list[list[Series]]]:
+    base.mkdir(parents=True)
+    with exporter(exposition(batch, offset)) as target:
+        expected = [engine_case(offset + i, c, target, scrape) for i, c in enumerate(batch)]
+        config = base / "prometheus.yml"
+        config.write_text(json.dumps(_config(batch, offset, target, store, scrape)))
+        port = servers.free_port()
+        args = [prometheus_bin, "--enable-feature=agent", f"--config.file={config}",
+                f"--storage.agent.path={base / 'agent'}", f"--web.listen-address=127.0.0.1:{port}"]
+        with servers.running("prometheus", args, port, base, ready_path="/-/ready"):
+            actual = _poll(store, offset, expected)
+    return expected, actual
+
+
+def render(case: Case, expected: list[Series], actual: list[Series]) -> str:
+    """A disagreement, worded for Prometheus (input = the exposed series, before the scrape)."""
+    return (render_case(case, expected, actual)
+            .replace("rules (vmagent -remoteWrite.urlRelabelConfig)", "rules (write_relabel_configs)")
+            .replace("input series:", "exposed series (scraped, then relabeled):")
+            .replace("engine (flavor=vmagent): ", "engine (flavor=prometheus):")
+            .replace("real vmagent 1.79.5:     ", "real prometheus 2.42:       "))
+
+
+def shrink(case: Case, rounds: int = 12, **kwargs) -> tuple[Case, list[Series], list[Series]]:
+    """Greedy, batched delta-debugging of a disagreeing case against the real Prometheus."""
+    current = case
+    for _ in range(rounds):
+        variants = [v for v in _smaller(current, "prometheus") if all("__name__" in s for s in v.series)]
+        if not variants:
+            break
+        expected, actual = run_cases(variants, **kwargs)
+        for variant, want, got in zip(variants, expected, actual):
+            if want != got:
+                current = variant
+                break
+        else:
+            break
+    (want,), (got,) = run_cases([current], **kwargs)
+    return current, want, got
+
+
+def _read(store: servers.Server, offset: int, count: int) -> list[list[Series]]:
     servers.http("GET", store.url + "/internal/force_flush")
     by_case: dict[str, list[Series]] = {}
     for item in servers.export(store, '{%s=~".+"}' % OUT_LABEL):
         metric = dict(item["metric"])
         by_case.setdefault(metric.pop(OUT_LABEL), []).append(metric)
-    return [_canonical(by_case.get(str(i), [])) for i in range(count)]
+    return [_canonical(by_case.get(str(offset + i), [])) for i in range(count)]
 
 
-def _poll(store: servers.Server, count: int, expected: list[list[Series]]) -> list[list[Series]]:
+def _poll(store: servers.Server, offset: int, expected: list[list[Series]]) -> list[list[Series]]:
     deadline = time.monotonic() + WAIT
-    actual = _read(store, count)
+    actual = _read(store, offset, len(expected))
     while actual != expected and time.monotonic() < deadline:
         time.sleep(0.5)
-        actual = _read(store, count)
+        actual = _read(store, offset, len(expected))
     time.sleep(2.5)  # two more scrapes: anything extra must show up now
-    return _read(store, count)
+    return _read(store, offset, len(expected))

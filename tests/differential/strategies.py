@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from fleet.relabel.engine import FLAVOR_ACTIONS, rule_from_mapping
+from fleet.relabel.engine import DEFAULT_REGEX, FLAVOR_ACTIONS, rule_from_mapping
 
 NAMES = ["__name__", "a", "b", "ab", "A", "__x", "job"]
 VALUES = ["", "a", "b", "A", "ab", "a;b", "1", "x\ny", "é", "aA1", "straße"]
@@ -106,3 +106,89 @@ def series() -> st.SearchStrategy[dict[str, str]]:
 def cases() -> st.SearchStrategy[tuple[list[dict], list[dict[str, str]]]]:
     """(rules, series) pairs: 1-4 rules, 1-3 series."""
     return _CASES
+
+
+# --------------------------------------------------------------------------------------------
+# Prometheus flavour (real Prometheus 2.42 as the oracle, see differential/prometheus.py)
+#
+# Cases are scraped, so every series has a valid metric name, and they exercise the scrape's
+# target labels too (`job`, `instance`, `exported_job` collide with what the scrape adds).
+# Two behaviours of 2.42 differ from the current Prometheus/Alloy the engine models; the
+# strategy avoids exactly those by construction (and nothing else):
+#
+# * 2.42 anchors with `^(?:re)$`, so `.` does not match a newline (current: `(?s:`). Only
+#   `replace`, `keep` and `drop` match *values* (labelmap/labeldrop/labelkeep match names,
+#   which never hold a newline), so a case keeps its newline values only when none of its
+#   replace/keep/drop regexes (the default `(.*)` included) contains a `.`.
+# * 2.42 deletes the unexpanded `target_label` when a `replace` result is empty (current:
+#   sets the expanded one to "", i.e. deletes it). A templated target_label therefore always
+#   gets a replacement with a literal character, which can never expand to "".
+
+PROM_METRIC_NAMES = ["m", "a", "ab", "A", "__x", "job"]
+PROM_NAMES = [n for n in NAMES if n != "__name__"] + ["instance", "exported_job"]
+#: replacements with a literal character (`$1x` is the group "1x": always empty, so not here)
+NONEMPTY_REPLACEMENTS = ["x$1", "${1}x", "$$", "lit", "${n}_$1", "$1;$2"]
+_PROM_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["prometheus"]) + ["replace", "replace", "labelmap"])
+_PROM_TARGETS_PLAIN = st.sampled_from(TARGETS[:5] + ["job", "instance"])
+_NONEMPTY_REPLACEMENTS = st.sampled_from(NONEMPTY_REPLACEMENTS)
+_VALUE_RULES = ("replace", "keep", "drop")
+
+
+def dot_meets_values(rule: dict) -> bool:
+    """Whether 2.42's non-dotall `.` could meet a label value in this rule (see above)."""
+    action = str(rule.get("action", "replace")).lower()
+    regex = rule.get("regex")
+    return action in _VALUE_RULES and "." in (DEFAULT_REGEX if regex is None else str(regex))
+
+
+@st.composite
+def prometheus_rules(draw: st.DrawFn) -> dict:
+    """One relabel_config Prometheus accepts (re-drawn until the engine accepts it)."""
+    for _ in range(20):
+        action = draw(_PROM_ACTIONS)
+        rule: dict = {"action": action} if draw(_DICE) or action != "replace" else {}
+        if action != "replace" and draw(_DICE) == 0:
+            rule["action"] = action.capitalize()  # actions are case-insensitive in Prometheus
+        if action in ("keepequal", "dropequal"):
+            rule["source_labels"] = draw(_SOURCES[1])
+        elif action in ("keep", "drop", "hashmod", "lowercase", "uppercase"):
+            # Prometheus (unlike vmagent) accepts them without source_labels: val is ""
+            rule["source_labels"] = draw(_SOURCES[1] if draw(_DICE) else _SOURCES[0])
+        elif action == "replace" and draw(_DICE):
+            rule["source_labels"] = draw(_SOURCES[0])
+        if action == "replace":
+            rule["target_label"] = draw(_TARGETS_ALL)
+        elif action in ("hashmod", "lowercase", "uppercase", "keepequal", "dropequal"):
+            rule["target_label"] = draw(_PROM_TARGETS_PLAIN)
+        if action == "hashmod":
+            rule["modulus"] = draw(_MODULI)
+        if action in ("replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep") and draw(_DICE):
+            rule["regex"] = draw(_REGEX)
+        if action == "replace" and "$" in rule["target_label"]:
+            rule["replacement"] = draw(_NONEMPTY_REPLACEMENTS)  # 2.42: see the module note
+        elif action in ("replace", "labelmap") and draw(_DICE) >= 2:
+            rule["replacement"] = draw(_REPLACEMENTS)
+        if rule.get("source_labels") and action not in ("keepequal", "dropequal") and draw(_DICE) == 0:
+            rule["separator"] = draw(_SEPARATORS)
+        try:
+            rule_from_mapping(rule, flavor="prometheus")
+        except Exception:
+            continue
+        return rule
+    return {"action": "labeldrop", "regex": "zz_never"}
+
+
+_PROM_SERIES = st.builds(
+    lambda name, labels: {"__name__": name, **labels},
+    st.sampled_from(PROM_METRIC_NAMES),
+    st.dictionaries(st.sampled_from(PROM_NAMES), st.sampled_from(VALUES), max_size=4))
+
+
+@st.composite
+def prometheus_cases(draw: st.DrawFn) -> tuple[list[dict], list[dict[str, str]]]:
+    """(rules, series) for the prometheus flavour: 1-4 rules, 1-3 scrapeable series."""
+    rule_list = draw(st.lists(prometheus_rules(), min_size=1, max_size=4))
+    series_list = draw(st.lists(_PROM_SERIES, min_size=1, max_size=3))
+    if any(dot_meets_values(r) for r in rule_list):
+        series_list = [{k: v.replace("\n", "") for k, v in s.items()} for s in series_list]
+    return rule_list, series_list

@@ -225,7 +225,8 @@ def shrink(case: Case, rounds: int = 12, **kwargs) -> tuple[Case, list[Series], 
     return current, engine_case(0, current), got
 
 
-def _smaller(case: Case) -> list[Case]:
+def _smaller(case: Case, flavor: str = "vmagent") -> list[Case]:
+    """One-step-smaller variants of `case` whose rules `flavor` still accepts."""
     variants = []
     for k in range(len(case.rules)):
         variants.append(Case(case.rules[:k] + case.rules[k + 1:], case.series))
@@ -239,7 +240,7 @@ def _smaller(case: Case) -> list[Case]:
     valid = []
     for variant in variants:
         try:
-            [rule_from_mapping(r, flavor="vmagent") for r in variant.rules]
+            [rule_from_mapping(r, flavor=flavor) for r in variant.rules]
         except Exception:
             continue
         valid.append(variant)

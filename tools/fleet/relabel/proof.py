@@ -721,19 +721,24 @@ def run_target(chain: TargetChain, target: dict[str, str]) -> dict | None:
 def scraped_series(chain: TargetChain, target_labels: dict, sample: dict) -> dict:
     """A scraped sample with its target's labels, as Prometheus' mutateSampleLabels does it.
 
-    With `honor_labels` the sample's own value wins; without, the target's does and the
-    sample's value moves to `exported_<name>` (shortest names first, prefixing until free)."""
+    With `honor_labels` the sample's own label wins; without, the target's does and the
+    sample's value moves to `exported_<name>` (shortest names first, prefixing until free).
+    An exposed label counts as *present* even with an empty value (Prometheus checks
+    `lset.Has`): with honor_labels it keeps the target's label off the series, and it takes
+    its name from a rename (checked against real Prometheus 2.42, tests/test_scrape_exported.py).
+    Only a non-empty exposed value is shadowed (and renamed)."""
+    target_labels = {k: v for k, v in target_labels.items() if v}
     out = dict(sample)
     if chain.honor_labels:
         for k, v in target_labels.items():
-            if not out.get(k):
+            if k not in sample:
                 out[k] = v
         return out
-    shadowed = sorted(((k, out[k]) for k in target_labels if out.get(k)), key=lambda kv: len(kv[0]))
+    shadowed = sorted(((k, out[k]) for k in sorted(target_labels) if out.get(k)), key=lambda kv: len(kv[0]))
     out.update(target_labels)
     for name, value in shadowed:
         new = "exported_" + name
-        while out.get(new):
+        while new in out:  # an exposed name (even empty), a target label, an earlier rename
             new = "exported_" + new
         out[new] = value
     return out
