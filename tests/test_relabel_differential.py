@@ -214,21 +214,17 @@ def test_random_cases_agree_with_prometheus(prometheus_binaries):
     assert not message, message
 
 
-# Known disagreement, found by this suite (RELABEL_DIFF_PROM_CASES=1000, case 361), not fixed:
-# a labelmap whose replacement expands to "" (here `${1}` with no group 1) makes Prometheus set
-# a label with an *empty name*. The engine hides empty-named labels (`_visible`), but 2.42
-# keeps it, labelkeep can keep it (`(?:\w)?` matches ""), and remote write sends it: the
-# store (VictoriaMetrics reads the "" name as the metric name) receives {__name__="1", a="1"}.
-# Not yet shown: whether a customer id moved under "" next to a real __name__ is sent too (the
-# store collapses the two names, so this harness cannot see it; the proof calls that safe).
+# Found by this suite (RELABEL_DIFF_PROM_CASES=1000, case 361): a labelmap whose replacement
+# expands to "" (here `${1}` with no group 1) makes Prometheus set a label with an *empty name*;
+# labelkeep can keep it (`(?:\w)?` matches "") and remote write sends it. The engine keeps it
+# too (the proof tracks such labels: a customer id moved there would leave); the store reads the
+# "" name as the metric name, so it receives {__name__="1", a="1"}.
 PROMETHEUS_EMPTY_NAME = [
     Case([{"action": "labelmap", "regex": "(?:\\w)?$", "replacement": "${1}"},
           {"action": "Labelkeep", "regex": "(?:\\w)?$"}], [{"__name__": "ab", "a": "1"}]),
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="engine hides labels with an empty name; Prometheus sends them "
-                                       "(labelmap to an empty replacement) - open, see comment above")
 def test_empty_label_name_from_labelmap_agrees_with_prometheus(prometheus_binaries):
     expected, actual = prom.run_cases(PROMETHEUS_EMPTY_NAME, **prometheus_binaries)
     assert actual[0] == [{"__name__": "1", "a": "1"}], actual  # what 2.42 + the store really do

@@ -115,8 +115,18 @@ def engine_case(index: int, case: Case, target: str, scrape: Scrape = Scrape()) 
         out = apply(rules, scraped, flavor="prometheus")
         if out is not None:
             out.pop(OUT_LABEL, None)
-            outputs.append(out)
+            outputs.append(as_stored(out))
     return _canonical(outputs)
+
+
+def as_stored(series: Series) -> Series:
+    """VictoriaMetrics reads a label with an empty name as the metric name (and a real
+    `__name__` wins over it): what the store can show of a series Prometheus sent."""
+    if "" not in series:
+        return series
+    out = {k: v for k, v in series.items() if k != ""}
+    out.setdefault("__name__", series[""])
+    return out
 
 
 def _scrape_config(target: str, scrape: Scrape) -> dict:

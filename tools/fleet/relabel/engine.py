@@ -501,8 +501,12 @@ def _start(labels: Mapping[str, str], flavor: str) -> Any:
 
 
 def _visible(state: Any) -> Labels:
-    items = state.items() if isinstance(state, dict) else state
-    return dict(sorted((k, v) for k, v in items if k != "" and v != ""))
+    """The labels a series carries: empty values are absent.  Prometheus keeps a label whose
+    *name* is empty (labelmap to an empty replacement makes one, and remote write sends it);
+    vmagent's state is a list, whose empty-named entries it does not send."""
+    if isinstance(state, dict):
+        return dict(sorted((k, v) for k, v in state.items() if v != ""))
+    return dict(sorted((k, v) for k, v in state if k != "" and v != ""))
 
 
 def _finish(state: Any, flavor: str) -> Labels | None:

@@ -515,6 +515,9 @@ class Analyzer:
                 merged = merged.join(c)
             copies = [(t, merged, nt) for t, _, nt in copies]
         for target, cell, name_taint in copies:
+            if flavor == "prometheus" and target.contains(""):
+                # Prometheus' labelmap sets an empty name too (no name check), and remote write sends it
+                self.write(state, "", replace(cell, taint=cell.taint | name_taint), False)
             self.write_names(state, target, cell, name_taint)
 
     def _havoc(self, state: State, index: int) -> None:
@@ -832,7 +835,7 @@ class WitnessFinder:
 
     def _derived(self, labels: dict, out: dict, markers: dict[str, str]) -> str | None:
         found = self._marker_hits(out, markers.values())
-        if found:
+        if found is not None:
             return found
         # non-interference: change only the forbidden values; a label that changes derives from them
         if not markers:
@@ -935,7 +938,7 @@ class WitnessFinder:
         for labels, markers in self.candidates(leak, tries):
             first = first or (labels, markers)
             hit = self.leaking(leak, labels, markers)
-            if hit:
+            if hit is not None:
                 labels = self.minimise(leak, labels, markers, hit)
                 return labels, run_concrete(self.pipeline, labels), hit, True
         assert first is not None
@@ -1160,7 +1163,7 @@ def _target_witness(policy: Policy, finder: "WitnessFinder", pipeline: Pipeline,
                 if out is None:
                     continue
                 hit = finder._marker_hits(out, [*markers.values(), *sample_markers.values()])
-                if hit:
+                if hit is not None:
                     note = (f"scrape target {dict(sorted(target.items()))} gets target labels "
                             f"{dict(sorted(tlabels.items()))} from {chain.name or 'target relabeling'}; "
                             "the witness input is a series scraped from it")
