@@ -213,3 +213,26 @@ tests:
     assert set(found) == {("base/rules/alerts/extra.yaml", 4), ("regions/r2/rules/recording/x.yaml", 4)}
     assert "no alert_rule_test with exp_alerts" in found[("base/rules/alerts/extra.yaml", 4)]
     assert "no promql_expr_test with exp_samples" in found[("regions/r2/rules/recording/x.yaml", 4)]
+
+
+def test_passing_unit_tests_are_remembered_by_content(root, monkeypatch):
+    """An unchanged test and rule files are not re-run; a changed rule file is (and can fail)."""
+    require_binary("promtool")
+    runs = []
+    real = binaries.subprocess.run
+
+    def counting(cmd, *args, **kwargs):
+        runs.append(cmd)
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(binaries.subprocess, "run", counting)
+    test = root / "tests/rules/customer-resources.test.yaml"
+    assert binaries.promtool_test([test], root)[0].ok and len(runs) == 1
+    assert binaries.promtool_test([test], root)[0].ok and len(runs) == 1       # from .cache/
+    rules = root / "base/rules/recording/10-resources.yaml"
+    rules.write_text(rules.read_text().replace('container!="POD"', 'container!="POD", container!="x"', 1))
+    assert binaries.promtool_test([test], root)[0].ok and len(runs) == 2       # rule file changed
+    rules.write_text(rules.read_text().replace("sum by (cluster_id,", "max by (cluster_id,", 1))
+    (result,) = binaries.promtool_test([test], root)
+    assert not result.ok and len(runs) == 3
+    assert not binaries.promtool_test([test], root)[0].ok and len(runs) == 4  # failures are never cached

@@ -42,6 +42,13 @@ class ResultCache:
         self._dirty = True
         return value
 
+    def get(self, key: str) -> Any:
+        return self._data.get(key) if self.enabled else None
+
+    def put(self, key: str, value: Any) -> None:
+        self._data[key] = value
+        self._dirty = True
+
     def save(self) -> None:
         if not (self.enabled and self._dirty):
             return

@@ -817,7 +817,14 @@ class WitnessFinder:
         self.pipeline = pipeline
         self.flat = pipeline.flat
         self.constraints = state0_constraints
-        self.hints = _value_hints(self.flat, state0_constraints)
+        self._hints: dict[str, tuple[str, ...]] | None = None
+
+    @property
+    def hints(self) -> dict[str, tuple[str, ...]]:
+        """Values per label that its rules match and miss: computed only when a leak needs a witness."""
+        if self._hints is None:
+            self._hints = _value_hints(self.flat, self.constraints)
+        return self._hints
 
     # concrete leak predicates
 

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
 from .loader import Group, Rule
 from .render import rules_text
@@ -151,12 +152,42 @@ class UnitTestResult:
 
 
 def promtool_test(test_files: list[Path], cwd: Path) -> list[UnitTestResult]:
-    """`promtool test rules` per unit-test file (paths inside resolve relative to each file)."""
+    """`promtool test rules` per unit-test file (paths inside resolve relative to each file).
+
+    A passing run is remembered by the content of the test and of every rule file it loads
+    (`.cache/promtool-test.json`), so an unchanged test costs a hash, not a promtool start."""
     tool = binary("promtool")
+    cache = ResultCache(cwd, "promtool-test")
     results = []
     for path in test_files:
+        name = str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+        key = _test_key(tool, path)
+        if key is not None and cache.get(key) is not None:
+            results.append(UnitTestResult(name, True, cache.get(key)))
+            continue
         proc = subprocess.run([tool, "test", "rules", str(path)], cwd=cwd, capture_output=True, text=True,
                               timeout=TIMEOUT_SECONDS * 3)
-        results.append(UnitTestResult(str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path),
-                                      proc.returncode == 0, (proc.stdout + proc.stderr).strip()))
+        result = UnitTestResult(name, proc.returncode == 0, (proc.stdout + proc.stderr).strip())
+        if result.ok and key is not None:
+            cache.put(key, result.output)
+        results.append(result)
+    cache.save()
     return results
+
+
+def _test_key(tool: str, test_path: Path) -> str | None:
+    """Digest of promtool, the test file and the rule files it names; None if unreadable."""
+    import yaml
+
+    try:
+        text = test_path.read_bytes()
+        doc = yaml.safe_load(text) or {}
+        parts: list[bytes | str] = [tool, str(Path(tool).stat().st_mtime_ns), text]
+        for pattern in doc.get("rule_files") or []:
+            base = Path(pattern) if Path(pattern).is_absolute() else test_path.parent / pattern
+            matches = sorted(base.parent.glob(base.name)) if any(c in base.name for c in "*?[") else [base]
+            for match in matches:
+                parts.append(match.read_bytes())
+    except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError):
+        return None
+    return digest(*parts)
