@@ -26,6 +26,18 @@ def require_shared(sub: str) -> Path:
     pytest.skip(message)
 
 
+def patch_components(root: Path, rel: str, components: dict) -> list[str]:
+    """Add component patches to an input file (parsed and re-dumped, not text-replaced); its lines."""
+    import yaml
+
+    path = root / rel
+    doc = yaml.safe_load(path.read_text())
+    doc.setdefault("components", {}).update(components)
+    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    path.write_text(text)
+    return text.splitlines()
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO

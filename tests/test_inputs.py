@@ -63,6 +63,15 @@ CASES = {
     "secret-value-field": ("clusters/nyc3-prod-01/cluster.yaml", "tokenSecretName: shuttle-registration",
                            "tokenSecretName: shuttle-registration\n  token: s3cr3t",
                            ["clusters/nyc3-prod-01/cluster.yaml:", "unknown field 'token'"]),
+    "platform-job-wrong-type": ("base/components/alloy/platform-jobs.yaml", "  port: metrics\n", "  port: [metrics]\n",
+                                ["platform-jobs.yaml:7:", "wrong type", "$[0].port"]),
+    "platform-job-unknown-field": ("base/components/alloy/platform-jobs.yaml", "  port: metrics\n",
+                                   "  port: metrics\n  colour: red\n", ["platform-jobs.yaml:8:3", "unknown field 'colour'"]),
+    "duplicate-nested-key": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName: shuttle-registration",
+                             "  tokenSecretName: shuttle-registration\n  tokenSecretName: b",
+                             ["cluster.yaml:6:3", "duplicate key 'tokenSecretName' (at $.shuttle)"]),
+    "tab-indentation": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName", "\ttokenSecretName",
+                        ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
 }
 
 
@@ -110,49 +119,13 @@ def test_usage_error_is_exit_2(fleet_copy: Path) -> None:
     assert result.exit_code == 2
 
 
-@pytest.mark.parametrize("old, new, expected", [
-    ("  port: metrics\n", "  port: [metrics]\n", ["platform-jobs.yaml:7:3", "wrong type", "$[0].port", "expected string"]),
-    ("  port: metrics\n", "  port: metrics\n  colour: red\n", ["platform-jobs.yaml:8:3", "unknown field 'colour'"]),
-    ("  podLabel: {name: app.kubernetes.io/name, value: shuttle}\n",
-     "  podLabel: {name: app.kubernetes.io/name, value: \"shuttle\\n// x\"}\n", ["platform-jobs.yaml:6:", "$[0].podLabel.value"]),
-])
-def test_platform_jobs_are_validated(fleet_copy: Path, old: str, new: str, expected: list[str]) -> None:
-    """The platform jobs decide what may leave for Grafana Cloud and are written into config.alloy."""
+def test_yaml_file_fleet_never_reads_is_an_error(fleet_copy: Path) -> None:
+    """`cluster.yml` or a stray `vmagent.yaml` in a cluster folder would look merged and do nothing."""
     assert _render(fleet_copy).exit_code == 0
     before = read_tree(fleet_copy / "rendered")
-    _edit(fleet_copy / "base/components/alloy/platform-jobs.yaml", old, new)
+    (fleet_copy / "clusters/nyc3-prod-01/cluster.yml").write_text("components: {}\n")
     result = _render(fleet_copy)
     assert result.exit_code == 2, result.output
-    for part in expected:
-        assert part in result.output, result.output
+    assert "clusters/nyc3-prod-01/cluster.yml: error: file 'cluster.yml' in a cluster folder is not read" in result.output
+    assert "expected only cluster.yaml" in result.output
     assert read_tree(fleet_copy / "rendered") == before
-
-
-@pytest.mark.parametrize("edit, expected", [
-    (lambda d: (d / "cluster.yaml").write_text((d / "cluster.yaml").read_text()
-                                                + "shuttle:\n  tokenSecretName: x\n  tokenSecretName: y\n"),
-     ["cluster.yaml:", "duplicate key"]),
-    (lambda d: (d / "cluster.yaml").write_text("id: nyc3-prod-01\nregion: nyc3\nenvironment: production\n"
-                                                "shuttle:\n\ttokenSecretName: x\n"),
-     ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
-    (lambda d: (d / "cluster.yml").write_text("components: {}\n"),
-     ["clusters/nyc3-prod-01/cluster.yml", "is not read by fleet", "expected only cluster.yaml"]),
-])
-def test_cluster_folder_mistakes_are_explained(fleet_copy: Path, edit, expected: list[str]) -> None:
-    assert _render(fleet_copy).exit_code == 0
-    before = read_tree(fleet_copy / "rendered")
-    edit(fleet_copy / "clusters/nyc3-prod-01")
-    result = _render(fleet_copy)
-    assert result.exit_code == 2, result.output
-    for part in expected:
-        assert part in result.output, result.output
-    assert read_tree(fleet_copy / "rendered") == before
-
-
-def test_duplicate_key_names_its_json_path(fleet_copy: Path) -> None:
-    path = fleet_copy / "clusters/nyc3-prod-01/cluster.yaml"
-    path.write_text("id: nyc3-prod-01\nregion: nyc3\nenvironment: production\n"
-                    "shuttle:\n  tokenSecretName: a\n  tokenSecretName: b\n")
-    result = _render(fleet_copy)
-    assert result.exit_code == 2
-    assert "cluster.yaml:6:3: error: duplicate key 'tokenSecretName' (at $.shuttle)" in result.output

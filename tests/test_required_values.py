@@ -10,19 +10,11 @@ from click.testing import CliRunner
 from fleet import model
 from fleet.checks import CheckContext, required_values
 from fleet.cli import cli
+
+from conftest import patch_components
 from fleet.render import alloy as alloy_render
 
 CLUSTER = "clusters/nyc3-prod-01/cluster.yaml"
-
-
-def _patch(root: Path, rel: str, components: dict) -> list[str]:
-    """Add component patches to an input file (parsed and re-dumped, not text-replaced)."""
-    path = root / rel
-    doc = yaml.safe_load(path.read_text())
-    doc.setdefault("components", {}).update(components)
-    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
-    path.write_text(text)
-    return text.splitlines()
 
 
 def _line(lines: list[str], key: str) -> int:
@@ -61,7 +53,7 @@ AUDIT = {
 @pytest.mark.parametrize("case", sorted(AUDIT))
 def test_audit_reproduction_is_found_at_the_cluster_line(fleet_copy: Path, case: str) -> None:
     patch, key, message = AUDIT[case]
-    lines = _patch(fleet_copy, CLUSTER, patch)
+    lines = patch_components(fleet_copy, CLUSTER, patch)
     found = _findings(fleet_copy)
     assert len(found) == 1, found
     assert (found[0].source.file, found[0].source.line) == (CLUSTER, _line(lines, key))
@@ -72,14 +64,14 @@ def test_audit_reproduction_is_found_at_the_cluster_line(fleet_copy: Path, case:
 
 
 def test_all_gateway_reproductions_together(fleet_copy: Path) -> None:
-    lines = _patch(fleet_copy, CLUSTER, {"envoy-gateway": {"values": {
+    lines = patch_components(fleet_copy, CLUSTER, {"envoy-gateway": {"values": {
         "deployment": {"replicas": 1}, "podDisruptionBudget": {"minAvailable": "50%"}}}})
     found = _findings(fleet_copy)
     assert sorted(f.source.line for f in found) == sorted([_line(lines, "replicas"), _line(lines, "minAvailable")])
 
 
 def test_removal_in_an_overlay_points_at_the_null_and_names_every_cluster(fleet_copy: Path) -> None:
-    lines = _patch(fleet_copy, "overlays/staging/overlay.yaml", {"alloy": {"values": {"alloy": {"configMap": None}}}})
+    lines = patch_components(fleet_copy, "overlays/staging/overlay.yaml", {"alloy": {"values": {"alloy": {"configMap": None}}}})
     found = _findings(fleet_copy)
     assert {(f.source.file, f.source.line) for f in found} == {("overlays/staging/overlay.yaml", _line(lines, "configMap"))}
     assert len(found) == 3  # create, name and key
@@ -87,7 +79,7 @@ def test_removal_in_an_overlay_points_at_the_null_and_names_every_cluster(fleet_
 
 
 def test_alloy_must_load_the_configmap_the_renderer_generates(fleet_copy: Path) -> None:
-    lines = _patch(fleet_copy, CLUSTER, {"alloy": {"values": {"alloy": {"configMap": {"name": "other", "key": "x.alloy"}}}}})
+    lines = patch_components(fleet_copy, CLUSTER, {"alloy": {"values": {"alloy": {"configMap": {"name": "other", "key": "x.alloy"}}}}})
     found = _findings(fleet_copy)
     assert {f.source.line for f in found} == {_line(lines, "name"), _line(lines, "key")}
     assert any(repr(alloy_render.CONFIGMAP_NAME) in f.message for f in found)
@@ -99,7 +91,7 @@ def test_alloy_must_load_the_configmap_the_renderer_generates(fleet_copy: Path) 
 
 
 def test_ksm_allowlist_must_keep_the_three_pod_keys(fleet_copy: Path) -> None:
-    lines = _patch(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": {"metricLabelsAllowlist": [
+    lines = patch_components(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": {"metricLabelsAllowlist": [
         "pods=[starform.io/project-id]", "namespaces=[starform.io/project-id]"]}}})
     found = _findings(fleet_copy)
     assert [f.source.line for f in found] == [_line(lines, "metricLabelsAllowlist")]
@@ -108,8 +100,8 @@ def test_ksm_allowlist_must_keep_the_three_pod_keys(fleet_copy: Path) -> None:
 
 def test_ksm_wildcard_accepted_only_from_chart_8_4_0(fleet_copy: Path) -> None:
     wildcard = {"metricLabelsAllowlist": ["pods=[starform.io/*]"]}
-    _patch(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard}})
+    patch_components(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard}})
     assert _findings(fleet_copy) == []  # pinned 8.4.0 (KSM 2.20): the wildcard works
-    _patch(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard, "chart": {"version": "8.3.0"}}})
+    patch_components(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard, "chart": {"version": "8.3.0"}}})
     found = _findings(fleet_copy)
     assert len(found) == 1 and "only from chart 8.4.0" in found[0].message and "8.3.0" in found[0].message

@@ -4,23 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from fleet import model
 from fleet.checks import CheckContext, secrets
 from fleet.cli import cli
 
+from conftest import patch_components
+
 CLUSTER = "clusters/nyc3-prod-01/cluster.yaml"
-
-
-def _patch(root: Path, rel: str, components: dict) -> list[str]:
-    path = root / rel
-    doc = yaml.safe_load(path.read_text())
-    doc.setdefault("components", {}).update(components)
-    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
-    path.write_text(text)
-    return text.splitlines()
 
 
 def _line(lines: list[str], needle: str) -> int:
@@ -73,7 +65,7 @@ AUDIT = {
 @pytest.mark.parametrize("case", sorted(AUDIT))
 def test_audit_reproduction_is_found_at_the_cluster_line(fleet_copy: Path, case: str) -> None:
     patch, needle, message = AUDIT[case]
-    lines = _patch(fleet_copy, CLUSTER, patch)
+    lines = patch_components(fleet_copy, CLUSTER, patch)
     _render(fleet_copy)
     found = _findings(fleet_copy)
     assert len(found) == 1, found
@@ -85,7 +77,7 @@ def test_audit_reproduction_is_found_at_the_cluster_line(fleet_copy: Path, case:
 
 
 def test_empty_secret_value_and_reference_env_are_fine(fleet_copy: Path) -> None:
-    _patch(fleet_copy, CLUSTER, {
+    patch_components(fleet_copy, CLUSTER, {
         "vmagent": {"values": {"extraArgs": {"remoteWrite.basicAuth.password": "",
                                              "remoteWrite.basicAuth.passwordFile": "/etc/secret/password"}}},
         "alloy": {"values": {"alloy": {"extraEnv": [
@@ -98,7 +90,7 @@ def test_empty_secret_value_and_reference_env_are_fine(fleet_copy: Path) -> None
 def test_secret_in_a_fluent_bit_text_config_is_found_in_the_region(fleet_copy: Path) -> None:
     rel = "regions/fra1/region.yaml"
     text = "[FILTER]\n    Name lua\n    HTTP_Passwd hunter2\n    tls.key_file /fluent-bit/tls/tls.key\n"
-    lines = _patch(fleet_copy, rel, {"fluent-bit": {"values": {"config": {"filters": text}}}})
+    lines = patch_components(fleet_copy, rel, {"fluent-bit": {"values": {"config": {"filters": text}}}})
     _render(fleet_copy)
     found = _findings(fleet_copy)
     assert [(f.source.file, f.source.line) for f in found] == [(rel, _line(lines, "filters:"))]
