@@ -276,3 +276,32 @@ def test_ratio_from_one_evaluation_is_clean(root, expr):
         expr: '{expr}'
 """)
     assert findings(root, "rules-ratio-inputs") == []
+
+
+@pytest.mark.parametrize("expr, problem", [
+    ('label_replace(project_service:container_memory_working_set_bytes:sum, "project_id", "$1", "region", "(.+)")',
+     "sets project_id from 'region'"),
+    ('label_replace(project_service:container_memory_working_set_bytes:sum, "project_id", "shared", "", "")',
+     "sets project_id from ''"),
+    ('label_replace(project_service:container_memory_working_set_bytes:sum, "service_id", "$1", '
+     '"label_starform_io_service_id", "svc-(.+)")', "regex 'svc-(.+)'"),
+    ('label_join(project_service:container_memory_working_set_bytes:sum, "workspace_id", "-", "project_id", "region")',
+     "label_join writes workspace_id"),
+])
+def test_customer_rule_rewriting_a_tenant_id_fails_at_its_expr_line(root, expr, problem):
+    """The tenant filter trusts project_id/service_id/workspace_id: only KSM's own labels may set them."""
+    write(root, "base/rules/recording/90-bad.yaml", f"""groups:
+  - name: bad
+    rules:
+      - record: project_service:container_memory_working_set_bytes:relabelled
+        expr: '{expr}'
+""")
+    found = findings(root, "rules-tenant-ids")
+    assert [(f.source.file, f.source.line) for f in found] == [("base/rules/recording/90-bad.yaml", 5)]
+    assert problem in found[0].message, found[0].message
+
+
+def test_identity_rules_copying_ksm_labels_pass_the_tenant_id_check(root):
+    text = (REPO / "base/rules/recording/00-identity.yaml").read_text()
+    assert text.count('"label_starform_io_project_id", "(.+)"') >= 2   # what the check accepts is used
+    assert findings(root, "rules-tenant-ids") == []

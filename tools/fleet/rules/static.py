@@ -282,6 +282,51 @@ def check_ratio_inputs(rules: PlaneRules, asts: dict[int, pp.Expr]) -> Iterator[
                                "in this expression")
 
 
+# --- customer: a tenant id is only ever copied from its own KSM label ------------------------
+TENANT_IDS = ("project_id", "service_id", "workspace_id")
+_WHOLE_VALUE = {"(.*)", "(.+)", "^(.*)$", "^(.+)$"}
+
+
+def _tenant_id_writes(ast: pp.Expr) -> list[tuple[str, str]]:
+    """(problem, sub-expression) for every label_replace/label_join that writes a tenant id
+    from anything but the whole value of its `label_starform_io_<id>` label."""
+    found: list[tuple[str, str]] = []
+
+    def visit(node: object) -> None:
+        if not (isinstance(node, pp.Call) and node.func.name in ("label_replace", "label_join")):
+            return
+        args = [a.val if isinstance(a, pp.StringLiteral) else None for a in node.args]
+        dst = args[1] if len(args) > 1 else None
+        if dst not in TENANT_IDS:
+            return
+        if node.func.name == "label_join":
+            found.append((f"label_join writes {dst}", str(node)))
+            return
+        replacement, src, regex = (args[2:5] + [None, None, None])[:3]
+        if src != f"label_starform_io_{dst}" or replacement not in ("$1", "${1}") or regex not in _WHOLE_VALUE:
+            found.append((f"label_replace sets {dst} from {src!r} (regex {regex!r}, replacement {replacement!r})",
+                          str(node)))
+
+    pp.walk(ast, visit)
+    return found
+
+
+def check_tenant_ids(rules: PlaneRules, asts: dict[int, pp.Expr]) -> Iterator[Finding]:
+    """project_id/service_id/workspace_id come only from KSM's label_starform_io_* labels.
+
+    Why: the server-side tenant filter trusts these labels; a rule that sets project_id from
+    another label (or a fixed string) attributes one tenant's usage to another."""
+    for _group, rule in rules.rules:
+        ast = asts.get(id(rule))
+        if ast is None:
+            continue
+        for problem, where in _tenant_id_writes(ast):
+            yield _finding("rules-tenant-ids", rule.expr_source,
+                           f"customer {rule.kind} {rule.name!r}: {problem}, in `{where}`",
+                           "copy tenant ids only as label_replace(v, \"project_id\", \"$1\", "
+                           "\"label_starform_io_project_id\", \"(.+)\") (likewise service_id, workspace_id)")
+
+
 def _names(names: frozenset[str]) -> str:
     return ", ".join(sorted(names)) if names else "raw series"
 
@@ -297,6 +342,7 @@ def run_all(rules: PlaneRules, catalogue: Catalogue) -> list[Finding]:
     if rules.plane == "customer":
         findings.extend(check_customer_project_id(rules, asts, catalogue))
         findings.extend(check_ratio_inputs(rules, asts))
+        findings.extend(check_tenant_ids(rules, asts))
     return sorted(set(findings), key=Finding.sort_key)
 
 
