@@ -1,0 +1,69 @@
+"""Every platform scrape job of the rendered config.alloy reaches Grafana Cloud, as its own job.
+
+The GDPR gate keeps only allowlisted jobs, so a job label that is not what the scrape's
+job_name says (an exporter's target carries job="integrations/<name>", which job_name does
+not override) silently drops that job's series. Representative targets are run through each
+scrape's target relabeling, the scrape, the gate and the remote write's external labels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet import yamlio
+from fleet.alloy import graph as alloy_graph
+from fleet.alloy import syntax
+from fleet.relabel import policy as pol
+from fleet.relabel.pipeline import paths_for_file
+from fleet.relabel.proof import run_concrete, run_target, scraped_series
+from fleet.render.templates import label_name
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "rendered/clusters").glob("*/stages/03-telemetry/config.alloy"))
+
+
+def _targets() -> dict[str, dict[str, str]]:
+    """job → a target as its discovery emits it (Kubernetes pod SD, or Alloy's self exporter)."""
+    jobs = yamlio.plain(yamlio.load_file(ROOT / "base/components/alloy/platform-jobs.yaml"))
+    out = {}
+    for job in jobs:
+        out[job["job"]] = {
+            "__address__": "10.0.0.5:9090",
+            "__meta_kubernetes_namespace": job["namespaces"][0],
+            f"__meta_kubernetes_pod_label_{label_name(job['podLabel']['name'])}": job["podLabel"]["value"],
+            "__meta_kubernetes_pod_container_port_name": job["port"],
+            "__meta_kubernetes_pod_name": f"{job['job']}-0",
+        }
+    out["alloy"] = {"__address__": "127.0.0.1:12345", "__scheme__": "http", "instance": "alloy-0",
+                    "job": "integrations/self", "__meta_component_name": "prometheus.exporter.self"}
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.parts[-4] for c in CONFIGS])
+def test_every_platform_job_reaches_grafana_cloud_as_itself(config: Path) -> None:
+    policy = pol.load_policy(ROOT / "policies/gdpr-labeldrop.yaml")
+    graph = alloy_graph.build_graph(syntax.parse(config.read_text(), config.name), config.name)
+    cluster_id = config.parts[-4]
+    reached: dict[str, dict] = {}
+    for path in paths_for_file(config, config.name, policy):
+        assert path.external
+        scrape = path.description.split(" → ")[0]
+        job = alloy_graph.scrape_job(graph, scrape)
+        job_name = job.job_name
+        roots = {graph.components[c].kind for c in job.target_sources if not graph.target_sources(c)}
+        for target_job, target in _targets().items():
+            if ("__meta_component_name" in target) != (roots == {"prometheus.exporter.self"}):
+                continue  # a scrape only sees what its own discovery emits
+            for chain in path.pipeline.targets:
+                labels = run_target(chain, target)
+                if labels is None:
+                    continue
+                labels.setdefault("job", job_name)  # the scrape fills a missing job from job_name
+                out = run_concrete(path.pipeline, scraped_series(chain, labels, {"__name__": "up"}))
+                assert out is not None, f"{scrape}: up from a {target_job} target is dropped before Grafana Cloud"
+                assert target_job == job_name == out["job"], (scrape, target_job, out)
+                assert out["cluster_id"] == cluster_id
+                reached[job_name] = out
+    assert sorted(reached) == sorted(_targets()), "every platform job is scraped by exactly its own scrape"
+    assert set(reached) <= set(policy.job_allow)
