@@ -181,3 +181,35 @@ def test_exported_renames_take_the_next_free_name():
                             {"__name__": "up", "a": "s", "exported_a": "e", "job": "sj"})
     assert series == {"__name__": "up", "a": "t", "exported_a": "e", "exported_exported_a": "s",
                       "exported_job": "sj", "job": "j"}
+
+
+# -- found by the second red team
+
+
+def test_external_labels_come_before_the_write_rules(policy):
+    """Prometheus' queue adds external labels, then runs write_relabel_configs: a write rule that
+    drops `job` leaves the series without one, whatever external_labels says."""
+    (path,) = external_paths(policy, "external_labels_before_write_rules.alloy")
+    leaks = prove(path.pipeline, policy)
+    assert [lk.kind for lk in leaks] == ["job"] and leaks[0].verified
+    assert "job" not in leaks[0].witness_output
+    out = run_concrete(path.pipeline, {"__name__": "up", "job": "shuttle"})
+    assert out == {"__name__": "up"}
+
+
+def test_an_external_label_a_write_rule_drops_does_not_leave(policy):
+    (path,) = external_paths(policy, "external_label_dropped_by_write_rule.alloy")
+    assert prove(path.pipeline, policy) == []
+    assert run_concrete(path.pipeline, {"__name__": "up", "job": "shuttle"}) == {"__name__": "up", "job": "shuttle"}
+
+
+def test_a_customer_id_in_the_address_reaches_instance(policy):
+    (path,) = external_paths(policy, "discovery_address_to_instance.alloy")
+    leaks = prove(path.pipeline, policy)
+    assert [(lk.kind, lk.label) for lk in leaks] == [("value", "instance")] and leaks[0].verified
+    (chain,) = path.pipeline.targets
+    labels = run_target(chain, {"__address__": "10.0.0.1:9100", "__meta_kubernetes_pod_label_app": "shuttle",
+                                "__meta_kubernetes_pod_label_starform_io_project_id": CUSTOMER})
+    assert labels == {"instance": f"{CUSTOMER}.customers.svc:9100"}
+    series = scraped_series(chain, {**labels, "job": "shuttle"}, {"__name__": "up"})
+    assert carries_customer(policy, run_concrete(path.pipeline, series))

@@ -56,3 +56,17 @@ def test_scraped_series_matches_what_prometheus_stores(binaries, honor_labels):
     # after the GDPR labeldrop the customer id survives exactly when it was renamed
     (dropped,) = actual[len(SERIES)]
     assert ("acme" in dropped.values()) is (not honor_labels), dropped
+
+
+def test_write_rules_see_the_external_labels(binaries):
+    """Prometheus' queue adds external labels (where absent) before write_relabel_configs, as the
+    proof's Pipeline.write_stages models: a write rule can read them, and can drop a label the
+    external labels would have supplied."""
+    external = {"zz_ext": "e1", "job": "ext-job"}
+    cases = [Case([{"source_labels": ["zz_ext"], "target_label": "zz_seen"}], [{"__name__": "m", "a": "1"}]),
+             Case([{"action": "labeldrop", "regex": "job"}], [{"__name__": "m", "a": "2"}])]
+    expected, actual = prom.run_cases(cases, scrape=prom.Scrape(external_labels=external), **binaries)
+    assert actual == expected, (expected, actual)
+    (seen,), (dropped,) = actual
+    assert seen["zz_seen"] == "e1" and seen["job"] == prom.JOB      # the scrape's job wins over the external one
+    assert "job" not in dropped and dropped["zz_ext"] == "e1"

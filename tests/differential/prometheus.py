@@ -54,6 +54,8 @@ class Scrape:
     #: static_configs `labels` of the target (besides `job` and `instance`)
     labels: Mapping[str, str] = field(default_factory=dict)
     verbatim: bool = False
+    #: global external_labels: the queue adds them (where absent) before write_relabel_configs
+    external_labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def prometheus_rules(index: int, case: Case) -> list[dict]:
@@ -112,6 +114,7 @@ def engine_case(index: int, case: Case, target: str, scrape: Scrape = Scrape()) 
     for series in case.series:
         sample = {**series, CASE_LABEL: str(index)}
         scraped = sample if scrape.verbatim else scraped_series(chain, target_labels, sample)
+        scraped = {**{k: v for k, v in scrape.external_labels.items() if v}, **{k: v for k, v in scraped.items() if v}}
         out = apply(rules, scraped, flavor="prometheus")
         if out is not None:
             out.pop(OUT_LABEL, None)
@@ -141,7 +144,8 @@ def _scrape_config(target: str, scrape: Scrape) -> dict:
 
 def _config(cases: Sequence[Case], offset: int, target: str, store: servers.Server, scrape: Scrape) -> dict:
     return {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "900ms"},
+        "global": {"scrape_interval": "1s", "scrape_timeout": "900ms",
+                   **({"external_labels": dict(scrape.external_labels)} if scrape.external_labels else {})},
         "scrape_configs": [_scrape_config(target, scrape)],
         "remote_write": [{"url": store.url + "/api/v1/write", "name": f"case-{offset + i}",
                           "queue_config": {"batch_send_deadline": "100ms", "min_backoff": "50ms"},

@@ -251,11 +251,11 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
                 unknown_labels = labels is None
                 for label, url, write_rules in _destinations(sink, write_of):
                     klass, _ = policy.classify_url(url, in_region_urls)
-                    path_stages = stages + ([(write_rules, "prometheus")] if write_rules else [])
-                    if unknown_labels:  # external labels whose names cannot be read: anything
-                        path_stages = path_stages + [([], OPAQUE)]
+                    # external labels are added before the endpoint's write_relabel_configs
+                    path_stages = stages + ([([], OPAQUE)] if unknown_labels else [])  # unreadable names: anything
+                    write = [(write_rules, "prometheus")] if write_rules else []
                     desc = " → ".join([ids[0], *names, f"{label} ({url or 'non-literal url'}, {klass})"])
-                    pipe = Pipeline(path_stages, labels or {}, desc, chains)
+                    pipe = Pipeline(path_stages + write, labels or {}, desc, chains, write_stages=len(write))
                     out.append(PipelinePath(name, desc, klass, url, pipe,
                                             names + ([f"{label} write_relabel_config"] if write_rules else [])))
     return out

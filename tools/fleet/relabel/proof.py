@@ -411,7 +411,13 @@ class Analyzer:
         if vm_fast and rule.replacement == "$1":
             result, taint = V, taint_src
         elif not template_refs(rule.replacement, rule):
-            result, taint = lit(const_template(rule.replacement, rule)), frozenset()
+            # a constant, but written only when the regex matches: a lookup table on project_id
+            # (`regex: p1` → `replacement: p1`) or a shard bit derives the label from it. A regex
+            # that only tells present from absent (`.+`) reveals no more than presence: not tainted.
+            result = lit(const_template(rule.replacement, rule))
+            some = V - EPS
+            presence_only = R is not None and ((some - R).is_empty() or (some & R).is_empty())
+            taint = frozenset() if always or presence_only else taint_src
         elif copies_whole_value(rule, rule.replacement):
             result, taint = matched, taint_src
         else:
@@ -533,15 +539,21 @@ class Analyzer:
 
     # -- the sink
 
-    def leaks(self, state: State, external_labels: dict[str, str] | None = None) -> list[AbstractLeak]:
-        """What may reach an external destination in `state`."""
+    def add_external_labels(self, state: State, external_labels: dict[str, str]) -> State:
+        """The remote write's external labels: each is set where the series lacks it."""
         if state.dead:
-            return []
+            return state
         state = state.copy()
-        for name, value in (external_labels or {}).items():
+        for name, value in external_labels.items():
             cell = self.track(state, name)
             if cell.values.contains("") and value:
                 state.cells[name] = Cell((cell.values - EPS) | lit(value), cell.taint, cell.writers, False)
+        return state
+
+    def leaks(self, state: State) -> list[AbstractLeak]:
+        """What may reach an external destination in `state`."""
+        if state.dead:
+            return []
         out: list[AbstractLeak] = []
         derived = self.policy.derived_forbidden
         for n, cell in sorted(state.cells.items()):
@@ -583,6 +595,11 @@ class Analyzer:
         for n, cell in sorted(state.cells.items()):
             if not n.startswith("__") and present(cell.values) and cell.taint:
                 out.append((lit(n), cell.taint, frozenset()))
+        address = self.track(state, "__address__")
+        instance = self.track(state, "instance")
+        if address.taint and instance.values.contains(""):
+            # a target without `instance` gets its `__address__` there (Prometheus' PopulateLabels)
+            out.append((lit("instance"), address.taint, frozenset()))
         for rc in state.rest:
             names = rc.names - RESERVED
             taint = rc.taint - {SELF}
@@ -617,13 +634,21 @@ class Analyzer:
 
     def run(self, flat: Sequence[tuple[Rule, str]], extra_names: Iterable[str] = (),
             seeds: Iterable[tuple[Lang, frozenset[str], frozenset[str]]] = (),
-            input_names: Lang = ANY) -> State:
-        state = self.initial(tracked_names(flat) | set(extra_names), input_names)
+            input_names: Lang = ANY, external_labels: dict[str, str] | None = None,
+            external_at: int | None = None) -> State:
+        """Every rule of `flat` in order; the external labels are added before rule `external_at`
+        (the remote write's own write_relabel_configs see them), or after the last one."""
+        state = self.initial(tracked_names(flat) | set(extra_names) | set(external_labels or {}), input_names)
         self.seed(state, seeds)
+        at = len(flat) if external_at is None else external_at
         for index, (rule, flavor) in enumerate(flat):
+            if index == at:
+                state = self.add_external_labels(state, external_labels or {})
             state = self.step(state, rule, flavor, index)
             if state.dead:
                 break
+        if at >= len(flat):
+            state = self.add_external_labels(state, external_labels or {})
         return state
 
 
@@ -756,14 +781,34 @@ class Pipeline:
     external_labels: dict[str, str] = field(default_factory=dict)
     name: str = ""
     targets: list[TargetChain] = field(default_factory=list)
+    #: trailing stages that are the remote write's write_relabel_configs: Prometheus' queue adds
+    #: the external labels first, so these rules see (and may drop or rewrite) them
+    write_stages: int = 0
 
     @property
     def flat(self) -> list[tuple[Rule, str]]:
         """All rules in order; an opaque stage (a component we do not model) is one havoc step."""
-        out: list[tuple[Rule, str]] = []
-        for rules, flavor in self.stages:
-            out.extend([(OPAQUE_RULE, OPAQUE)] if flavor == OPAQUE else [(r, flavor) for r in rules])
-        return out
+        return _flat(self.stages)
+
+    @property
+    def external_at(self) -> int:
+        """Index in `flat` before which the external labels are added."""
+        return len(_flat(self.stages[:len(self.stages) - self.write_stages]))
+
+
+def _flat(stages: list[tuple[list[Rule], str]]) -> list[tuple[Rule, str]]:
+    out: list[tuple[Rule, str]] = []
+    for rules, flavor in stages:
+        out.extend([(OPAQUE_RULE, OPAQUE)] if flavor == OPAQUE else [(r, flavor) for r in rules])
+    return out
+
+
+def _with_external(labels: dict[str, str], external: dict[str, str]) -> dict[str, str]:
+    out = dict(labels)
+    for name, value in external.items():
+        if value and not out.get(name):
+            out[name] = value
+    return out
 
 
 OPAQUE = "opaque"
@@ -771,17 +816,20 @@ OPAQUE_RULE = Rule(action="opaque")
 
 
 def run_concrete(pipeline: Pipeline, labels: dict[str, str]) -> dict | None:
-    """The engine along the whole path, then the remote write's external labels (if absent)."""
+    """The engine along the whole path; the remote write's external labels (where absent) are
+    added before its write_relabel_configs, as Prometheus' queue manager does."""
     out: dict | None = dict(labels)
-    for rules, flavor in pipeline.stages:
+    split = len(pipeline.stages) - pipeline.write_stages
+    for i, (rules, flavor) in enumerate(pipeline.stages):
+        if i == split:
+            out = _with_external(out, pipeline.external_labels)
         if flavor == OPAQUE:
             continue  # passing labels through unchanged is one thing an opaque stage may do
         out = apply(rules, out, flavor)  # type: ignore[arg-type]
         if out is None:
             return None
-    for name, value in pipeline.external_labels.items():
-        if value and not out.get(name):
-            out[name] = value
+    if split >= len(pipeline.stages):
+        out = _with_external(out, pipeline.external_labels)
     return dict(sorted(out.items()))
 
 
@@ -790,9 +838,12 @@ def trace_concrete(pipeline: Pipeline, labels: dict[str, str]) -> list[tuple[int
     steps: list[tuple[int, Rule, dict | None]] = []
     current: dict | None = dict(labels)
     offset = 0
-    for rules, flavor in pipeline.stages:
+    split = len(pipeline.stages) - pipeline.write_stages
+    for i, (rules, flavor) in enumerate(pipeline.stages):
         if current is None:
             break
+        if i == split:
+            current = _with_external(current, pipeline.external_labels)
         if flavor == OPAQUE:
             offset += 1
             continue
@@ -1045,8 +1096,9 @@ def prove(pipeline: Pipeline, policy: Policy) -> list[Leak]:
         seeds.extend(d_an.target_taints(d_state))
         if not chain.honor_labels:
             seeds.extend(d_an.exported_taints(d_state))
-    state = analyzer.run(flat, extra_names=pipeline.external_labels, seeds=seeds)
-    abstract = analyzer.leaks(state, pipeline.external_labels)
+    state = analyzer.run(flat, seeds=seeds, external_labels=pipeline.external_labels,
+                         external_at=pipeline.external_at)
+    abstract = analyzer.leaks(state)
     finder = WitnessFinder(policy, analyzer, pipeline, state.constraints)
     leaks: list[Leak] = []
     seen: set[tuple[str, str]] = set()
@@ -1084,7 +1136,10 @@ def _cache_key(pipeline: Pipeline, policy: Policy) -> str:
             h.update(repr((r.action, r.source_labels, r.separator, r.regex, r.regex_set, r.target_label,
                            r.replacement, r.modulus, str(r.source))).encode())
         h.update(b"|")
-    h.update(repr(sorted((k, v if k == "job" else bool(v)) for k, v in pipeline.external_labels.items())).encode())
+    # Values matter only as job / non-empty, unless write rules run after them (they may test them).
+    exact = pipeline.write_stages > 0
+    h.update(repr((pipeline.write_stages, sorted((k, v if k == "job" or exact else bool(v))
+                                                 for k, v in pipeline.external_labels.items()))).encode())
     for chain in pipeline.targets:
         h.update(repr(("targets", chain.honor_labels, chain.meta_only)).encode())
         for rules, flavor in chain.stages:
