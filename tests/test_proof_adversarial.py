@@ -213,3 +213,16 @@ def test_a_customer_id_in_the_address_reaches_instance(policy):
     assert labels == {"instance": f"{CUSTOMER}.customers.svc:9100"}
     series = scraped_series(chain, {**labels, "job": "shuttle"}, {"__name__": "up"})
     assert carries_customer(policy, run_concrete(path.pipeline, series))
+
+
+def test_a_dot_that_misses_a_newline_on_some_agents_is_not_trusted(policy):
+    """Alloy's relabel config (and Prometheus 2.x) anchor `^(?:re)$`: `.+` misses a value with a
+    newline, so `drop project_id=~".+"` lets such a series keep its project_id there. Current
+    Prometheus anchors `^(?s:re)$`. The proof holds for both; `(?s).+` is safe on every agent."""
+    def verdict(regex: str) -> list:
+        rules = [{"action": "drop", "source_labels": ["project_id"], "regex": regex},
+                 {"action": "keep", "source_labels": ["job"], "regex": "shuttle"},
+                 {"action": "labeldrop", "regex": "service_id|workspace_id|label_starform_io_.+"}]
+        return prove(_pipe({"name": regex, "rules": rules}), policy)
+    assert [(lk.kind, lk.label) for lk in verdict(".+")] == [("label", "project_id")]
+    assert verdict("(?s).+") == []

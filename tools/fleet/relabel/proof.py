@@ -56,10 +56,22 @@ def _rule_lang(pattern: str, dotall: bool) -> Lang | None:
 
 
 def rule_lang(rule: Rule, flavor: str) -> Lang | None:
-    """Values `rule` treats as matching, as `flavor` matches them; None when we cannot model it."""
+    """Values `rule` *may* treat as matching, as `flavor` matches them; None when we cannot model it.
+
+    For the Prometheus flavour, agents differ on `.` and a newline: current Prometheus anchors
+    `^(?s:re)$`, Alloy's own relabel config (internal/component/common/relabel) and Prometheus
+    2.x `^(?:re)$`. `rule_lang` is the dotall language (the larger one: `(?s)` only widens `.`),
+    `rule_lang_must` the other, so every transfer function is sound for both."""
     if flavor == "vmagent":
         return _vmagent_lang(rule)
     return _rule_lang(rule.regex, True)
+
+
+def rule_lang_must(rule: Rule, flavor: str) -> Lang | None:
+    """Values `rule` matches under every anchoring its flavour's agents use (see `rule_lang`)."""
+    if flavor == "vmagent":
+        return _vmagent_lang(rule)
+    return _rule_lang(rule.regex, False)
 
 
 def _vmagent_lang(rule: Rule) -> Lang | None:
@@ -369,7 +381,7 @@ class Analyzer:
         return state
 
     def _filter(self, state: State, rule: Rule, flavor: str, keep: bool) -> None:
-        R = rule_lang(rule, flavor)
+        R = rule_lang(rule, flavor) if keep else rule_lang_must(rule, flavor)  # what surviving allows
         if R is None:
             return
         V = self.joined_value(state, rule)
@@ -398,16 +410,16 @@ class Analyzer:
 
     def _t_replace(self, state, rule, flavor, index):
         V = self.joined_value(state, rule)
-        R = rule_lang(rule, flavor)
+        R, R_must = rule_lang(rule, flavor), rule_lang_must(rule, flavor)
         taint_src = self.source_taint(state, rule)
         vm_fast = flavor == "vmagent" and not rule.regex_set and "$" not in (rule.target_label or "")
-        if R is None:
+        if R is None or R_must is None:
             matched, always = V, False
         else:
             matched = V & R
             if matched.is_empty():
                 return
-            always = (V - R).is_empty()
+            always = (V - R_must).is_empty()
         if vm_fast and rule.replacement == "$1":
             result, taint = V, taint_src
         elif not template_refs(rule.replacement, rule):
@@ -415,7 +427,7 @@ class Analyzer:
             # (`regex: p1` → `replacement: p1`) or a shard bit derives the label from it. A regex
             # that only tells present from absent (`.+`) reveals no more than presence: not tainted.
             result = lit(const_template(rule.replacement, rule))
-            some = V - EPS
+            some = V - EPS  # (a split only on whether a value has a newline is not counted)
             presence_only = R is not None and ((some - R).is_empty() or (some & R).is_empty())
             taint = frozenset() if always or presence_only else taint_src
         elif copies_whole_value(rule, rule.replacement):
@@ -426,10 +438,10 @@ class Analyzer:
         target = rule.target_label or ""
         if not template_refs(target, rule):
             name = const_template(target, rule)
-            if not always and R is not None and list(rule.source_labels) == [name]:
+            if not always and R_must is not None and list(rule.source_labels) == [name]:
                 # rewriting a label in place: where the regex does not match, the value is in V - R
                 old = state.cells[name]
-                state.cells[name] = replace(old, values=V - R)
+                state.cells[name] = replace(old, values=V - R_must)
                 self.write(state, name, cell, False)
                 return
             self.write(state, name, cell, always and (flavor == "vmagent" or _valid_name(name)))
@@ -462,7 +474,7 @@ class Analyzer:
         self.write(state, rule.target_label or "", Cell(DIGITS, taint, frozenset({index}), False), True)
 
     def _t_labeldrop(self, state, rule, flavor, index):
-        R = rule_lang(rule, flavor)
+        R = rule_lang_must(rule, flavor)  # only names dropped under every anchoring
         if R is None:
             return
         for n, cell in state.cells.items():
