@@ -109,3 +109,35 @@ def test_vmagent_extra_args_remote_write_url_is_a_customer_path_leak(fleet_copy:
     found = list(gdpr.check(_ctx(fleet_copy)))
     assert [(f.source.file, f.source.line) for f in found] == [("clusters/fra1-staging-01/cluster.yaml", 10)]
     assert "remoteWrite.url" in found[0].message and found[0].details["cluster"] == "fra1-staging-01"
+
+
+@pytest.mark.parametrize("values, line, message", [
+    ({"extraArgs": {"remoteWrite.url=https://metrics.evil.example/api/v1/write": True}}, 10, "remoteWrite.url"),
+    ({"env": [{"name": "VM_remoteWrite_proxyURL", "value": "http://proxy.evil.example:3128"}]}, 10,
+     "VM_remoteWrite_proxyURL"),
+    ({"envFrom": [{"configMapRef": {"name": "flags"}}]}, 9, "envFrom"),
+])
+def test_vmagent_flags_that_redirect_customer_series_are_findings(fleet_copy: Path, values, line, message) -> None:
+    """Real vmagent 1.79.5 sent to a second -remoteWrite.url, and through a VM_-prefixed proxy flag."""
+    from fleet.checks import gdpr
+    from conftest import patch_components
+    patch_components(fleet_copy, "clusters/fra1-staging-01/cluster.yaml", {"vmagent": {"values": values}})
+    _render(fleet_copy)
+    found = list(gdpr.check(_ctx(fleet_copy)))
+    assert [(f.source.file, f.source.line) for f in found] == [("clusters/fra1-staging-01/cluster.yaml", line)], found
+    assert message in found[0].message
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("url: http://victoria-metrics.nyc3.starform.internal:8428", "url: https://vm.evil.example", "VictoriaMetrics"),
+    ("host: vector.nyc3.starform.internal", "host: logs.evil.example", "Vector host"),
+])
+def test_region_endpoints_outside_the_region_are_findings(fleet_copy: Path, old, new, key) -> None:
+    """Customer metrics and logs go where the region file says: it must say somewhere in-region."""
+    from fleet.checks import gdpr
+    path = fleet_copy / "regions/nyc3/region.yaml"
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    _render(fleet_copy)
+    found = [f for f in gdpr.check(_ctx(fleet_copy)) if f.source.file == "regions/nyc3/region.yaml"]
+    assert len(found) == 1 and key in found[0].message and found[0].source.line in (6, 8), found

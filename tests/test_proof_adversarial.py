@@ -226,3 +226,40 @@ def test_a_dot_that_misses_a_newline_on_some_agents_is_not_trusted(policy):
         return prove(_pipe({"name": regex, "rules": rules}), policy)
     assert [(lk.kind, lk.label) for lk in verdict(".+")] == [("label", "project_id")]
     assert verdict("(?s).+") == []
+
+
+# -- found by the third red team: destinations and what the graph followed
+
+
+@pytest.mark.parametrize("url", [
+    "http://victoria-metrics@evil.example?.nyc3.starform.internal/api/v1/write",
+    "http://victoria-metrics@evil.example#.nyc3.starform.internal/api/v1/write",
+    "http://victoria-metrics:x@evil.example:80?.a.starform.internal",
+    "http://vminsert@203.0.113.66?.a.starform.internal:8480/insert",
+    "https://victoria-metrics.nyc3.starform.internal.evil.example/api/v1/write",
+    "http://victoria-metrics.nyc3.starform.internal:99999/api/v1/write",
+])
+def test_a_url_that_names_another_host_is_not_in_region(policy, url):
+    """userinfo (`user@host` sends to host), a query or fragment a pattern's tail could match:
+    only a plain URL under the region's host pattern is in-region (real Prometheus sent the first
+    one to the host after `@`)."""
+    assert policy.classify_url(url)[0] == pol.EXTERNAL
+    assert policy.classify_url("http://victoria-metrics.nyc3.starform.internal:8428/api/v1/write")[0] == pol.IN_REGION
+
+
+@pytest.mark.parametrize("name, label", [
+    ("rt3_proxy.alloy", "project_id"),        # proxy_url: the write goes to the proxy
+    ("rt3_loki.alloy", "project_id"),         # logs to Grafana Cloud are analysed, not skipped
+    ("rt3_pyro.alloy", "project_id"),         # profiles likewise
+    ("rt3_lokimetrics.alloy", None),          # stage.metrics puts log labels into Alloy's own metrics
+])
+def test_paths_the_graph_once_skipped_are_leaks(policy, name, label):
+    leaks = [lk for path in external_paths(policy, name) for lk in prove(path.pipeline, policy)]
+    assert leaks
+    assert label is None or any(lk.label == label for lk in leaks)
+
+
+def test_remotecfg_is_refused(policy):
+    from fleet.errors import InputError
+    with pytest.raises(InputError, match="remotecfg blocks are not supported"):
+        paths_for_file(ADV / "rt3_remotecfg.alloy", "rt3_remotecfg.alloy", policy)

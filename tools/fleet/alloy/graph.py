@@ -35,8 +35,11 @@ from fleet.errors import InputError, SourceRef
 
 # Top-level blocks that are not components.
 CONFIG_BLOCKS = {"logging", "tracing", "argument", "export"}
-UNSUPPORTED_BLOCKS = {"declare", "foreach", "import.file", "import.string", "import.http", "import.git"}
-SERVICE_BLOCKS = {"http", "remotecfg", "livedebugging"}
+# remotecfg loads pipelines from a remote server at run time, like import.http: what runs would
+# not be what is analysed.
+UNSUPPORTED_BLOCKS = {"declare", "foreach", "import.file", "import.string", "import.http", "import.git",
+                      "remotecfg"}
+SERVICE_BLOCKS = {"http", "livedebugging"}
 
 # First identifiers of Alloy's standard library (syntax/internal/stdlib, incl. deprecated names).
 STDLIB = {
@@ -397,10 +400,16 @@ def write_relabel_rules(component: Component | Block) -> list[tuple[Block, list[
             for endpoint in _block_of(component).blocks("endpoint")]
 
 
+#: Endpoint settings that send the write through another host than `url` names.
+PROXY_ATTRIBUTES = ("proxy_url", "proxy_from_environment", "proxy_connect_header", "no_proxy")
+
+
 def endpoint_url(endpoint: Block) -> str | None:
-    """The literal `url` of a remote_write endpoint, if it is a literal."""
-    attr = endpoint.attrs().get("url")
-    if attr is None:
+    """The literal `url` of a remote_write endpoint, if it is a literal and the write goes there:
+    with a proxy setting the bytes go to the proxy, so the destination is unknown (None)."""
+    attrs = endpoint.attrs()
+    attr = attrs.get("url")
+    if attr is None or any(name in attrs for name in PROXY_ATTRIBUTES):
         return None
     try:
         value = literal_value(attr.value)

@@ -14,6 +14,7 @@ parsed paths are cached by a normalised text hash and proofs by rule content (pr
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -249,24 +250,83 @@ def _cluster_ids(ctx: CheckContext) -> list[str]:
 _REDIRECTING_FLAGS = ("remoteWrite.url", "remoteWrite.proxyURL")
 
 
+def _flag_name(key: Any) -> str:
+    """`--remoteWrite.url=https://x` (a key the chart renders as given) → `remoteWrite.url`."""
+    return str(key).lstrip("-").split("=", 1)[0]
+
+
 def check_extra_args(ctx: CheckContext, cluster_id: str) -> Iterator[Finding]:
-    """vmagent flags that add or redirect remote writes: the chart appends `extraArgs` after the
-    flags it makes from `remoteWrite`, so `-remoteWrite.url` there would bypass the region check."""
+    """vmagent flags and environment that add or redirect remote writes: the chart appends
+    `extraArgs` after the flags it makes from `remoteWrite`, and vmagent reads any flag from a
+    `VM_`-prefixed variable (`envflag.enable`), so either would bypass the region check."""
     cluster = ctx.fleet.clusters.get(cluster_id) if ctx.fleet else None
     vmagent = cluster.components.get("vmagent") if cluster else None
-    args = (vmagent.values.get("extraArgs") if vmagent else None) or {}
+    if vmagent is None:
+        return
+    values = vmagent.values
+    args = values.get("extraArgs") or {}
     for key in args if isinstance(args, dict) else ():
-        if str(key).lstrip("-") in _REDIRECTING_FLAGS:
+        if _flag_name(key) in _REDIRECTING_FLAGS:
+            yield _vmagent_finding(vmagent, cluster, ("extraArgs", key),
+                                   f"vmagent extraArgs {key!r} adds a remote-write destination outside the "
+                                   "fleet-owned remoteWrite (this region's VictoriaMetrics)")
+    prefix = str((values.get("envflag") or {}).get("prefix") or "VM_") if isinstance(values.get("envflag"), dict) else "VM_"
+    for i, env in enumerate(values.get("env") or []):
+        name = str(env.get("name", "")) if isinstance(env, dict) else ""
+        if name.startswith(prefix) and name[len(prefix):].replace("_", ".").lower().startswith("remotewrite."):
+            yield _vmagent_finding(vmagent, cluster, ("env", i),
+                                   f"vmagent environment {name} sets a remote-write flag (envflag) outside the "
+                                   "fleet-owned remoteWrite")
+    if values.get("envFrom"):
+        yield _vmagent_finding(vmagent, cluster, ("envFrom",),
+                               "vmagent envFrom can set any flag (envflag), remote-write destinations included, "
+                               "from a source this check cannot read")
+
+
+def _vmagent_finding(vmagent: Any, cluster: Any, path: tuple, message: str) -> Finding:
+    return Finding(NAME, Severity.ERROR, vmagent.source_of("values", *path) or SourceRef(cluster.source), message,
+                   hint="remove it: the fleet sets vmagent's remote-write URL from the cluster's region",
+                   details={"cluster": cluster.id, "path": ".".join(map(str, path))})
+
+
+#: The fleet's private DNS zone: the regional tier's hosts live under it (or in the region's VPC).
+PRIVATE_ZONE = ".starform.internal"
+
+
+def check_region_endpoints(ctx: CheckContext, policy: pol.Policy) -> Iterator[Finding]:
+    """The region file decides where customer metrics and logs go: its VictoriaMetrics URL must be
+    an in-region destination of the policy, its Vector aggregator a host in the fleet's private
+    zone or the region's VPC. Everything downstream trusts them."""
+    fleet = getattr(ctx, "fleet", None)
+    raw = getattr(fleet, "raw", None)
+    for slug, region in sorted(getattr(fleet, "regions", {}).items()):
+        doc = raw.regions.get(slug) if raw is not None else None
+        klass, _ = policy.classify_url(region.remote_write_url)
+        if klass != pol.IN_REGION:
             yield Finding(NAME, Severity.ERROR,
-                          vmagent.source_of("values", "extraArgs", key) or SourceRef(cluster.source),
-                          f"vmagent extraArgs {key!r} adds a remote-write destination outside the "
-                          "fleet-owned remoteWrite (this region's VictoriaMetrics)",
-                          hint="remove it: the fleet sets vmagent's remote-write URL from the cluster's region",
-                          details={"cluster": cluster_id, "flag": str(key), "value": args[key]})
+                          doc.value_ref("endpoints", "victoriaMetrics", "url") if doc else SourceRef(region.source),
+                          f"region {slug}: VictoriaMetrics URL {region.victoria_metrics_url!r} is not an in-region "
+                          f"destination of the policy ({policy.source}); customer series would leave the region",
+                          hint="use the region's VictoriaMetrics host under *.starform.internal")
+        if not _in_region_host(region.vector_host, region.vpc_cidr):
+            yield Finding(NAME, Severity.ERROR,
+                          doc.value_ref("endpoints", "vector", "host") if doc else SourceRef(region.source),
+                          f"region {slug}: Vector host {region.vector_host!r} is neither under {PRIVATE_ZONE} nor "
+                          f"in the region's VPC {region.vpc_cidr}; customer logs would leave the region",
+                          hint=f"use the region's aggregator, e.g. vector.{slug}{PRIVATE_ZONE}")
+
+
+def _in_region_host(host: str, cidr: str) -> bool:
+
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return host.rstrip(".").lower().endswith(PRIVATE_ZONE)
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
     policy = _policy(ctx)
+    yield from check_region_endpoints(ctx, policy)
     for cluster_id in _cluster_ids(ctx):
         yield from check_platform(ctx, cluster_id, policy)
         yield from check_customer(ctx, cluster_id, policy)

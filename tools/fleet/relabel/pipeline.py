@@ -192,17 +192,31 @@ _META_ONLY_DISCOVERY = frozenset({
 })
 
 
-_NOT_METRICS = ("loki.", "pyroscope.", "otelcol.receiver.filelog", "faro.")
+def _self_metrics_from_data(graph: Any) -> set[str]:
+    """Scrapes of Alloy's own metrics when a `loki.process` has a `stage.metrics`: those metrics
+    carry the log stream's labels (pod metadata, customer ids among them), so what such a scrape
+    reads is not Alloy's health but data of any label: an opaque input."""
+    def has_stage_metrics(stmts: list) -> bool:
+        return any(getattr(b, "name", None) == "stage.metrics" or has_stage_metrics(getattr(b, "body", []) or [])
+                   for b in stmts)
+
+    if not any(has_stage_metrics(c.block.body) for c in graph.of_kind("loki.process")):
+        return set()
+    return {c.id for c in graph.of_kind("prometheus.scrape")
+            if any(graph.components[t].kind == "prometheus.exporter.self" for t in graph.target_sources(c.id))}
 
 
 def _source_ids(graph: Any) -> list[str]:
-    """Where series enter (the graph's sources), metrics pipelines only."""
-    return [c for c in graph.sources() if not graph.components[c].kind.startswith(_NOT_METRICS)]
+    """Where data enters (the graph's sources). Log and profile pipelines (loki.*, pyroscope.*,
+    faro.*) are paths too: their labels come from the same pod metadata, and a sink that is not a
+    prometheus.remote_write is an unknown, hence external, destination; components the analysis
+    does not model on the way are opaque. So a log pipeline to Grafana Cloud is never called safe."""
+    return list(graph.sources())
 
 
 def _sink_ids(graph: Any) -> list[str]:
-    """Where series leave: every sink but log/profile writers."""
-    return [c for c in graph.sinks() if not graph.components[c].kind.startswith(_NOT_METRICS)]
+    """Where data leaves: every sink."""
+    return list(graph.sinks())
 
 
 def _destinations(sink: Any, write_of: Any) -> list[tuple[str, str | None, list[Rule]]]:
@@ -227,15 +241,17 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
     stage_cache: dict[str, list[Rule]] = {}
     target_cache: dict[str, list[Rule]] = {}
     out: list[PipelinePath] = []
+    self_fed = _self_metrics_from_data(graph)
     for src in _source_ids(graph):
         chains = target_chains(graph, src, relabel_of, target_cache)
+        opaque_input = src in self_fed
         for dst in _sink_ids(graph):
             if src == dst:
                 continue
             for raw in graph.paths(src, dst):
                 ids = list(raw)
-                stages: list[tuple[list[Rule], str]] = []
-                names: list[str] = []
+                stages: list[tuple[list[Rule], str]] = [([], OPAQUE)] if opaque_input else []
+                names: list[str] = [f"{src} (Alloy's own metrics include series made from logs)"] if opaque_input else []
                 for cid in ids[:-1]:
                     comp = graph.components[cid]
                     if comp.kind in RELABEL_KINDS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 import re2
 
@@ -134,6 +135,8 @@ class Policy:
         """
         if url is None:
             return self.default_destination, "unknown"
+        if not plain_url(url):
+            return EXTERNAL, "unsafe-url"
         for known in in_region:
             if url.rstrip("/") == known.rstrip("/") or url.startswith(known.rstrip("/") + "/"):
                 return IN_REGION, "region"
@@ -160,6 +163,20 @@ class Policy:
         blob = json.dumps([self.forbidden_patterns, self.derived_forbidden, self.hashed_forbidden,
                            self.job_allow, self.require_job], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def plain_url(url: str) -> bool:
+    """An http(s) URL that names its host plainly: no userinfo (`user@host` sends to `host`), no
+    query or fragment (a pattern's tail could match inside them), nothing a pattern could misread.
+    Only such a URL can be in-region; anything else goes by the default (external)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return (parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
+            and not parts.query and not parts.fragment and "?" not in url and "#" not in url
+            and not any(c.isspace() or c == "\\" for c in url) and (port is None or 0 < port < 65536))
 
 
 def _glob(path: str, pattern: str) -> bool:
