@@ -197,3 +197,18 @@ def test_gdpr_normalise_ignores_comments_and_external_label_values():
     assert a == b and va["cluster_id"] == "a" and vb["cluster_id"] == "b"
     c, _ = gdpr.normalise('// source: f:1\nx {\n  external_labels = {cluster_id = "b", job = "r"}\n}\n')
     assert c != b
+
+
+def test_flavor_option_picks_the_agent_whose_semantics_are_proved(tmp_path):
+    """vmagent 1.79.5 does not let `.` match a newline in a replace: the id survives a rule that
+    Prometheus' dotall form would always apply. --flavor says which agent runs the file."""
+    path = tmp_path / "rules.yaml"
+    path.write_text("- {source_labels: [project_id], regex: '.*', target_label: project_id, replacement: ''}\n"
+                    "- {action: keep, source_labels: [job], regex: shuttle}\n"
+                    "- {action: labeldrop, regex: 'service_id|workspace_id|label_starform_io_.+'}\n")
+    vm = run("policy", "check", "--flavor", "vmagent", "--format", "json", str(path))
+    assert vm.exit_code == 1
+    (result,) = json.loads(vm.output)["results"]
+    assert result["findings"][0]["label"] == "project_id" and result["findings"][0]["verified"]
+    assert "(vmagent)" in result["findings"][0]["path"]
+    assert run("policy", "check", "--flavor", "nonsense", str(path)).exit_code == 2

@@ -37,11 +37,11 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def check_file(path: str, policy: pol.Policy) -> dict:
+def check_file(path: str, policy: pol.Policy, flavor: str = "auto") -> dict:
     """One result object of the JSON contract for one PATH."""
     result: dict = {"path": path, "verdict": "safe", "findings": [], "error": None}
     try:
-        paths = paths_for_file(Path(path), path, policy)
+        paths = paths_for_file(Path(path), path, policy, flavor)
         leaks: list[Leak] = []
         for p in paths:
             if p.external:
@@ -88,15 +88,18 @@ def policy_group() -> None:
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
               help="policy file (default: policies/gdpr-labeldrop.yaml of this repo)")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--flavor", type=click.Choice(["auto", "prometheus", "vmagent"]), default="auto", show_default=True,
+              help="semantics of a bare YAML list: the agent that runs it (auto: Prometheus if it accepts "
+                   "the rules, else vmagent); .alloy files are always Prometheus'")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-def check_command(policy_path: str | None, fmt: str, paths: tuple[str, ...]) -> None:
+def check_command(policy_path: str | None, fmt: str, flavor: str, paths: tuple[str, ...]) -> None:
     """Prove each PATH (a YAML relabel list or an .alloy file) leaks no customer identifier.
 
     A bare YAML list is one pipeline from an arbitrary series to the destination class the
     policy's `relabel_files` gives it (external unless listed in-region).
     """
     policy = _load_policy(policy_path)
-    results = [check_file(p, policy) for p in paths]
+    results = [check_file(p, policy, flavor) for p in paths]
     if fmt == "json":
         click.echo(json.dumps({"results": results}, indent=2, sort_keys=True))
     else:
