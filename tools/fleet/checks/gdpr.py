@@ -270,7 +270,8 @@ def check_extra_args(ctx: CheckContext, cluster_id: str) -> Iterator[Finding]:
             yield _vmagent_finding(vmagent, cluster, ("extraArgs", key),
                                    f"vmagent extraArgs {key!r} adds a remote-write destination outside the "
                                    "fleet-owned remoteWrite (this region's VictoriaMetrics)")
-    prefix = str((values.get("envflag") or {}).get("prefix") or "VM_") if isinstance(values.get("envflag"), dict) else "VM_"
+    envflag = values.get("envflag")
+    prefix = str(envflag.get("prefix") or "VM_") if isinstance(envflag, dict) else "VM_"
     for i, env in enumerate(values.get("env") or []):
         name = str(env.get("name", "")) if isinstance(env, dict) else ""
         if name.startswith(prefix) and name[len(prefix):].replace("_", ".").lower().startswith("remotewrite."):

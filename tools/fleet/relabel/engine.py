@@ -428,16 +428,18 @@ def _extract(template: str, i: int) -> tuple[str | None, int]:
     return name, k
 
 
-def _group(match: Any, name: str) -> str:
-    num = -1
+def group_number(pattern: Any, name: str) -> int | None:
+    """The group `$name` refers to in a compiled pattern (Go's rules), or None: a reference to a
+    group the regex does not have expands to ""."""
     if name.isascii() and name.isdigit() and not (name[0] == "0" and len(name) > 1) and len(name) < 9:
         num = int(name)
-    pattern = match.re
-    if num < 0:
-        num = pattern.groupindex.get(name, -1)
-        if num < 0:
-            return ""
-    if num > pattern.groups:
+        return num if num <= pattern.groups else None
+    return pattern.groupindex.get(name)
+
+
+def _group(match: Any, name: str) -> str:
+    num = group_number(match.re, name)
+    if num is None:
         return ""
     start, end = match.span(num)
     if start < 0:
@@ -606,19 +608,35 @@ def _vm_fast_suffix(regex: str) -> tuple[str, str] | None:
     return None
 
 
+def vm_replace_skips_regex(rule: Rule) -> bool:
+    """vmagent 1.79.5's `replace` writes without running the regex: an unset regex, a constant
+    target and a replacement of `$1` (a copy) or without `$` (a constant)."""
+    return (not rule.regex_set and "$" not in (rule.target_label or "")
+            and (rule.replacement == "$1" or "$" not in rule.replacement))
+
+
+def vm_prefix_shortcut(rule: Rule) -> tuple[str, str] | None:
+    """(prefix, kind) when vmagent 1.79.5 compares only a literal prefix instead of running the
+    regex: keep/drop/labeldrop/labelkeep on prefix + `.*`/`.+`, labelmap `$1` over `(.*)`/`(.+)`."""
+    if rule.action in ("keep", "drop", "labeldrop", "labelkeep") or (
+            rule.action == "labelmap" and rule.replacement == "$1" and rule.regex.endswith(("(.*)", "(.+)"))):
+        return _vm_fast_suffix(rule.regex)
+    return None
+
+
 def _vm_matches(rule: Rule, s: str) -> bool:
     """vmagent's match for keep/drop/labeldrop/labelkeep, shortcut included."""
-    fast = _vm_fast_suffix(rule.regex)
+    fast = vm_prefix_shortcut(rule)
     if fast is not None:
         prefix, kind = fast
         return s.startswith(prefix) and (kind == "*" or len(s) > len(prefix))
     return rule.matches(s, "vmagent")
 
 
-def _vm_map_name(rule: Rule, name: str) -> str | None:
+def vm_map_name(rule: Rule, name: str) -> str | None:
     """vmagent's labelmap `replaceFullString`: the new name, or None when the regex misses."""
-    fast = _vm_fast_suffix(rule.regex)
-    if fast is not None and rule.replacement == "$1" and rule.regex.endswith(("(.*)", "(.+)")):
+    fast = vm_prefix_shortcut(rule)
+    if fast is not None:
         prefix, kind = fast
         if not name.startswith(prefix) or (kind == "+" and len(name) == len(prefix)):
             return None
@@ -638,13 +656,9 @@ def _vm_action(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
     val = _joined(rule, lambda n: _vm_get(labels, n))
     if a == "replace":
         target = rule.target_label or ""
-        if not rule.regex_set and "$" not in target:
-            if rule.replacement == "$1":
-                _vm_set(labels, target, val)
-                return labels
-            if "$" not in rule.replacement:
-                _vm_set(labels, target, rule.replacement)
-                return labels
+        if vm_replace_skips_regex(rule):
+            _vm_set(labels, target, val if rule.replacement == "$1" else rule.replacement)
+            return labels
         m = rule.match(val, "vmagent")
         if m is None:
             return labels
@@ -661,7 +675,7 @@ def _vm_action(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
         return labels
     if a == "labelmap":
         for entry in labels[:len(labels)]:  # entries appended meanwhile are not visited
-            name = _vm_map_name(rule, entry[0])
+            name = vm_map_name(rule, entry[0])
             if name is not None:
                 _vm_set(labels, name, entry[1])
         return labels

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
-from .engine import Rule, _vm_fast_suffix, _vm_map_name, apply, expand, trace
+from .engine import (Rule, apply, expand, group_number, trace, vm_map_name, vm_prefix_shortcut,
+                     vm_replace_skips_regex)
 from .policy import Policy
 from .regexlang import Lang, UnsupportedRegex
 
@@ -83,15 +84,10 @@ def _vmagent_lang(rule: Rule) -> Lang | None:
     * keep/drop/labeldrop/labelkeep on a literal prefix + `.*`/`.+` only compare the prefix,
       and labelmap does the same with `$1` over `(.*)`/`(.+)`: there a newline is just a byte.
     """
-    if rule.action == "replace":
-        if (not rule.regex_set and "$" not in (rule.target_label or "")
-                and (rule.replacement == "$1" or "$" not in rule.replacement)):
-            return ANY
-        return _rule_lang(rule.regex, False)
-    fast = _vm_fast_suffix(rule.regex)
-    shortcut = rule.action in ("keep", "drop", "labeldrop", "labelkeep") or (
-        rule.action == "labelmap" and rule.replacement == "$1" and rule.regex.endswith(("(.*)", "(.+)")))
-    if fast is not None and shortcut:
+    if rule.action == "replace" and vm_replace_skips_regex(rule):
+        return ANY
+    fast = vm_prefix_shortcut(rule)
+    if fast is not None:
         prefix, kind = fast
         return lit(prefix).concat(ANY if kind == "*" else ANY - EPS)
     return _rule_lang(rule.regex, False)
@@ -108,12 +104,7 @@ def present(values: Lang) -> bool:
 
 def _group_exists(rule: Rule | None, name: str) -> bool:
     """Whether `name` refers to a group of the rule's regex (Go expands any other reference to "")."""
-    if rule is None:
-        return True
-    pattern = rule.pattern()
-    if name.isascii() and name.isdigit() and not (name[0] == "0" and len(name) > 1) and len(name) < 9:
-        return int(name) <= pattern.groups
-    return name in pattern.groupindex
+    return rule is None or group_number(rule.pattern(), name) is not None
 
 
 def _template_parts(template: str, rule: Rule | None) -> list[tuple[str, str | None]]:
@@ -412,7 +403,7 @@ class Analyzer:
         V = self.joined_value(state, rule)
         R, R_must = rule_lang(rule, flavor), rule_lang_must(rule, flavor)
         taint_src = self.source_taint(state, rule)
-        vm_fast = flavor == "vmagent" and not rule.regex_set and "$" not in (rule.target_label or "")
+        vm_fast = flavor == "vmagent" and vm_replace_skips_regex(rule)
         if R is None or R_must is None:
             matched, always = V, False
         else:
@@ -508,7 +499,7 @@ class Analyzer:
             if R is None:
                 target = ANY
             elif flavor == "vmagent":
-                target = lit(_vm_map_name(rule, n) or "")
+                target = lit(vm_map_name(rule, n) or "")
             else:
                 target = lit(expand(rule.replacement, n, rule.match(n, flavor)))
             values = cell.values - EPS if flavor == "prometheus" else cell.values
@@ -803,9 +794,14 @@ class Pipeline:
         return _flat(self.stages)
 
     @property
+    def write_from(self) -> int:
+        """Index in `stages` of the first write_relabel stage (the external labels come before it)."""
+        return len(self.stages) - self.write_stages
+
+    @property
     def external_at(self) -> int:
         """Index in `flat` before which the external labels are added."""
-        return len(_flat(self.stages[:len(self.stages) - self.write_stages]))
+        return len(_flat(self.stages[:self.write_from]))
 
 
 def _flat(stages: list[tuple[list[Rule], str]]) -> list[tuple[Rule, str]]:
@@ -831,7 +827,7 @@ def run_concrete(pipeline: Pipeline, labels: dict[str, str]) -> dict | None:
     """The engine along the whole path; the remote write's external labels (where absent) are
     added before its write_relabel_configs, as Prometheus' queue manager does."""
     out: dict | None = dict(labels)
-    split = len(pipeline.stages) - pipeline.write_stages
+    split = pipeline.write_from
     for i, (rules, flavor) in enumerate(pipeline.stages):
         if i == split:
             out = _with_external(out, pipeline.external_labels)
@@ -850,7 +846,7 @@ def trace_concrete(pipeline: Pipeline, labels: dict[str, str]) -> list[tuple[int
     steps: list[tuple[int, Rule, dict | None]] = []
     current: dict | None = dict(labels)
     offset = 0
-    split = len(pipeline.stages) - pipeline.write_stages
+    split = pipeline.write_from
     for i, (rules, flavor) in enumerate(pipeline.stages):
         if current is None:
             break
