@@ -141,3 +141,23 @@ def test_region_endpoints_outside_the_region_are_findings(fleet_copy: Path, old,
     _render(fleet_copy)
     found = [f for f in gdpr.check(_ctx(fleet_copy)) if f.source.file == "regions/nyc3/region.yaml"]
     assert len(found) == 1 and key in found[0].message and found[0].source.line in (6, 8), found
+
+
+def test_region_victoriametrics_host_outside_the_policy_patterns_names_them(fleet_copy: Path) -> None:
+    """A private host that the policy's in-region patterns do not match (vm.<slug>…, not
+    victoria-metrics.<slug>…) is a finding at the region file's URL line whose hint quotes the
+    patterns themselves, not a circular "use an internal host"."""
+    from fleet.checks import gdpr
+    from fleet.relabel import policy as pol
+    path = fleet_copy / "regions/nyc3/region.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("url: http://victoria-metrics.nyc3.starform.internal:8428",
+                                 "url: http://vm.nyc3.starform.internal:8428"))
+    line = text.splitlines().index("    url: http://victoria-metrics.nyc3.starform.internal:8428") + 1
+    _render(fleet_copy)
+    found = [f for f in gdpr.check(_ctx(fleet_copy)) if f.source.file == "regions/nyc3/region.yaml"]
+    assert [f.source.line for f in found] == [line], found
+    policy = pol.load_policy(fleet_copy / "policies/gdpr-labeldrop.yaml", "policies/gdpr-labeldrop.yaml")
+    in_region = [d.url for d in policy.destinations if d.klass == pol.IN_REGION]
+    assert in_region and all(pattern in found[0].hint for pattern in in_region), found[0].hint
+    assert "policies/gdpr-labeldrop.yaml" in found[0].message

@@ -306,15 +306,24 @@ def check_region_endpoints(ctx: CheckContext, policy: pol.Policy) -> Iterator[Fi
         if klass != pol.IN_REGION:
             yield Finding(NAME, Severity.ERROR,
                           doc.value_ref("endpoints", "victoriaMetrics", "url") if doc else SourceRef(region.source),
-                          f"region {slug}: VictoriaMetrics URL {region.victoria_metrics_url!r} is not an in-region "
-                          f"destination of the policy ({policy.source}); customer series would leave the region",
-                          hint="use the region's VictoriaMetrics host under *.starform.internal")
+                          f"region {slug}: VictoriaMetrics URL {region.victoria_metrics_url!r} matches no in-region "
+                          f"destination pattern of {policy.source}; customer series would leave the region",
+                          hint=_in_region_hint(policy, slug))
         if not _in_region_host(region.vector_host, region.vpc_cidr):
             yield Finding(NAME, Severity.ERROR,
                           doc.value_ref("endpoints", "vector", "host") if doc else SourceRef(region.source),
                           f"region {slug}: Vector host {region.vector_host!r} is neither under {PRIVATE_ZONE} nor "
                           f"in the region's VPC {region.vpc_cidr}; customer logs would leave the region",
                           hint=f"use the region's aggregator, e.g. vector.{slug}{PRIVATE_ZONE}")
+
+
+def _in_region_hint(policy: pol.Policy, slug: str) -> str:
+    """Name the patterns the URL must match (the policy decides, not a naming habit), with an example."""
+    patterns = [f"{d.name}: {d.url}" for d in policy.destinations if d.klass == pol.IN_REGION]
+    if not patterns:
+        return f"{policy.source} declares no in-region destination; add one for the regional VictoriaMetrics"
+    return (f"the URL must fully match one of the policy's in-region patterns ({'; '.join(patterns)}), "
+            f"e.g. http://victoria-metrics.{slug}{PRIVATE_ZONE}:8428")
 
 
 def _in_region_host(host: str, cidr: str) -> bool:
