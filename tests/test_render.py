@@ -67,7 +67,8 @@ def test_failed_render_leaves_rendered_untouched_and_no_temp(fleet_copy: Path, m
     (fleet_copy / "clusters/nyc3-prod-01/cluster.yaml").write_text("id: [\n")
     assert _render(fleet_copy).exit_code == 2
     assert read_tree(fleet_copy / "rendered") == before
-    assert sorted(p.name for p in fleet_copy.iterdir() if p.name.startswith(".rendered")) == []
+    assert sorted(p.name for p in fleet_copy.iterdir()
+                  if p.name.startswith(".rendered") and p.name != ".rendered.lock") == []
 
 
 def test_write_failure_midway_keeps_old_tree(fleet_copy: Path, monkeypatch) -> None:
@@ -89,7 +90,7 @@ def test_write_failure_midway_keeps_old_tree(fleet_copy: Path, monkeypatch) -> N
         writer.write_tree(fleet_copy / "rendered", files)
     monkeypatch.setattr(Path, "write_bytes", real)
     assert read_tree(fleet_copy / "rendered") == before
-    assert [p for p in fleet_copy.iterdir() if p.name.startswith(".rendered")] == []
+    assert [p for p in fleet_copy.iterdir() if p.name.startswith(".rendered") and p.name != ".rendered.lock"] == []
 
 
 def test_every_file_has_the_generated_header(repo_root: Path) -> None:
@@ -251,7 +252,7 @@ def test_failure_while_swapping_units_rolls_back(fleet_copy: Path, monkeypatch) 
         writer.write_tree(fleet_copy / "rendered", files)
     monkeypatch.setattr(writer.os, "rename", real)
     assert read_tree(fleet_copy / "rendered") == before
-    assert [p for p in fleet_copy.iterdir() if p.name.startswith(".rendered")] == []
+    assert [p for p in fleet_copy.iterdir() if p.name.startswith(".rendered") and p.name != ".rendered.lock"] == []
     assert writer.write_tree(fleet_copy / "rendered", files)
     assert read_tree(fleet_copy / "rendered") == {k: v.encode() for k, v in files.items()}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,9 +51,16 @@ class ResultCache:
         self._dirty = True
 
     def save(self) -> None:
+        """Write the results for next time. A cache only saves work: when it cannot be written
+        (read-only checkout, full disk) that is a warning on stderr, never a failed run."""
         if not (self.enabled and self._dirty):
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._data, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._data, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            print(f"fleet: warning: cannot write the cache {self.path}: {exc.strerror or exc}; "
+                  "results are correct, the next run just recomputes them", file=sys.stderr)
+        self._dirty = False

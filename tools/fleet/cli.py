@@ -1,21 +1,24 @@
 """The `fleet` command: parses options, wires library calls, maps outcomes to exit codes.
 
-Exit codes: 0 clean, 1 findings, 2 bad input or usage. No work happens here.
+Exit codes: 0 clean, 1 findings, 2 bad input or usage, 3 internal error (a bug: one line naming
+the input being processed; the traceback with `fleet --debug`). No work happens here.
 """
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
 from . import commands
-from .errors import InputError
+from .errors import InputError, input_of
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_INPUT, EXIT_BUG = 0, 1, 2, 3
 
 
 class FleetGroup(click.Group):
-    """Turns InputError anywhere below into a clean message and exit code 2."""
+    """Turns InputError anywhere below into a clean message and exit code 2, and any other
+    exception into a one-line bug report and exit code 3 (1 would read as "findings")."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -23,11 +26,27 @@ class FleetGroup(click.Group):
         except InputError as exc:
             click.echo(exc.render(), err=True)
             ctx.exit(EXIT_INPUT)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the edge where a bug becomes a report
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            where = input_of(exc)
+            click.echo(f"fleet: internal error{f' while processing {where}' if where else ''}: "
+                       f"{type(exc).__name__}: {_one_line(str(exc))} (a bug: please report it"
+                       f"{'' if ctx.params.get('debug') else '; `fleet --debug ...` shows the traceback'})", err=True)
+            ctx.exit(EXIT_BUG)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @click.group(cls=FleetGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="starform-fleet")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="On an internal error (exit 3), print the traceback too.")
+def cli(debug: bool) -> None:
     """Render and lint the Starform fleet (Flux manifests, Alloy config, rules)."""
 
 

@@ -6,8 +6,10 @@ reviewer (or a SARIF viewer) lands on the line to change, not on generated outpu
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Iterator
 
 
 @dataclass(frozen=True, order=True)
@@ -67,6 +69,28 @@ class InputErrors(InputError):
 
     def render(self) -> str:
         return "\n".join(e.render() for e in self.errors)
+
+
+@contextmanager
+def processing(what: str) -> Iterator[None]:
+    """Name the input being worked on. An unexpected exception (a bug: exit 3) leaving the block
+    carries the innermost name, so its one-line report says which input to attach to the bug."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:
+        if not getattr(exc, "fleet_input", None):
+            try:
+                exc.fleet_input = what  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type without attributes: report without
+                pass
+        raise
+
+
+def input_of(exc: BaseException) -> str:
+    """The input an unexpected exception was raised while processing (see `processing`)."""
+    return getattr(exc, "fleet_input", "") or ""
 
 
 class Severity(str, Enum):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema, yamlio
-from .errors import InputError, InputErrors, SourceRef
+from .errors import InputError, InputErrors, SourceRef, processing
 from .merge import Layered, from_indexed
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -73,6 +73,10 @@ class _Collector:
     def load(self, path: Path, kind: str | None) -> Document | None:
         name = self.rel(path)
         self.files.append(name)
+        with processing(name):
+            return self._load(path, name, kind)
+
+    def _load(self, path: Path, name: str, kind: str | None) -> Document | None:
         try:
             text = yamlio.read_text(path, name)
             ix = yamlio.load_indexed(text, name)

@@ -1,15 +1,34 @@
-"""Write rendered/ atomically: build the new tree beside it, then swap.
+"""Write rendered/ atomically: build the new tree beside it, commit with a journal, then swap.
 
 A failed render never touches rendered/; a render that changes nothing rewrites nothing
 (same bytes, same mtimes), and clusters removed from the inputs disappear from the output.
+
+The switch is several folder renames (one per changed cluster or region), which no reader can
+see as one step, so it is made one step with a journal (`.rendered.journal`, beside rendered/):
+1. every changed unit is built complete in `.rendered.new-*`;
+2. the journal naming the units is written with one atomic rename: this is the commit point;
+3. units are swapped in (old ones parked in `.rendered.old-*`), then the journal is removed.
+A render killed before 2 leaves rendered/ old; killed after 2, the next fleet command
+(`recover`, under the lock) completes the swap before reading anything: rendered/ is then
+entirely new. SIGTERM, SIGINT and SIGHUP are held back during 2–3, so they end the process
+only after the swap; SIGKILL or a power cut are what the journal is for.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
+import signal
 import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+from .errors import InputError, SourceRef
 
 
 def read_tree(folder: Path, skip_units: frozenset[str] | set[str] = frozenset()) -> dict[str, bytes]:
@@ -75,26 +94,51 @@ def unit_of(rel: str) -> str:
     return parts[0]
 
 
+def staging_prefixes(folder: Path) -> tuple[str, ...]:
+    """Names of the work folders a render makes beside `folder` (removed when left behind)."""
+    return (f".{folder.name}.new-", f".{folder.name}.old-", ".render-tmp")
+
+
+def journal_path(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.journal"
+
+
 def write_tree(folder: Path, files: dict[str, str], current: dict[str, bytes] | None = None) -> bool:
     """Make `folder` hold exactly `files`. Returns True if anything changed.
 
     Every changed unit (a cluster's folder, a region's, …) is built complete in a staging folder
-    first; only then are units swapped in by rename, and an error during the swap puts back the
-    units already swapped. So a failed render leaves `folder` as it was, and a one-cluster change
-    touches one cluster's folder. `current` is read_tree(folder), when the caller has read it."""
+    first; a journal then commits the swap (see the module docstring). An error during the swap
+    puts back the units already swapped, so a failed render leaves `folder` as it was, and a
+    one-cluster change touches one cluster's folder. The caller holds the render lock.
+    `current` is read_tree(folder), when the caller has read it."""
     added, changed, removed = diff_tree(folder, files, current)
     if not (added or changed or removed):
         return False
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
-    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefixes(folder)[0], dir=folder.parent))
+    parked = Path(tempfile.mkdtemp(prefix=staging_prefixes(folder)[1], dir=folder.parent))
     units = sorted({unit_of(rel) for rel in (*added, *changed, *removed)})
+    settled = True  # False only while a committed journal still needs the work folders
     try:
         _stage(folder, staging, files, set(units), set(added) | set(changed))
-        _swap(folder, staging, old, units)
+        swap = Swap(folder, staging, parked, tuple((u, (staging / u).exists()) for u in units))
+        with _signals_held():
+            swap.commit()
+            settled = False
+            try:
+                swap.roll_forward(pause=_pause_point)
+            except BaseException:
+                swap.roll_back()  # if this fails too, the journal stays and the next run rolls forward
+                swap.journal.unlink()
+                settled = True
+                raise
+            swap.journal.unlink()
+            settled = True
+            _pause_point()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        if settled:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(parked, ignore_errors=True)
     return True
 
 
@@ -113,27 +157,160 @@ def _stage(folder: Path, staging: Path, files: dict[str, str], units: set[str], 
             _link_or_copy(folder / rel, target)
 
 
-def _swap(folder: Path, staging: Path, old: Path, units: list[str]) -> None:
-    done: list[tuple[str, bool, bool]] = []  # (unit, moved old away, moved new in)
-    try:
-        for unit in units:
-            live, new, parked = folder / unit, staging / unit, old / unit
-            had_old = live.exists()
-            if had_old:
-                parked.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(live, parked)
-            done.append((unit, had_old, False))
-            if new.exists():
+_UNIT = re.compile(r"\A(?:(?:clusters|regions)/)?[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+@dataclass(frozen=True)
+class Swap:
+    """One committed swap: which units move from `staging` into `folder` (has_new False: the unit
+    is removed), old units parked in `parked`. Every step is a rename, and both directions are
+    idempotent: from any point a crash leaves, roll_forward ends entirely new and roll_back
+    entirely old, judging each unit by which of its three places exist."""
+
+    folder: Path
+    staging: Path
+    parked: Path
+    units: tuple[tuple[str, bool], ...]
+
+    @property
+    def journal(self) -> Path:
+        return journal_path(self.folder)
+
+    def commit(self) -> None:
+        """Write the journal with one atomic rename, durable before any unit moves."""
+        body = json.dumps({"version": 1, "staging": self.staging.name, "parked": self.parked.name,
+                           "units": [[u, new] for u, new in self.units]}, sort_keys=True)
+        tmp = self.journal.with_name(self.journal.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _pause_point()
+        os.replace(tmp, self.journal)
+        _fsync_dir(self.folder.parent)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Swap":
+        """The swap a journal records; a journal this code did not write is bad input."""
+        path = journal_path(folder)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            staging, parked = doc["staging"], doc["parked"]
+            units = tuple((str(u), bool(new)) for u, new in doc["units"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"unreadable render journal ({exc}); move it away and re-render",
+                             SourceRef(path.name)) from None
+        prefixes = staging_prefixes(folder)
+        if not (staging.startswith(prefixes[0]) and parked.startswith(prefixes[1]) and "/" not in staging + parked
+                and all(_UNIT.match(u) and ".." not in u for u, _ in units)):
+            raise InputError("render journal names folders outside the render's own; move it away and re-render",
+                             SourceRef(path.name))
+        return cls(folder, folder.parent / staging, folder.parent / parked, units)
+
+    def roll_forward(self, pause=lambda: None) -> None:
+        for unit, has_new in self.units:
+            live, new, old = self.folder / unit, self.staging / unit, self.parked / unit
+            if has_new and not new.exists():
+                continue  # already in
+            if live.exists():
+                old.parent.mkdir(parents=True, exist_ok=True)
+                pause()
+                os.rename(live, old)
+            if has_new:
                 live.parent.mkdir(parents=True, exist_ok=True)
+                pause()
                 os.rename(new, live)
-                done[-1] = (unit, had_old, True)
-    except BaseException:
-        for unit, had_old, moved_in in reversed(done):
-            if moved_in:
-                os.rename(folder / unit, staging / unit)
-            if had_old:
-                os.rename(old / unit, folder / unit)
-        raise
+        _prune_empty_parents(self.folder, [u for u, _ in self.units])
+
+    def roll_back(self) -> None:
+        for unit, has_new in reversed(self.units):
+            live, new, old = self.folder / unit, self.staging / unit, self.parked / unit
+            if has_new and not new.exists() and live.exists():
+                new.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(live, new)
+            if old.exists():
+                live.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(old, live)
+        _prune_empty_parents(self.folder, [u for u, _ in self.units])
+
+
+def recover(folder: Path) -> list[str]:
+    """Finish what a killed render left, before anything reads `folder`; the caller holds the
+    render lock exclusively. A committed swap (journal present) is rolled forward; work folders
+    are removed. Returns one line per thing done, for the user."""
+    done = []
+    if journal_path(folder).exists():
+        swap = Swap.load(folder)
+        try:
+            swap.roll_forward()
+        except OSError as exc:
+            raise InputError(f"cannot complete the interrupted render: {exc.strerror or exc} "
+                             f"({exc.filename}); fix that and rerun", SourceRef(swap.journal.name)) from None
+        swap.journal.unlink()
+        _fsync_dir(folder.parent)
+        done.append(f"completed an interrupted render of {folder.name}/ ({len(swap.units)} folder(s) swapped in)")
+    for entry in sorted(folder.parent.iterdir()) if folder.parent.is_dir() else []:
+        if entry.name.startswith(staging_prefixes(folder)) or entry.name == journal_path(folder).name + ".tmp":
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            done.append(f"removed {entry.name}, left by an interrupted render")
+    return done
+
+
+def _prune_empty_parents(folder: Path, units: list[str]) -> None:
     for parent in sorted({(folder / u).parent for u in units}, reverse=True):
         if parent != folder and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_HELD = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back the signals that ask a process to stop while the swap runs; delivered after."""
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    except (AttributeError, ValueError, OSError):  # no sigmask here: the journal still holds
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+_PAUSES = {"n": 0}
+
+
+def _pause_point() -> None:
+    """Fault-injection point for the kill tests: with FLEET_TEST_PAUSE_AT=N and
+    FLEET_TEST_PAUSE_DIR=D, the N-th point (counting from 1: before the journal, before each
+    rename, after the journal is gone) creates D/paused and waits up to 30 s for D/resume, so a
+    test can kill the process at exactly that point. Unset, it costs one dictionary lookup."""
+    at = os.environ.get("FLEET_TEST_PAUSE_AT")
+    if not at:
+        return
+    _PAUSES["n"] += 1
+    if _PAUSES["n"] != int(at):
+        return
+    where = Path(os.environ["FLEET_TEST_PAUSE_DIR"])
+    (where / "paused").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 30
+    while not (where / "resume").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)

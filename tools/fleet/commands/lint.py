@@ -9,7 +9,8 @@ import click
 
 from .. import checks, model
 from ..checks import CheckContext
-from ..errors import Severity
+from ..errors import Severity, processing
+from ..lock import rendered_lock
 from ..report import WRITERS, sort_findings
 from .render import root_option
 
@@ -37,6 +38,14 @@ def lint_command(root: Path, crds: Path | None, charts: Path | None, only: tuple
     unknown = sorted(set(only + skip) - {c.name for c in available})
     if unknown:
         raise click.UsageError(f"unknown check(s): {', '.join(unknown)}")
+    with rendered_lock(root, "lint", write=False) as notes:
+        for note in notes:
+            click.echo(f"fleet: {note}", err=True)
+        _lint(root, available, crds, charts, only, skip, fmt, fail_on)
+
+
+def _lint(root: Path, available: list, crds: Path | None, charts: Path | None, only: tuple[str, ...],
+          skip: tuple[str, ...], fmt: str, fail_on: str) -> None:
     fleet = model.load(root)
     ctx = CheckContext(root=root.resolve(), fleet=fleet, rendered=root.resolve() / "rendered",
                        options={"crds": crds, "charts": charts})
@@ -46,7 +55,8 @@ def lint_command(root: Path, crds: Path | None, charts: Path | None, only: tuple
         if (only and check.name not in only) or check.name in skip:
             continue
         start = time.perf_counter()
-        findings.extend(check.run(ctx))
+        with processing(f"the inputs and rendered/ (lint check {check.name})"):
+            findings.extend(check.run(ctx))
         timings.append((check.name, time.perf_counter() - start))
     findings = sort_findings(findings)
     WRITERS[fmt](findings, sys.stdout)

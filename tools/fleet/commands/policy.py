@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError, SourceRef
+from ..errors import InputError, SourceRef, processing
 from ..relabel import policy as pol
 from ..relabel.pipeline import PipelinePath, paths_for_file
 from ..relabel.proof import OPAQUE, Leak, prove, trace_concrete
@@ -99,7 +99,10 @@ def check_command(policy_path: str | None, fmt: str, flavor: str, paths: tuple[s
     policy's `relabel_files` gives it (external unless listed in-region).
     """
     policy = _load_policy(policy_path)
-    results = [check_file(p, policy, flavor) for p in paths]
+    results = []
+    for path in paths:
+        with processing(path):
+            results.append(check_file(path, policy, flavor))
     if fmt == "json":
         click.echo(json.dumps({"results": results}, indent=2, sort_keys=True))
     else:

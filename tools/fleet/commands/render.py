@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..lock import rendered_lock
 
 from .. import model
 from ..render.fleet import KEEP, render_fleet
@@ -26,11 +27,16 @@ def _load_index(root: Path) -> dict:
 
 
 def _save_index(root: Path, index: dict) -> None:
+    """The index only saves work next time: failing to write it is a warning, never a failed render."""
     path = root / INDEX
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(index, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(index, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        click.echo(f"fleet: warning: cannot write the render cache {INDEX}: {exc.strerror or exc}; "
+                   "rendered/ is written, the next render just reuses nothing", err=True)
 
 
 def _check(root: Path, fleet: model.Fleet) -> None:
@@ -56,6 +62,13 @@ def render_command(root: Path, check: bool, no_cache: bool) -> None:
     A cluster whose inputs, settings and renderer are unchanged since the last render, and
     whose folder on disk is untouched since it was written (names, sizes, mtimes, inodes), is
     kept as it is; --check always renders and compares everything."""
+    with rendered_lock(root, "render", write=not check) as notes:
+        for note in notes:
+            click.echo(f"fleet: {note}", err=True)
+        _render(root, check, no_cache)
+
+
+def _render(root: Path, check: bool, no_cache: bool) -> None:
     fleet = model.load(root)
     if check:
         _check(root, fleet)

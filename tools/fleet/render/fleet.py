@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from ..errors import processing
 from ..model import Cluster, Fleet
 from .cluster import Shared, load_shared, render_cluster
 
@@ -60,7 +61,13 @@ _WORK: tuple[Fleet, Shared] | None = None
 def _render_one(cid: str) -> tuple[str, dict[str, str]]:
     assert _WORK is not None
     fleet, shared = _WORK
-    return cid, render_cluster(fleet, fleet.clusters[cid], shared)
+    return cid, _render_cluster(fleet, cid, shared)
+
+
+def _render_cluster(fleet: Fleet, cid: str, shared: Shared) -> dict[str, str]:
+    cluster = fleet.clusters[cid]
+    with processing(f"{cluster.source} (rendering cluster {cid})"):
+        return render_cluster(fleet, cluster, shared)
 
 
 def render_clusters(fleet: Fleet, ids: list[str]) -> dict[str, dict[str, str]]:
@@ -69,7 +76,7 @@ def render_clusters(fleet: Fleet, ids: list[str]) -> dict[str, dict[str, str]]:
     shared = load_shared(fleet)
     workers = min(os.cpu_count() or 1, 8)
     if len(ids) < PARALLEL_MIN_CLUSTERS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return {cid: render_cluster(fleet, fleet.clusters[cid], shared) for cid in ids}
+        return {cid: _render_cluster(fleet, cid, shared) for cid in ids}
     _WORK = (fleet, shared)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -97,10 +104,14 @@ def render_fleet(fleet: Fleet, only: set[str] | None = None,
     if region_rules is not None:
         for slug in sorted(fleet.regions):
             ids = sorted(c.id for c in fleet.clusters.values() if c.region.slug == slug)
-            for rel, text in region_rules(fleet.root, slug, ids).items():
+            with processing(f"regions/{slug} (rendering its vmalert rules)"):
+                region_files = region_rules(fleet.root, slug, ids)
+            for rel, text in region_files.items():
                 out[f"regions/{slug}/vmalert/{rel}"] = text
     platform_alerts = _optional("fleet.rules.render", "render_platform_alerts")
     if platform_alerts is not None:
-        for rel, text in platform_alerts(fleet.root).items():
+        with processing("base/rules/alerts (rendering the platform alerts)"):
+            alert_files = platform_alerts(fleet.root)
+        for rel, text in alert_files.items():
             out[f"platform/alerts/{rel}"] = text
     return dict(sorted(out.items()))

@@ -1,0 +1,199 @@
+"""A render killed at any point of its swap leaves rendered/ entirely old or entirely new (after the
+next fleet command), never mixed or missing; one render at a time; work folders never linger."""
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO
+from fleet import model
+from fleet.cli import cli
+from fleet.render.fleet import render_fleet
+from fleet.writer import read_tree
+
+NEXT_COMMANDS = (["render", "--check"], ["lint", "--only", "flux-refs"], ["render"])
+
+
+def _fleet(root: Path, *args: str):
+    return CliRunner().invoke(cli, [args[0], "--root", str(root), *args[1:]])
+
+
+def _leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith((".rendered.", ".render-tmp"))
+                  and p.name != ".rendered.lock")
+
+
+def _change_every_unit_kind(root: Path) -> None:
+    """After this, the swap replaces every cluster, adds one and removes one."""
+    fleet_yaml = root / "base/fleet.yaml"
+    fleet_yaml.write_text(fleet_yaml.read_text().replace("interval: 10m", "interval: 7m", 1))
+    src = root / "clusters/nyc3-prod-01"
+    (root / "clusters/nyc3-prod-77").mkdir()
+    (root / "clusters/nyc3-prod-77/cluster.yaml").write_text(
+        (src / "cluster.yaml").read_text().replace("id: nyc3-prod-01", "id: nyc3-prod-77"))
+    for path in sorted((root / "clusters/fra1-staging-01").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (root / "clusters/fra1-staging-01").rmdir()
+
+
+def _start_paused(root: Path, point: int, control: Path) -> subprocess.Popen:
+    """`fleet render` in a child that stops at the swap's `point`-th pause point (writer._pause_point)."""
+    for name in ("paused", "resume"):
+        (control / name).unlink(missing_ok=True)
+    env = {**os.environ, "FLEET_TEST_PAUSE_AT": str(point), "FLEET_TEST_PAUSE_DIR": str(control)}
+    return subprocess.Popen([sys.executable, "-m", "fleet.cli", "render", "--root", str(root)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+
+
+def _wait_paused(proc: subprocess.Popen, control: Path) -> bool:
+    """True when the child reached its pause point; False when it finished without one."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (control / "paused").exists():
+            return True
+        if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stderr.read().decode()
+            return False
+        time.sleep(0.01)
+    proc.kill()
+    raise AssertionError("render neither paused nor finished")
+
+
+@pytest.fixture
+def swap_scene(fleet_copy: Path, tmp_path: Path):
+    """(root, old tree, new tree, control folder): rendered/ holds the old tree, the inputs the new."""
+    assert _fleet(fleet_copy, "render").exit_code == 0
+    old = read_tree(fleet_copy / "rendered")
+    _change_every_unit_kind(fleet_copy)
+    new = {k: v.encode() for k, v in render_fleet(model.load(fleet_copy)).items()}
+    assert old != new and not set(old) <= set(new) and not set(new) <= set(old)
+    control = tmp_path / "control"
+    control.mkdir()
+    return fleet_copy, old, new, control
+
+
+def _snapshot(root: Path) -> tuple[dict, list[str]]:
+    return read_tree(root / "rendered"), _leftovers(root)
+
+
+def test_sigkill_at_every_point_of_the_swap_leaves_old_or_new_after_the_next_command(swap_scene) -> None:
+    root, old, new, control = swap_scene
+    pristine = {p: p.read_bytes() for p in (root / "rendered").rglob("*") if p.is_file()}
+    point, outcomes = 1, []
+    while True:
+        proc = _start_paused(root, point, control)
+        if not _wait_paused(proc, control):
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        mid_swap = read_tree(root / "rendered")
+        command = NEXT_COMMANDS[point % len(NEXT_COMMANDS)]
+        result = _fleet(root, *command)
+        after = read_tree(root / "rendered")
+        assert after in (old, new), f"point {point}: mixed tree after `fleet {' '.join(command)}`"
+        assert _leftovers(root) == [], (point, _leftovers(root))
+        if command == ["render"]:
+            assert after == new and result.exit_code == 0, result.output
+        elif command[0] == "render":  # --check: the interrupted swap was completed or dropped, not redone
+            assert result.exit_code == (0 if after == new else 1), (point, command, result.output)
+        else:  # lint reads a whole tree, old or new: both are consistent
+            assert result.exit_code == 0, (point, command, result.output)
+        outcomes.append((mid_swap in (old, new), after == new))
+        _restore(root, pristine)
+        point += 1
+        assert point < 60
+    # the kills hit mid-swap states (mixed trees) and both sides of the commit point
+    assert len(outcomes) >= 10 and (False, True) in outcomes and (True, False) in outcomes, outcomes
+
+
+def _restore(root: Path, pristine: dict[Path, bytes]) -> None:
+    """Put the old tree back as files on disk, for the next kill point."""
+    import shutil
+    shutil.rmtree(root / "rendered")
+    for path, data in pristine.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (root / ".cache/render-index.json").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("point", [1, 2, 5, 9])
+def test_sigterm_during_the_swap_ends_the_process_after_it(swap_scene, point: int) -> None:
+    root, old, new, control = swap_scene
+    proc = _start_paused(root, point, control)
+    assert _wait_paused(proc, control)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    assert proc.poll() is None  # held back while the swap runs
+    (control / "resume").write_text("")
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert read_tree(root / "rendered") == new
+    assert not (root / ".rendered.journal").exists()
+    assert _fleet(root, "render", "--check").exit_code == 0
+    assert _leftovers(root) == []
+
+
+def test_work_folders_of_a_killed_render_are_removed_and_ignored_by_git(fleet_copy: Path) -> None:
+    assert _fleet(fleet_copy, "render").exit_code == 0
+    before = read_tree(fleet_copy / "rendered")
+    for name in (".rendered.new-abc123/clusters/x", ".rendered.old-def456/clusters/y", ".render-tmp9/z"):
+        (fleet_copy / name).mkdir(parents=True)
+        (fleet_copy / name / "f.yaml").write_text("a: 1\n")
+    (fleet_copy / ".rendered.journal.tmp").write_text("{")
+    result = _fleet(fleet_copy, "render")
+    assert result.exit_code == 0, result.output
+    assert "removed .rendered.new-abc123" in result.output
+    assert _leftovers(fleet_copy) == [] and read_tree(fleet_copy / "rendered") == before
+    names = [".rendered.new-abc123/f", ".rendered.old-def456/f", ".rendered.journal", ".rendered.lock", ".render-tmp9/z"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=REPO, capture_output=True, text=True)
+    assert sorted(ignored.stdout.split()) == sorted(names)
+    kept = subprocess.run(["git", "check-ignore", "--no-index", "rendered/clusters/x.yaml"], cwd=REPO)
+    assert kept.returncode == 1  # rendered/ itself stays tracked
+
+
+def test_a_second_render_or_a_lint_during_a_render_is_refused_with_its_pid(swap_scene) -> None:
+    root, old, new, control = swap_scene
+    proc = _start_paused(root, 3, control)
+    try:
+        assert _wait_paused(proc, control)
+        for command in (["render"], ["render", "--check"], ["lint", "--only", "flux-refs"]):
+            result = _fleet(root, *command)
+            assert result.exit_code == 2, (command, result.output)
+            assert f"another fleet render is running (pid {proc.pid})" in result.output, result.output
+    finally:
+        (control / "resume").write_text("")
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+    assert read_tree(root / "rendered") == new
+
+
+def test_readers_share_the_lock_and_keep_a_render_out(fleet_copy: Path) -> None:
+    assert _fleet(fleet_copy, "render").exit_code == 0
+    with open(fleet_copy / ".rendered.lock", "a+") as other_reader:
+        fcntl.flock(other_reader, fcntl.LOCK_SH)
+        assert _fleet(fleet_copy, "lint", "--only", "flux-refs").exit_code == 0
+        assert _fleet(fleet_copy, "render", "--check").exit_code == 0
+        result = _fleet(fleet_copy, "render")
+        assert result.exit_code == 2 and "is reading rendered/" in result.output, result.output
+
+
+def test_an_unwritable_cache_is_a_warning_not_a_failure(fleet_copy: Path) -> None:
+    (fleet_copy / ".cache").write_text("a file where the cache folder should be\n")
+    path = fleet_copy / "clusters/nyc3-prod-01/cluster.yaml"
+    path.write_text(path.read_text().replace("tokenSecretName: shuttle-registration", "tokenSecretName: shuttle-reg"))
+    result = _fleet(fleet_copy, "render")
+    assert result.exit_code == 0, result.output
+    assert "warning: cannot write the render cache" in result.output and "Traceback" not in result.output
+    assert read_tree(fleet_copy / "rendered") == {k: v.encode() for k, v in render_fleet(model.load(fleet_copy)).items()}
+    result = _fleet(fleet_copy, "lint", "--only", "yamllint", "--only", "kustomize-build")
+    assert result.exit_code == 0, result.output
+    assert "warning: cannot write the cache" in result.output and "Traceback" not in result.output
