@@ -44,27 +44,52 @@ def _change_every_unit_kind(root: Path) -> None:
     (root / "clusters/fra1-staging-01").rmdir()
 
 
-def _start_paused(root: Path, point: int, control: Path) -> subprocess.Popen:
-    """`fleet render` in a child that stops at the swap's `point`-th pause point (writer._pause_point)."""
+#: `fleet render` in a child whose n-th os.rename/os.replace call (the swap's steps: the journal's
+#: commit, each folder rename, the cache index) first does ACTION: SIGKILL or SIGTERM itself, or
+#: wait for CONTROL/resume. The fault is injected from outside the code under test.
+CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+action, at, control, root = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+calls = [0]
+def hooked(real):
+    def call(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == at:
+            (control / "paused").write_text(str(os.getpid()))
+            if action == "wait":
+                while not (control / "resume").exists():
+                    time.sleep(0.01)
+            else:
+                os.kill(os.getpid(), {"kill": signal.SIGKILL, "term": signal.SIGTERM}[action])
+        return real(*args, **kwargs)
+    return call
+os.rename, os.replace = hooked(os.rename), hooked(os.replace)
+from fleet.cli import main
+sys.argv = ["fleet", "render", "--root", root]
+main()
+"""
+
+
+def _start(root: Path, action: str, point: int, control: Path) -> subprocess.Popen:
     for name in ("paused", "resume"):
         (control / name).unlink(missing_ok=True)
-    env = {**os.environ, "FLEET_TEST_PAUSE_AT": str(point), "FLEET_TEST_PAUSE_DIR": str(control)}
-    return subprocess.Popen([sys.executable, "-m", "fleet.cli", "render", "--root", str(root)], env=env,
+    return subprocess.Popen([sys.executable, "-c", CHILD, action, str(point), str(control), str(root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
 
 
 def _wait_paused(proc: subprocess.Popen, control: Path) -> bool:
-    """True when the child reached its pause point; False when it finished without one."""
+    """True when the child reached its fault point; False when it finished without one."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if (control / "paused").exists():
             return True
         if proc.poll() is not None:
             assert proc.returncode == 0, proc.stderr.read().decode()
-            return False
+            return (control / "paused").exists()
         time.sleep(0.01)
     proc.kill()
-    raise AssertionError("render neither paused nor finished")
+    raise AssertionError("render neither reached its fault point nor finished")
 
 
 @pytest.fixture
@@ -89,11 +114,10 @@ def test_sigkill_at_every_point_of_the_swap_leaves_old_or_new_after_the_next_com
     pristine = {p: p.read_bytes() for p in (root / "rendered").rglob("*") if p.is_file()}
     point, outcomes = 1, []
     while True:
-        proc = _start_paused(root, point, control)
+        proc = _start(root, "kill", point, control)
         if not _wait_paused(proc, control):
             break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.wait(timeout=60)
         assert proc.returncode == -signal.SIGKILL
         mid_swap = read_tree(root / "rendered")
         command = NEXT_COMMANDS[point % len(NEXT_COMMANDS)]
@@ -111,7 +135,7 @@ def test_sigkill_at_every_point_of_the_swap_leaves_old_or_new_after_the_next_com
         _restore(root, pristine)
         point += 1
         assert point < 60
-    # the kills hit mid-swap states (mixed trees) and both sides of the commit point
+    # the kills hit mid-swap states (mixed trees on disk) and both sides of the commit point
     assert len(outcomes) >= 10 and (False, True) in outcomes and (True, False) in outcomes, outcomes
 
 
@@ -125,18 +149,14 @@ def _restore(root: Path, pristine: dict[Path, bytes]) -> None:
     (root / ".cache/render-index.json").unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize("point", [1, 2, 5, 9])
+@pytest.mark.parametrize("point", [1, 2, 4, 6, 9])
 def test_sigterm_during_the_swap_ends_the_process_after_it(swap_scene, point: int) -> None:
     root, old, new, control = swap_scene
-    proc = _start_paused(root, point, control)
+    proc = _start(root, "term", point, control)
     assert _wait_paused(proc, control)
-    proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    assert proc.poll() is None  # held back while the swap runs
-    (control / "resume").write_text("")
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGTERM
-    assert read_tree(root / "rendered") == new
+    assert read_tree(root / "rendered") == new  # the swap finished before the signal was taken
     assert not (root / ".rendered.journal").exists()
     assert _fleet(root, "render", "--check").exit_code == 0
     assert _leftovers(root) == []
@@ -162,7 +182,7 @@ def test_work_folders_of_a_killed_render_are_removed_and_ignored_by_git(fleet_co
 
 def test_a_second_render_or_a_lint_during_a_render_is_refused_with_its_pid(swap_scene) -> None:
     root, old, new, control = swap_scene
-    proc = _start_paused(root, 3, control)
+    proc = _start(root, "wait", 3, control)
     try:
         assert _wait_paused(proc, control)
         for command in (["render"], ["render", "--check"], ["lint", "--only", "flux-refs"]):

@@ -22,7 +22,6 @@ import re
 import shutil
 import signal
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +125,7 @@ def write_tree(folder: Path, files: dict[str, str], current: dict[str, bytes] | 
             swap.commit()
             settled = False
             try:
-                swap.roll_forward(pause=_pause_point)
+                swap.roll_forward()
             except BaseException:
                 swap.roll_back()  # if this fails too, the journal stays and the next run rolls forward
                 swap.journal.unlink()
@@ -134,7 +133,6 @@ def write_tree(folder: Path, files: dict[str, str], current: dict[str, bytes] | 
                 raise
             swap.journal.unlink()
             settled = True
-            _pause_point()
     finally:
         if settled:
             shutil.rmtree(staging, ignore_errors=True)
@@ -185,7 +183,6 @@ class Swap:
             fh.write(body)
             fh.flush()
             os.fsync(fh.fileno())
-        _pause_point()
         os.replace(tmp, self.journal)
         _fsync_dir(self.folder.parent)
 
@@ -207,18 +204,16 @@ class Swap:
                              SourceRef(path.name))
         return cls(folder, folder.parent / staging, folder.parent / parked, units)
 
-    def roll_forward(self, pause=lambda: None) -> None:
+    def roll_forward(self) -> None:
         for unit, has_new in self.units:
             live, new, old = self.folder / unit, self.staging / unit, self.parked / unit
             if has_new and not new.exists():
                 continue  # already in
             if live.exists():
                 old.parent.mkdir(parents=True, exist_ok=True)
-                pause()
                 os.rename(live, old)
             if has_new:
                 live.parent.mkdir(parents=True, exist_ok=True)
-                pause()
                 os.rename(new, live)
         _prune_empty_parents(self.folder, [u for u, _ in self.units])
 
@@ -293,24 +288,3 @@ def _signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-_PAUSES = {"n": 0}
-
-
-def _pause_point() -> None:
-    """Fault-injection point for the kill tests: with FLEET_TEST_PAUSE_AT=N and
-    FLEET_TEST_PAUSE_DIR=D, the N-th point (counting from 1: before the journal, before each
-    rename, after the journal is gone) creates D/paused and waits up to 30 s for D/resume, so a
-    test can kill the process at exactly that point. Unset, it costs one dictionary lookup."""
-    at = os.environ.get("FLEET_TEST_PAUSE_AT")
-    if not at:
-        return
-    _PAUSES["n"] += 1
-    if _PAUSES["n"] != int(at):
-        return
-    where = Path(os.environ["FLEET_TEST_PAUSE_DIR"])
-    (where / "paused").write_text(str(os.getpid()))
-    deadline = time.monotonic() + 30
-    while not (where / "resume").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
