@@ -217,3 +217,43 @@ def test_an_unwritable_cache_is_a_warning_not_a_failure(fleet_copy: Path) -> Non
     result = _fleet(fleet_copy, "lint", "--only", "yamllint", "--only", "kustomize-build")
     assert result.exit_code == 0, result.output
     assert "warning: cannot write the cache" in result.output and "Traceback" not in result.output
+
+
+def test_a_failed_rollback_keeps_the_journal_and_the_next_command_completes_the_swap(swap_scene, monkeypatch) -> None:
+    """A rename error mid-swap rolls back; if the rollback fails too, the journal stays (never a
+    mix without a journal) and the next fleet command rolls forward."""
+    from fleet import writer
+    root, old, new, _ = swap_scene
+    real, calls = os.rename, {"n": 0}
+
+    def failing(src, dst):
+        calls["n"] += 1
+        if calls["n"] in (3, 4):  # mid-swap, then the rollback's first rename
+            raise OSError(16, "Device or resource busy", str(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(writer.os, "rename", failing)
+    result = _fleet(root, "render")
+    monkeypatch.setattr(writer.os, "rename", real)
+    assert result.exit_code == 2 and "Device or resource busy" in result.output, result.output
+    assert "the next fleet command completes it" in result.output and "unchanged" not in result.output
+    assert (root / ".rendered.journal").exists() and read_tree(root / "rendered") not in (old, new)
+    result = _fleet(root, "render", "--check")
+    assert result.exit_code == 0 and "completed an interrupted render" in result.output, result.output
+    assert read_tree(root / "rendered") == new and _leftovers(root) == []
+
+
+@pytest.mark.parametrize("journal, message", [
+    ("{not json", "unreadable render journal"),
+    ('{"version": 1, "staging": "../../etc", "parked": ".rendered.old-x", "units": []}', "outside the render's own"),
+    ('{"version": 1, "staging": ".rendered.new-x", "parked": ".rendered.old-x", "units": [["../x", true]]}',
+     "outside the render's own"),
+])
+def test_a_journal_fleet_did_not_write_is_bad_input(fleet_copy: Path, journal: str, message: str) -> None:
+    assert _fleet(fleet_copy, "render").exit_code == 0
+    before = read_tree(fleet_copy / "rendered")
+    (fleet_copy / ".rendered.journal").write_text(journal)
+    for command in (["render"], ["lint", "--only", "flux-refs"]):
+        result = _fleet(fleet_copy, *command)
+        assert result.exit_code == 2 and ".rendered.journal: error: " in result.output and message in result.output
+    assert read_tree(fleet_copy / "rendered") == before

@@ -12,7 +12,7 @@ from ..lock import rendered_lock
 
 from .. import model
 from ..render.fleet import KEEP, render_fleet
-from ..writer import diff_tree, read_tree, unit_stats, write_tree
+from ..writer import diff_tree, journal_path, read_tree, unit_stats, write_tree
 
 root_option = click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                            show_default=True, help="Fleet repo root.")
@@ -92,9 +92,10 @@ def _render(root: Path, check: bool, no_cache: bool) -> None:
     # Kept folders are neither read nor compared nor rewritten; everything else is diffed.
     try:
         changed_any = write_tree(out, files, read_tree(out, kept_units))
-    except OSError as exc:  # the writer has rolled back: rendered/ is as it was
-        raise InputError(f"cannot write rendered/: {exc.strerror or exc} ({exc.filename or out}); "
-                         "rendered/ is unchanged") from None
+    except OSError as exc:  # the writer has rolled back, or left its journal if it could not
+        state = ("the swap could not be undone either: the next fleet command completes it"
+                 if journal_path(out).exists() else "rendered/ is unchanged")
+        raise InputError(f"cannot write rendered/: {exc.strerror or exc} ({exc.filename or out}); {state}") from None
     new_index = {}
     for cid, key in keys.items():
         entry = index[cid] if cid in kept else {"key": key, "stats": unit_stats(out, f"clusters/{cid}")}
