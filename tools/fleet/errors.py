@@ -28,14 +28,33 @@ class SourceRef:
         return self.file
 
 
+#: Longest quoted input value a message shows, and longest message: bad input may be huge.
+CLIP_VALUE, CLIP_MESSAGE = 80, 1000
+
+
+def clip(value: object, limit: int = CLIP_VALUE) -> str:
+    """`repr(value)` cut to `limit` characters, saying how much was left out: an error names the
+    value, it does not echo a 50 MB one back."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _bounded(text: str, limit: int = CLIP_MESSAGE) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 class InputError(Exception):
-    """Invalid input: a message, where it is, and (optionally) what was expected."""
+    """Invalid input: a message, where it is, and (optionally) what was expected.
+
+    Message and expectation are bounded (CLIP_MESSAGE) whatever a caller put in them."""
 
     def __init__(self, message: str, source: SourceRef | None = None, *, path: str = "", expected: str = ""):
-        self.message = message
+        self.message = _bounded(message)
         self.source = source
-        self.path = path  # JSON path inside the document, e.g. "$.components.vmagent.values"
-        self.expected = expected
+        self.path = _bounded(path, CLIP_VALUE * 2)  # JSON path inside the document, e.g. "$.components.vmagent.values"
+        self.expected = _bounded(expected)
         super().__init__(self.render())
 
     def __reduce__(self):
@@ -60,7 +79,8 @@ class InputErrors(InputError):
     """Several input errors found in one pass, reported together."""
 
     def __init__(self, errors: list[InputError]):
-        self.errors = sorted(errors, key=lambda e: (e.source or SourceRef(""), e.message))
+        unique = {(e.source, e.message, e.path, e.expected): e for e in errors}  # a base file's error, once
+        self.errors = sorted(unique.values(), key=lambda e: (e.source or SourceRef(""), e.message))
         Exception.__init__(self, self.render())
         self.message = "\n".join(e.render() for e in self.errors)
         self.source = None
@@ -115,6 +135,11 @@ class Finding:
     message: str
     hint: str = ""
     details: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        """Bounded like InputError: a finding quoting hostile input stays readable."""
+        object.__setattr__(self, "message", _bounded(self.message, 2 * CLIP_MESSAGE))
+        object.__setattr__(self, "hint", _bounded(self.hint))
 
     def sort_key(self) -> tuple:
         return (self.source.file, self.source.line, self.source.col, self.check, self.message)

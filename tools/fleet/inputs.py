@@ -19,7 +19,7 @@ from . import schema, yamlio
 from .errors import InputError, InputErrors, SourceRef, processing
 from .merge import Layered, from_indexed
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: `$` accepts a final newline
 
 
 @dataclass
@@ -101,9 +101,43 @@ def _children(folder: Path, filename: str) -> list[tuple[str, Path]]:
     return sorted((p.name, p / filename) for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+#: Folders whose files fleet reads (inputs, templates, rules, policy, rule and relabel tests).
+INPUT_DIRS = ("base", "overlays", "regions", "clusters", "policies", "tests/rules", "tests/relabel")
+
+
+def escaping_links(root: Path) -> list[InputError]:
+    """Every symlink under the input folders that resolves outside the repository: such a file or
+    folder is refused before anything reads it, so nothing of it is rendered or echoed."""
+    errors = []
+    root = root.resolve()
+    for top in INPUT_DIRS:
+        for dirpath, dirnames, filenames in os.walk(root / top):   # never follows links
+            for entry in dirnames + filenames:
+                path = Path(dirpath) / entry
+                if not path.is_symlink():
+                    continue
+                try:
+                    inside = path.resolve().is_relative_to(root)
+                except (OSError, RuntimeError):   # a symlink loop
+                    inside = False
+                if not inside:
+                    errors.append(InputError("a symlink that resolves outside the repository",
+                                             SourceRef(path.relative_to(root).as_posix()),
+                                             expected="inputs that live inside the repository"))
+    return errors
+
+
+def refuse_escaping_links(root: Path) -> None:
+    """InputErrors for escaping_links (the fleet's loaders call this before reading any input)."""
+    errors = escaping_links(root)
+    if errors:
+        raise InputErrors(errors)
+
+
 def load(root: Path) -> RawInputs:
     """Load and validate everything under `root`; raise InputErrors listing every problem."""
     root = root.resolve()
+    refuse_escaping_links(root)
     c = _Collector(root)
     settings = c.load(root / "base" / "fleet.yaml", "fleet")
     components = _load_components(c, root)

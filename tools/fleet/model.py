@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import inputs
-from .errors import InputError, InputErrors, SourceRef
+from .errors import InputError, InputErrors, SourceRef, clip
 from .merge import Layered, from_indexed, merge_layers
 
 
@@ -132,13 +132,21 @@ def _region(doc: inputs.Document) -> Region:
                   int(e["vector"]["port"]), e["clickhouse"]["url"], doc.name)
 
 
-def _patch_layers(doc: inputs.Document, known: set[str], errors: list[InputError]) -> dict[str, Layered]:
-    """Per-component patch layers of one overlay/region/cluster document."""
+def _patch_layers(doc: inputs.Document, kinds: dict[str, str], errors: list[InputError]) -> dict[str, Layered]:
+    """Per-component patch layers of one overlay/region/cluster document (`kinds`: name → kind)."""
     out = {}
     for name, patch in (doc.data.get("components") or {}).items():
-        if name not in known:
-            errors.append(InputError(f"patch for unknown component {name!r}", doc.ref("components", name),
-                                     path=f"$.components.{name}", expected=f"one of {sorted(known)}"))
+        if name not in kinds:
+            errors.append(InputError(f"patch for unknown component {clip(name)}", doc.ref("components", name),
+                                     path=f"$.components.{name}", expected=f"one of {sorted(kinds)}"))
+            continue
+        if kinds[name] == "manifests" and patch:
+            # Shuttle is identical on every cluster but for the three values the fleet sets from the
+            # cluster itself (ID, region, token Secret name): nothing else of it may be patched.
+            errors.append(InputError(f"patch for {name!r}, whose manifests no layer may change",
+                                     doc.ref("components", name), path=f"$.components.{name}",
+                                     expected=f"no components.{name} patch (its cluster ID, region and "
+                                              "shuttle.tokenSecretName come from cluster.yaml)"))
             continue
         out[name] = from_indexed(doc.ix.sub(("components", name)))
     return out
@@ -146,10 +154,10 @@ def _patch_layers(doc: inputs.Document, known: set[str], errors: list[InputError
 
 def _cluster(raw: inputs.RawInputs, doc: inputs.Document, region: Region) -> Cluster:
     errors: list[InputError] = []
-    known = set(raw.components)
+    kinds = {name: component.data["kind"] for name, component in raw.components.items()}
     overlay_doc = raw.overlays[doc.data["environment"]]
     region_doc = raw.regions[region.slug]
-    layers = [_patch_layers(d, known, errors) for d in (overlay_doc, region_doc, doc)]
+    layers = [_patch_layers(d, kinds, errors) for d in (overlay_doc, region_doc, doc)]
     if errors:
         raise InputErrors(errors)
     components = {}

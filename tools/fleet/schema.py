@@ -9,12 +9,35 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterable
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from . import yamlio
-from .errors import InputError, SourceRef
+from . import urls, yamlio
+from .errors import InputError, SourceRef, clip
+
+#: The `format`s input schemas assert (JSON Schema only annotates formats unless given a checker):
+#: name → (function returning why a value is wrong or None, what is expected in words).
+FORMATS = {
+    "endpoint-url": (urls.endpoint_problem, "a URL with a valid host name or IP address, a valid port, and no "
+                                            "credentials (no user:password@, no token in the query)"),
+    "ipv4-cidr": (urls.cidr_problem, "an IPv4 network in CIDR notation, e.g. 10.110.0.0/20 (octets 0-255, "
+                                     "no host bits set)"),
+}
+
+
+def _format_checker() -> FormatChecker:
+    checker = FormatChecker(formats=())
+    for name, (problem, _expected) in FORMATS.items():
+        def check(value: Any, problem=problem) -> bool:
+            if not isinstance(value, str):
+                return True
+            reason = problem(value)
+            if reason:
+                raise ValueError(reason)
+            return True
+        checker.checks(name, raises=ValueError)(check)
+    return checker
 
 
 @lru_cache(maxsize=None)
@@ -31,7 +54,7 @@ def _registry() -> Registry:
 def validator(kind: str) -> Draft202012Validator:
     """The compiled validator for `kind` (e.g. "cluster" → cluster.schema.json)."""
     schema = _registry().contents(f"{kind}.schema.json")
-    return Draft202012Validator(schema, registry=_registry())
+    return Draft202012Validator(schema, registry=_registry(), format_checker=_format_checker())
 
 
 def _json_path(parts: Iterable[Any]) -> str:
@@ -61,19 +84,25 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     if v == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        return f"unknown field {', '.join(map(repr, extra))}", f"one of: {allowed}"
+        return f"unknown field {', '.join(map(clip, extra[:5]))}", f"one of: {allowed}"
     if v == "type":
         want = error.validator_value
         want = " or ".join(want) if isinstance(want, list) else want
-        return f"wrong type: got {type(error.instance).__name__} {error.instance!r}", want
+        return f"wrong type: got {type(error.instance).__name__} {clip(error.instance)}", want
     if v == "required":
         return error.message, "the field to be present"
     if v == "pattern":
         # `x-expected` (a schema annotation validators ignore) says in words what a long pattern means.
-        return f"{error.instance!r} is not valid", error.schema.get("x-expected") or f"a string matching {error.validator_value}"
+        return f"{clip(error.instance)} is not valid", error.schema.get("x-expected") or f"a string matching {error.validator_value}"
     if v == "enum":
-        return f"{error.instance!r} is not allowed", f"one of {error.validator_value}"
-    return error.message, str(error.schema.get("description", ""))
+        return f"{clip(error.instance)} is not allowed", f"one of {error.validator_value}"
+    if v == "not" and error.validator_value == {} and error.absolute_path:
+        return f"field {clip(error.absolute_path[-1])} is not read here", str(error.schema.get("description", "no such field"))
+    if v == "format" and error.validator_value in FORMATS:
+        # A URL is not quoted back: it may carry the very credential it is refused for.
+        shown = "URL" if error.validator_value == "endpoint-url" else clip(error.instance)
+        return f"{shown} is not valid: {error.cause}", FORMATS[error.validator_value][1]
+    return clip(error.message, 300), str(error.schema.get("description", ""))
 
 
 def _locate_indexed(ix: yamlio.Indexed, parts: list[Any], at_value: bool) -> tuple[int, int]:

@@ -1,7 +1,12 @@
 """YAML in and out.
 
 Input: ruamel.yaml round-trip loading keeps line/column of every key and item, rejects
-duplicate keys, and turns syntax errors into `InputError` with the position.
+duplicate keys, and turns syntax errors into `InputError` with the position. Every loader here
+first passes the text through `check_structure`: one streaming pass over the parser's events
+(no recursion, nothing built) that refuses what no fleet input needs and an attacker would use —
+nesting deeper than MAX_DEPTH (a Python RecursionError at ~400 levels, a C stack overflow at
+100,000), aliases that expand to more than MAX_ALIAS_NODES nodes (a "billion laughs" bomb) and
+any tag outside YAML's core schema (`!!python/object:...` would otherwise be dropped silently).
 Output: one deterministic dumper (sorted keys, block style, fixed width) so the same data
 always gives the same bytes.
 """
@@ -17,7 +22,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .errors import InputError, SourceRef
+from .errors import InputError, SourceRef, clip
 
 
 def _loader() -> YAML:
@@ -45,12 +50,70 @@ def _syntax_error(exc: Any, name: str, text: str) -> InputError:
     return InputError(f"YAML syntax error: {problem}", _mark_ref(name, mark), expected=expected)
 
 
+#: Deepest nesting of mappings and sequences any input may have (Helm values reach ~15).
+MAX_DEPTH = 100
+#: Most nodes that aliases may add to a YAML stream by expansion (anchors are legal, bombs are not).
+MAX_ALIAS_NODES = 10_000
+#: The tags of YAML's core schema: the only ones an input may spell out (`!!str "yes"`).
+CORE_TAGS = frozenset({"!"} | {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")})
+_COLLECTION_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def check_structure(text: str, name: str) -> None:
+    """Refuse deep nesting, alias bombs and non-core tags, at the line where they start.
+
+    Streams the C parser's events: sizes are counted, never built, so the check itself is safe
+    on any input (a syntax error it meets is reported as the loaders report one)."""
+    open_sizes: list[list] = []        # per open collection: [node count so far, anchor]
+    anchored: dict[str, int] = {}      # anchor → expanded node count of the node it names
+    added = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag not in CORE_TAGS:
+                raise InputError(f"unsupported YAML tag {clip(tag)}", _mark_ref(name, event.start_mark),
+                                 expected="plain YAML data (tags limited to !!str, !!int, !!float, !!bool, "
+                                          "!!null, !!map, !!seq)")
+            size = 0
+            if isinstance(event, _COLLECTION_START):
+                if len(open_sizes) >= MAX_DEPTH:
+                    raise InputError(f"YAML nesting deeper than {MAX_DEPTH} levels", _mark_ref(name, event.start_mark),
+                                     expected=f"at most {MAX_DEPTH} nested mappings or sequences")
+                open_sizes.append([1, event.anchor])
+                continue
+            if isinstance(event, _COLLECTION_END):
+                size, anchor = open_sizes.pop()
+                if anchor is not None:
+                    anchored[anchor] = size
+            elif isinstance(event, yaml.ScalarEvent):
+                size = 1
+                if event.anchor is not None:
+                    anchored[event.anchor] = 1
+            elif isinstance(event, yaml.AliasEvent):
+                size = anchored.get(event.anchor, 1)
+                added += size
+                if added > MAX_ALIAS_NODES:
+                    raise InputError(f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes",
+                                     _mark_ref(name, event.start_mark),
+                                     expected="no alias bombs: write the data out, or reuse less of it")
+            elif isinstance(event, yaml.DocumentStartEvent):
+                anchored.clear()
+            if open_sizes:
+                open_sizes[-1][0] += size
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_error(exc, name, text) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"YAML error: {clip(str(exc))}", SourceRef(name)) from None
+
+
 def _json_path(parts: tuple) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 def load_text(text: str, name: str) -> Any:
     """Parse one YAML document; positions stay available through `position()`."""
+    check_structure(text, name)
     try:
         return _loader().load(text)
     except DuplicateKeyError as exc:
@@ -64,11 +127,24 @@ def load_text(text: str, name: str) -> Any:
 
 
 def read_text(path: Path, name: str) -> str:
-    """A file's text, or InputError naming it (missing, unreadable, not UTF-8)."""
+    """A file's text, or InputError naming it (missing, unreadable, not UTF-8 — at the bad byte)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read file: {exc}", SourceRef(name)) from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or type(exc).__name__}", SourceRef(name)) from None
+    return decode_utf8(data, name)
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """UTF-8 text, or InputError at the line and column of the first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start].decode("utf-8", errors="replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        raise InputError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", SourceRef(name, line, col),
+                         expected="a UTF-8 encoded file") from None
 
 
 def load_file(path: Path, name: str | None = None) -> Any:
@@ -79,6 +155,7 @@ def load_file(path: Path, name: str | None = None) -> Any:
 
 def load_all_text(text: str, name: str) -> list[Any]:
     """Parse a multi-document YAML stream."""
+    check_structure(text, name)
     try:
         return list(_loader().load_all(text))
     except DuplicateKeyError as exc:
@@ -241,6 +318,7 @@ def _index(node: Any, path: tuple, name: str, keys: dict, values: dict) -> Any:
 
 def load_indexed(text: str, name: str) -> Indexed:
     """Parse one YAML document into plain data with positions; InputError on bad YAML."""
+    check_structure(text, name)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

@@ -713,12 +713,18 @@ def walk_stmts(body: list[Stmt]) -> Iterator[Stmt]:
 # --------------------------------------------------------------------------------------------
 
 
+#: Deepest nesting of blocks and expressions the parser follows. Upstream (Go) grows its stack;
+#: a Python recursive descent hits RecursionError, so deeper input is refused at its position.
+MAX_NESTING = 100
+
+
 class Parser:
     """Recursive-descent parser mirroring upstream's LL(1) grammar; raises at the first error."""
 
     def __init__(self, text: str, filename: str):
         self.scanner = Scanner(text, filename)
         self.filename = filename
+        self.depth = 0
         self.comments: list[Comment] = []
         self.tok: Token = self.scanner.scan()
         self._skip_comments()
@@ -768,6 +774,12 @@ class Parser:
     def parse_file(self) -> list[Stmt]:
         return self.parse_body(Tok.EOF)
 
+    def _enter(self) -> None:
+        """One level deeper (a block, a bracket, a unary or `^` operand); bounded by MAX_NESTING."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(f"nesting deeper than {MAX_NESTING} levels")
+
     def parse_body(self, until: Tok) -> list[Stmt]:
         """Body = [ Statement { TERMINATOR Statement } ]"""
         body: list[Stmt] = []
@@ -794,7 +806,9 @@ class Parser:
             return Attribute(fragments[0], self.parse_expression(), self.pos(start), comments)
         if self.tok.kind is Tok.LCURLY:
             self.next()
+            self._enter()
             body = self.parse_body(Tok.RCURLY)
+            self.depth -= 1
             self.expect(Tok.RCURLY)
             return Block(".".join(fragments), label or None, body, self.pos(start), comments)
         if len(fragments) == 1 and label_pos is None:
@@ -831,17 +845,23 @@ class Parser:
     # expressions ----------------------------------------------------------------------------
 
     def parse_expression(self) -> Expr:
-        return self.parse_binop(1)
+        self._enter()
+        expr = self.parse_binop(1)
+        self.depth -= 1
+        return expr
 
     def parse_binop(self, in_prec: int) -> Expr:
         """OrExpr .. MulExpr, left-associative, by precedence climbing (as upstream)."""
         lhs = self.parse_pow()
+        entered = self.depth
         while True:
             op = self.tok
             prec = BINARY_PRECEDENCE.get(op.kind, 0)
             if prec < in_prec:
+                self.depth = entered
                 return lhs
             self.next()
+            self._enter()  # each operator of a chain nests the tree built so far one level deeper
             rhs = self.parse_binop(prec + 1)
             lhs = Binary(op.kind.value, lhs, rhs, lhs.pos, self.pos(op))
 
@@ -851,7 +871,10 @@ class Parser:
         if self.tok.kind is Tok.POW:
             op = self.tok
             self.next()
-            return Binary("^", lhs, self.parse_pow(), lhs.pos, self.pos(op))
+            self._enter()
+            rhs = self.parse_pow()
+            self.depth -= 1
+            return Binary("^", lhs, rhs, lhs.pos, self.pos(op))
         return lhs
 
     def parse_unary(self) -> Expr:
@@ -859,13 +882,19 @@ class Parser:
         if self.tok.kind in (Tok.NOT, Tok.SUB):
             op = self.tok
             self.next()
-            return Unary(op.kind.value, self.parse_unary(), self.pos(op))
+            self._enter()
+            operand = self.parse_unary()
+            self.depth -= 1
+            return Unary(op.kind.value, operand, self.pos(op))
         return self.parse_postfix(self.parse_primary())
 
     def parse_postfix(self, primary: Expr) -> Expr:
         """OperExpr = PrimaryExpr { "." identifier | "[" Expression "]" | "(" [ ExpressionList ] ")" }"""
+        entered = self.depth
         while True:
             kind = self.tok.kind
+            if kind in (Tok.LBRACK, Tok.LPAREN) or (kind is Tok.DOT and not isinstance(primary, Ref)):
+                self._enter()  # a postfix wraps the expression built so far
             if kind is Tok.DOT:
                 self.next()
                 name = self.expect(Tok.IDENT).text
@@ -895,6 +924,7 @@ class Parser:
                 self.expect(Tok.RCURLY)
                 raise self.fail("cannot use a block as an expression", primary.pos)
             else:
+                self.depth = entered
                 return primary
 
     def parse_primary(self) -> Expr:

@@ -102,7 +102,7 @@ def _region_url(ctx: CheckContext, cluster_id: str) -> tuple[str | None, str]:
     doc_path = ctx.root / "clusters" / cluster_id / "cluster.yaml"
     if not doc_path.is_file():
         return None, ""
-    found = _REGION_KEY.search(doc_path.read_text(encoding="utf-8"))
+    found = _REGION_KEY.search(yamlio.read_text(doc_path, _rel(ctx, doc_path)))
     slug = found.group(1).strip("'\"") if found else ""
     regions = ctx.cache.setdefault("gdpr.regions", {})
     if slug not in regions:
@@ -221,7 +221,7 @@ def check_customer(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> It
         return
     name = _rel(ctx, path)
     region_url, region_file = _region_url(ctx, cluster_id)
-    text = path.read_text(encoding="utf-8")
+    text = yamlio.read_text(path, name)
     section = _remote_write_section(text)
     if section is not None:
         offset, indent, body = section

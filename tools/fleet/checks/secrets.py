@@ -1,6 +1,9 @@
 """No secret value in inputs or rendered output: Secrets are referenced by name only.
 
-Three kinds of finding:
+Four kinds of finding:
+- a URL carrying a credential (`https://user:token@host`, `https://token@host`, `?access_token=…`)
+  anywhere in an input file (a Helm value, a text config in one) or in a rendered config.alloy,
+  at the line that wrote it (see fleet.urls; the input schemas refuse such URLs where they type one);
 - a rendered `kind: Secret` object (Secrets are created out of band, never rendered);
 - an environment variable with a literal `value:` whose name looks secret (PASSWORD, TOKEN, …),
   in rendered objects and in Helm values (e.g. alloy.extraEnv);
@@ -19,7 +22,7 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
-from .. import yamlio
+from .. import urls, yamlio
 from ..errors import Finding, Severity, SourceRef
 from ..normalize import normalize
 from ..k8s.objects import RenderedObject, rendered_objects
@@ -148,8 +151,50 @@ def _env_secrets(obj: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
             yield from _env_secrets(item, path + (i,))
 
 
+def url_credentials(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based line, reason) of every URL in `text` that carries a credential."""
+    for n, line in enumerate(text.split("\n"), 1):
+        if "://" not in line:
+            continue
+        for url in urls.urls_in(line):
+            reason = urls.credential_in_url(url)
+            if reason:
+                yield n, reason
+
+
+def _strings(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, path + (key,))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _strings(item, path + (i,))
+
+
+def _input_url_findings(ctx: CheckContext, seen: set[tuple]) -> Iterator[Finding]:
+    """Every string of every input document (each layer as written, values.yaml included)."""
+    raw = ctx.fleet.raw
+    docs = [raw.settings, *raw.components.values(), *raw.relabel.values(), *raw.overlays.values(),
+            *raw.regions.values(), *raw.clusters.values()]
+    for doc in docs:
+        for path, text in _strings(doc.data):
+            for line, reason in url_credentials(text):
+                source = doc.layered.source_of(path) or SourceRef(doc.name)
+                where = f" (line {line} of this text)" if "\n" in text else ""
+                what = f"{'.'.join(map(str, path)) or 'value'}: a URL with {reason}{where}"
+                if (source, what) in seen:
+                    continue
+                seen.add((source, what))
+                yield Finding(NAME, Severity.ERROR, source, what + "; credentials never enter git",
+                              hint="put the credential in a Secret created out of band and reference it "
+                                   "(basic_auth from a Secret, a bearer token file)")
+
+
 def check(ctx: CheckContext) -> Iterable[Finding]:
     seen: set[tuple] = set()
+    yield from _input_url_findings(ctx, seen)
     yield from _values_findings(ctx, seen)
     yield from _rendered_findings(ctx, seen)
     yield from _alloy_findings(ctx, seen)
@@ -194,7 +239,7 @@ def _shuttle_source(ctx: CheckContext, obj: RenderedObject, path: tuple) -> Sour
         return None
     cache = ctx.cache.setdefault(f"{NAME}:shuttle-docs", [])
     if not cache:
-        text = (ctx.root / MANIFESTS).read_text(encoding="utf-8")
+        text = yamlio.read_text(ctx.root / MANIFESTS, MANIFESTS.as_posix())
         cache.extend(d for d in yamlio.load_all_text(text, MANIFESTS.as_posix()) if d is not None)
     for doc in cache:
         if doc.get("kind") == obj.kind and (doc.get("metadata") or {}).get("name") == obj.name:
@@ -243,18 +288,18 @@ def _alloy_findings(ctx: CheckContext, seen: set[tuple]) -> Iterator[Finding]:
         text = path.read_text(encoding="utf-8")
         shape = normalize(text, path.relative_to(folder).parts[0])  # same length, cluster id masked
         if shape not in verdicts:
-            verdicts[shape] = list(text_secrets(shape))
+            verdicts[shape] = [(line, f"config.alloy sets {key!r} to a literal") for line, key in text_secrets(shape)]
+            verdicts[shape] += [(line, f"config.alloy has a URL with {reason}") for line, reason in url_credentials(shape)]
         if not verdicts[shape]:
             continue
         lines = text.splitlines()
-        for line, key in verdicts[shape]:
+        for line, what in verdicts[shape]:
             content = lines[line - 1]
             if content in template_lines:
                 source = SourceRef((alloy_render.ALLOY_DIR / "config.alloy.j2").as_posix(),
                                    template_lines.index(content) + 1)
             else:
                 source = SourceRef(path.relative_to(ctx.root).as_posix(), line)
-            what = f"config.alloy sets {key!r} to a literal"
             if (source, what) in seen:
                 continue
             seen.add((source, what))

@@ -7,6 +7,7 @@ from typing import Iterable
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+from .. import yamlio
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
 from ..normalize import cluster_of, normalize
@@ -21,7 +22,7 @@ INPUT_DIRS = ("base", "overlays", "regions", "clusters", "policies", "tests/rule
 
 def _config(root: Path) -> tuple[YamlLintConfig, str]:
     path = root / ".yamllint.yaml"
-    text = path.read_text(encoding="utf-8") if path.exists() else "extends: default"
+    text = yamlio.read_text(path, ".yamllint.yaml") if path.exists() else "extends: default"
     return YamlLintConfig(text), text
 
 
@@ -43,7 +44,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     cache = ResultCache(ctx.root, "yamllint")
     for path in yaml_files(ctx.root):
         rel = path.relative_to(ctx.root).as_posix()
-        text = path.read_text(encoding="utf-8")
+        text = yamlio.read_text(path, rel)
         # Files that differ only by their cluster's ID share one lint (same lines, same tokens).
         rules = ",".join(sorted(r.ID for r in conf.enabled_rules(rel)))  # per-path `ignore:` settings
         key = digest(conf_text, rules, normalize(text, cluster_of(rel)))

@@ -359,11 +359,7 @@ def iter_objects(rendered: Path, *, root: Path | None = None, skeleton: bool = F
     if not folder.is_dir():
         return
     for full, rel in _yaml_files(folder, root):
-        try:
-            with open(full, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read rendered file: {exc}", SourceRef(rel)) from None
+        text = yamlio.read_text(Path(full), rel)
         yield from _file_objects(text, rel, skeleton, _cluster_of(rel))
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import InputError, SourceRef
+from .. import yamlio
+from ..errors import InputError
 from .engine import Rule, rule_from_mapping
 from .loader import load_rules
 from .policy import EXTERNAL, Policy
@@ -65,11 +66,7 @@ def paths_for_file(path: Path, name: str | None, policy: Policy, flavor: str = "
     """Every path of a YAML relabel list or an `.alloy` file."""
     name = name or str(path)
     if path.suffix == ".alloy":
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read file: {exc}", SourceRef(name)) from None
-        return alloy_paths(text, name, policy, in_region_urls)
+        return alloy_paths(yamlio.read_text(path, name), name, policy, in_region_urls)
     return yaml_paths(path, name, policy, flavor)
 
 

@@ -224,7 +224,7 @@ class _Sources:
 
         if target not in self.graphs:
             display = _display(target)
-            text = target.read_text(encoding="utf-8")
+            text = yamlio.read_text(target, display)
             self.graphs[target] = alloy_graph.build_graph(syntax.parse(text, display), display)
         return self.graphs[target]
 

@@ -16,7 +16,7 @@ MANIFESTS = Path("base/components/shuttle/manifests.yaml")
 
 
 def load_manifests(root: Path) -> list[dict]:
-    docs = yamlio.load_all_text((root / MANIFESTS).read_text(encoding="utf-8"), MANIFESTS.as_posix())
+    docs = yamlio.load_all_text(yamlio.read_text(root / MANIFESTS, MANIFESTS.as_posix()), MANIFESTS.as_posix())
     return [yamlio.plain(d) for d in docs if d is not None]
 
 

@@ -18,8 +18,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import yamlio
 from ..cache import ResultCache, digest
-from ..errors import Finding, Severity, SourceRef
+from ..errors import Finding, InputError, Severity, SourceRef
 from .loader import Group, Rule
 from .render import rules_text
 
@@ -177,17 +178,15 @@ def promtool_test(test_files: list[Path], cwd: Path) -> list[UnitTestResult]:
 
 def _test_key(tool: str, test_path: Path) -> str | None:
     """Digest of promtool, the test file and the rule files it names; None if unreadable."""
-    import yaml
-
     try:
         text = test_path.read_bytes()
-        doc = yaml.safe_load(text) or {}
+        doc = yamlio.plain(yamlio.load_text(yamlio.decode_utf8(text, str(test_path)), str(test_path))) or {}
         parts: list[bytes | str] = [tool, str(Path(tool).stat().st_mtime_ns), text]
         for pattern in doc.get("rule_files") or []:
             base = Path(pattern) if Path(pattern).is_absolute() else test_path.parent / pattern
             matches = sorted(base.parent.glob(base.name)) if any(c in base.name for c in "*?[") else [base]
             for match in matches:
                 parts.append(match.read_bytes())
-    except (OSError, ValueError, AttributeError, TypeError, yaml.YAMLError):
+    except (OSError, ValueError, AttributeError, TypeError, InputError):
         return None
     return digest(*parts)

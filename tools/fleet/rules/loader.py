@@ -168,11 +168,7 @@ def load_rule_file(path: Path, root: Path, *, overlay: bool = False) -> RuleFile
         name = str(path.relative_to(root))
     except ValueError:
         name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read rule file: {exc}", SourceRef(name)) from None
-    return parse_rule_text(text, name, overlay=overlay)
+    return parse_rule_text(yamlio.read_text(path, name), name, overlay=overlay)
 
 
 def rule_files_in(folder: Path) -> list[Path]:

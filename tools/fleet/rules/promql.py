@@ -13,6 +13,7 @@ sub-expression, so a finding can say *where* it was dropped, not only that it is
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -75,8 +76,35 @@ SelectorResolver = Callable[[SelectorUse], tuple[frozenset[str], bool]]
 _OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
 
 
+#: Limits on an expression's shape before it reaches the parser: promql-parser (Rust) recurses
+#: per level and overflows its stack (a segfault, not an exception) at ~10,000 nested
+#: parentheses or ~5,000 chained operators. Real rules stay far below both.
+MAX_NESTING, MAX_OPERATORS = 64, 1000
+_PROMQL_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`|#[^\n]*'
+                           r"|[([{]|[)\]}]|==|!=|>=|<=|=~|!~|[-+*/%^<>]|\b(?:and|or|unless|atan2)\b")
+
+
+def check_shape(expr: str) -> None:
+    """ValueError when `expr` nests deeper than MAX_NESTING or chains more than MAX_OPERATORS
+    operators (strings and comments skipped; an over-count only makes the bound stricter)."""
+    depth = operators = 0
+    for match in _PROMQL_TOKEN.finditer(expr):
+        token = match.group()
+        if token[0] in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ValueError(f"expression nests deeper than {MAX_NESTING} brackets")
+        elif token[0] in ")]}":
+            depth = max(depth - 1, 0)
+        elif token[0] not in "\"'`#":
+            operators += 1
+            if operators > MAX_OPERATORS:
+                raise ValueError(f"expression has more than {MAX_OPERATORS} operators")
+
+
 def parse(expr: str) -> pp.Expr:
-    """Parse PromQL; raises ValueError with the parser's message."""
+    """Parse PromQL; raises ValueError with the parser's message (or check_shape's)."""
+    check_shape(expr)
     return pp.parse(expr)
 
 

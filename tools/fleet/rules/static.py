@@ -18,12 +18,12 @@ from .loader import Group, Rule
 from .producers import Catalogue, Plane
 
 CUSTOMER_IDS = ("project_id", "service_id", "workspace_id")
-FORBIDDEN_LABEL = re.compile(r"^(?:project_id|service_id|workspace_id|label_starform_io_\w*)$")
+FORBIDDEN_LABEL = re.compile(r"^(?:project_id|service_id|workspace_id|label_starform_io_\w*)\Z")
 # `$labels.x`, `$labels["x"]`, `.Labels.x`, `index $labels "x"` in Go templates.
 _TEMPLATE_LABEL = re.compile(
     r"""\$labels\.(\w+)|\$labels\[\s*"(\w+)"\s*\]|\.Labels\.(\w+)|index\s+\$labels\s+"(\w+)\"""")
-RECORD_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+$")
-ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+RECORD_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+\Z")
+ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*\Z")
 SEVERITIES = ("critical", "warning", "info")
 REQUIRED_ANNOTATIONS = {
     "summary": "one line: what is wrong, and where (instance, cluster_id)",
@@ -31,7 +31,7 @@ REQUIRED_ANNOTATIONS = {
 }
 # Rendered annotations stay on one line; this keeps that line under yamllint's 240 characters.
 MAX_ANNOTATION_CHARS = 200
-_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
+_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+\Z")
 _COUNTER_FUNCS = re.compile(r"\b(?:rate|irate|increase)\s*\(")
 
 
