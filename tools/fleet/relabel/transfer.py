@@ -1,0 +1,206 @@
+"""The GDPR proof's transfer functions: one per relabel action, over the abstract domain.
+
+This mirrors the engine's one switch over actions (engine._prom_step / engine._vm_action): each
+function over-approximates what that action can do to any series the abstract state stands
+for, for both flavours, so "no abstract leak" proves "no concrete leak". `TRANSFER` is the
+switch; an action without an entry (an opaque stage) is `havoc`: anything may happen.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .absdomain import (ANY, ANY_ORIGIN, DIGITS, EPS, NOTHING, SELF, Cell, Lang, RestClass, State,
+                        _valid_name, const_template, copies_whole_value, lit, present, rule_lang,
+                        rule_lang_must, template_image, template_refs)
+from .engine import Rule, expand, vm_map_name, vm_replace_skips_regex
+
+if TYPE_CHECKING:
+    from .analyzer import Analyzer
+
+
+def step(an: "Analyzer", state: State, rule: Rule, flavor: str, index: int) -> State:
+    """One rule on an abstract state: the action's transfer function (a copy; `state` is kept)."""
+    if state.dead:
+        return state
+    state = state.copy()
+    TRANSFER.get(rule.action, lambda an, s, r, f, i: havoc(an, s, i))(an, state, rule, flavor, index)
+    return state
+
+
+def _filter(an, state: State, rule: Rule, flavor: str, keep: bool) -> None:
+    R = rule_lang(rule, flavor) if keep else rule_lang_must(rule, flavor)  # what surviving allows
+    if R is None:
+        return
+    V = an.joined_value(state, rule)
+    remaining = (V & R) if keep else (V - R)
+    if remaining.is_empty():
+        state.dead = True
+        return
+    if len(rule.source_labels) == 1:
+        name = rule.source_labels[0]
+        cell = state.cells[name]
+        state.cells[name] = replace(cell, values=remaining)
+        if cell.ident:
+            c = state.constraints.get(name, ANY)
+            state.constraints[name] = (c & R) if keep else (c - R)
+
+def t_keep(an, state, rule, flavor, index):
+    _filter(an, state, rule, flavor, True)
+
+def t_drop(an, state, rule, flavor, index):
+    _filter(an, state, rule, flavor, False)
+
+def t_keepequal(an, state, rule, flavor, index):
+    """Filters only remove series; not refining is sound."""
+
+def t_replace(an, state, rule, flavor, index):
+    V = an.joined_value(state, rule)
+    R, R_must = rule_lang(rule, flavor), rule_lang_must(rule, flavor)
+    taint_src = an.source_taint(state, rule)
+    vm_fast = flavor == "vmagent" and vm_replace_skips_regex(rule)
+    if R is None or R_must is None:
+        matched, always = V, False
+    else:
+        matched = V & R
+        if matched.is_empty():
+            return
+        always = (V - R_must).is_empty()
+    if vm_fast and rule.replacement == "$1":
+        result, taint = V, taint_src
+    elif not template_refs(rule.replacement, rule):
+        # a constant, but written only when the regex matches: a lookup table on project_id
+        # (`regex: p1` → `replacement: p1`) or a shard bit derives the label from it. A regex
+        # that only tells present from absent (`.+`) reveals no more than presence: not tainted.
+        result = lit(const_template(rule.replacement, rule))
+        some = V - EPS  # (a split only on whether a value has a newline is not counted)
+        presence_only = R is not None and ((some - R).is_empty() or (some & R).is_empty())
+        taint = frozenset() if always or presence_only else taint_src
+    elif copies_whole_value(rule, rule.replacement):
+        result, taint = matched, taint_src
+    else:
+        result, taint = template_image(rule.replacement, rule), taint_src
+    cell = Cell(result, taint, frozenset({index}), False)
+    target = rule.target_label or ""
+    if not template_refs(target, rule):
+        name = const_template(target, rule)
+        if not always and R_must is not None and list(rule.source_labels) == [name]:
+            # rewriting a label in place: where the regex does not match, the value is in V - R
+            old = state.cells[name]
+            state.cells[name] = replace(old, values=V - R_must)
+            an.write(state, name, cell, False)
+            return
+        an.write(state, name, cell, always and (flavor == "vmagent" or _valid_name(name)))
+        return
+    names = matched if copies_whole_value(rule, target) else template_image(target, rule)
+    an.write_names(state, names, cell, taint_src if an.policy.derived_forbidden else frozenset())
+
+def t_lowercase(an, state, rule, flavor, index):
+    _case_map(an, state, rule, index, str.lower)
+
+def t_uppercase(an, state, rule, flavor, index):
+    _case_map(an, state, rule, index, str.upper)
+
+def _case_map(an, state, rule, index, fn):
+    from .engine import _go_case
+
+    V = an.joined_value(state, rule)
+    members = V.members(64) if V.is_finite() else None
+    if members is not None:
+        result = NOTHING
+        for m in members:
+            result = result | lit(_go_case(m, upper=fn is str.upper))
+    else:
+        result = ANY if V.contains("") else ANY - EPS
+    cell = Cell(result, an.source_taint(state, rule), frozenset({index}), False)
+    an.write(state, rule.target_label or "", cell, True)
+
+def t_hashmod(an, state, rule, flavor, index):
+    taint = an.source_taint(state, rule) if an.policy.hashed_forbidden else frozenset()
+    an.write(state, rule.target_label or "", Cell(DIGITS, taint, frozenset({index}), False), True)
+
+def t_labeldrop(an, state, rule, flavor, index):
+    R = rule_lang_must(rule, flavor)  # only names dropped under every anchoring
+    if R is None:
+        return
+    for n, cell in state.cells.items():
+        if R.contains(n):
+            state.cells[n] = Cell(EPS, frozenset(), cell.writers | {index}, False)
+    state.rest = [replace(rc, names=rc.names - R) for rc in state.rest if not (rc.names - R).is_empty()]
+
+def t_labelkeep(an, state, rule, flavor, index):
+    R = rule_lang(rule, flavor)
+    if R is None:
+        return
+    for n, cell in state.cells.items():
+        if not R.contains(n):
+            state.cells[n] = Cell(EPS, frozenset(), cell.writers | {index}, False)
+    state.rest = [replace(rc, names=rc.names & R) for rc in state.rest if not (rc.names & R).is_empty()]
+
+def t_labelmap(an, state, rule, flavor, index):
+    """Copy every matching label to its expanded name.
+
+    Prometheus copies from a snapshot; vmagent updates entries in place while it walks them,
+    so a value can hop through several matching labels in one rule: for vmagent every target
+    receives the union of all matching values (a sound cover of every chain).
+    """
+    R = rule_lang(rule, flavor)
+    refs = template_refs(rule.replacement, rule)
+    before = state.copy()
+    copies: list[tuple[Lang, Cell, frozenset[str]]] = []   # (target names, value cell, name taint)
+    for n, cell in before.cells.items():
+        if (R is not None and not R.contains(n)) or (flavor == "prometheus" and not present(cell.values)):
+            continue
+        if R is None:
+            target = ANY
+        elif flavor == "vmagent":
+            target = lit(vm_map_name(rule, n) or "")
+        else:
+            target = lit(expand(rule.replacement, n, rule.match(n, flavor)))
+        values = cell.values - EPS if flavor == "prometheus" else cell.values
+        copies.append((target, Cell(values, cell.taint, cell.writers | {index}, False), frozenset()))
+    for rc in before.rest:
+        names = rc.names if R is None else rc.names & R
+        if names.is_empty():
+            continue
+        if R is not None and not refs:
+            target = lit(const_template(rule.replacement, rule))
+        elif R is not None and copies_whole_value(rule, rule.replacement):
+            target = names
+        else:
+            target = template_image(rule.replacement, rule)
+        origins = an._self_origins(rc, names)
+        name_taint = rc.name_taint if refs else frozenset()
+        values = ANY - EPS if flavor == "prometheus" else ANY
+        copies.append((target, Cell(values, origins, rc.writers | {index}, False), name_taint))
+    if flavor == "vmagent" and len(copies) > 1:
+        merged = copies[0][1]
+        for _, c, _ in copies[1:]:
+            merged = merged.join(c)
+        copies = [(t, merged, nt) for t, _, nt in copies]
+    for target, cell, name_taint in copies:
+        if flavor == "prometheus" and target.contains(""):
+            # Prometheus' labelmap sets an empty name too (no name check), and remote write sends it
+            an.write(state, "", replace(cell, taint=cell.taint | name_taint), False)
+        an.write_names(state, target, cell, name_taint)
+
+def havoc(an, state: State, index: int) -> None:
+    """An action we do not model: anything may happen to any label."""
+    everything = frozenset({ANY_ORIGIN}) | frozenset(
+        n for n in state.cells if an.is_origin(n))
+    for c in state.cells.values():
+        everything |= c.taint
+    for n in state.cells:
+        state.cells[n] = Cell(ANY, everything, state.cells[n].writers | {index}, False)
+    state.rest.append(RestClass(ANY - EPS - state.tracked, everything | {SELF}, everything,
+                                frozenset({index})))
+
+# -- the sink
+
+
+TRANSFER = {
+    "keep": t_keep, "drop": t_drop,
+    "keepequal": t_keepequal, "dropequal": t_keepequal, "keep_if_equal": t_keepequal, "drop_if_equal": t_keepequal,
+    "replace": t_replace, "lowercase": t_lowercase, "uppercase": t_uppercase, "hashmod": t_hashmod,
+    "labeldrop": t_labeldrop, "labelkeep": t_labelkeep, "labelmap": t_labelmap,
+}
