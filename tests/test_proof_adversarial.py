@@ -263,3 +263,27 @@ def test_remotecfg_is_refused(policy):
     from fleet.errors import InputError
     with pytest.raises(InputError, match="remotecfg blocks are not supported"):
         paths_for_file(ADV / "rt3_remotecfg.alloy", "rt3_remotecfg.alloy", policy)
+
+
+# -- issue 15, class 4: Alloy's discovery.relabel renames again what a labelmap adds to added labels
+
+
+def test_alloy_labelmap_may_rename_an_added_label_again(policy):
+    from fleet.relabel.engine import apply
+
+    (path,) = external_paths(policy, "alloy_labelmap_revisit.alloy")
+    chain = path.pipeline.targets[0]
+    target = {"__address__": "10.0.0.1:9100", "__meta_kubernetes_pod_label_starform_io_project_id": CUSTOMER}
+    # snapshot semantics (Prometheus) would not leak; Alloy's target builder can
+    (rules, _), = chain.stages
+    assert "tmp_p" not in apply(rules, target)
+    assert run_target(chain, target)["tmp_p"] == CUSTOMER
+    (leak,) = prove(path.pipeline, policy)
+    assert (leak.kind, leak.label, leak.verified) == ("value", "tmp_p", True)
+    assert leak.witness_output["tmp_p"] in leak.note
+
+
+def test_alloy_labelmap_revisit_covered_by_the_drop_is_safe(policy):
+    (path,) = external_paths(policy, "alloy_labelmap_revisit_safe.alloy")
+    assert prove(path.pipeline, policy) == []
+    assert not leaks_through_targets(policy, path.pipeline)

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Sequence
 
-from .engine import Rule, group_number, vm_prefix_shortcut, vm_replace_skips_regex
+import re2
+
+from .engine import Rule, escapes_anchors, group_number, vm_prefix_shortcut, vm_replace_skips_regex
 from .regexlang import Lang, UnsupportedRegex
 
 SELF = "<self>"          # rest-class taint: each label's own input value
@@ -174,8 +176,29 @@ def _whole_group(pattern: str) -> bool:
     return False
 
 
+_PREFIX_CAPTURE = re2.compile(r"^([^\\.+*?()|\[\]{}^$]*)\((?:\?P<(\w+)>)?\.([*+])\)$")
+
+
+def prefix_capture(rule: Rule) -> tuple[str, str, str] | None:
+    """(literal prefix, text before, text after) when `rule`'s regex is a literal prefix then one
+    group of `.*`/`.+` (numbered or named) and its replacement refers to that group once: then
+    a name's rename is exactly before + (the name minus the prefix) + after."""
+    m = _PREFIX_CAPTURE.search(rule.regex)
+    if m is None:
+        return None
+    prefix, name = m.group(1), m.group(2)
+    parts = _template_parts(rule.replacement, rule)
+    refs = [i for i, (_, ref) in enumerate(parts) if ref is not None]
+    if len(refs) != 1 or parts[refs[0]][1] not in ("1", name):
+        return None
+    k = refs[0]
+    return prefix, "".join(t for t, _ in parts[:k + 1]), "".join(t for t, _ in parts[k + 1:])
+
+
 def copies_whole_value(rule: Rule, template: str) -> bool:
     """The template expands to exactly the matched value (`$0`, or `$1` of `(…)`)."""
+    if escapes_anchors(rule.regex):  # the match may be part of the value only
+        return False
     refs = template_refs(template)
     if template in ("$0", "${0}"):
         return True

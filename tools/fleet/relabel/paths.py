@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .absdomain import (ANY_ORIGIN, EPS, EXPORTED, NOTHING, RESERVED, SELF, AbstractLeak, Cell, Lang,
                         RestClass, State, _NAME_PREFER, lit, present)
-from .engine import Rule, apply, trace
+from .engine import Rule, apply, apply_alloy_targets, trace
 
 if TYPE_CHECKING:
     from .analyzer import Analyzer
@@ -48,7 +48,8 @@ def run_target(chain: TargetChain, target: dict[str, str]) -> dict | None:
     for rules, flavor in chain.stages:
         if flavor == OPAQUE:
             continue
-        out = apply(rules, out, flavor)  # type: ignore[arg-type]
+        # Alloy's discovery.relabel (the prometheus-flavour stages of a chain) may rename again
+        out = apply_alloy_targets(rules, out) if flavor == "prometheus" else apply(rules, out, flavor)  # type: ignore[arg-type]
         if out is None:
             return None
     labels = {k: v for k, v in out.items() if not k.startswith("__")}

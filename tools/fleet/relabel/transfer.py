@@ -11,9 +11,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .absdomain import (ANY, ANY_ORIGIN, DIGITS, EPS, NOTHING, SELF, Cell, Lang, RestClass, State,
-                        _valid_name, const_template, copies_whole_value, lit, present, rule_lang,
-                        rule_lang_must, template_image, template_refs)
-from .engine import Rule, expand, vm_map_name, vm_replace_skips_regex
+                        _valid_name, const_template, copies_whole_value, lit, prefix_capture, present,
+                        rule_lang, rule_lang_must, template_image, template_refs)
+from .engine import Rule, escapes_anchors, replace_all, vm_map_name, vm_replace_skips_regex
 
 if TYPE_CHECKING:
     from .analyzer import Analyzer
@@ -138,16 +138,23 @@ def t_labelkeep(an, state, rule, flavor, index):
     state.rest = [replace(rc, names=rc.names & R) for rc in state.rest if not (rc.names & R).is_empty()]
 
 def t_labelmap(an, state, rule, flavor, index):
-    """Copy every matching label to its expanded name.
+    """Copy every matching label to its renamed name (Go's ReplaceAllString on the anchored regex).
 
     Prometheus copies from a snapshot; vmagent updates entries in place while it walks them,
     so a value can hop through several matching labels in one rule: for vmagent every target
-    receives the union of all matching values (a sound cover of every chain).
+    receives the union of all matching values (a sound cover of every chain).  Alloy's
+    `discovery.relabel` (v1.18) walks first its Go map of labels added by earlier rules while
+    the rule adds to that map, so a label renamed from an *added* one may be renamed again by
+    the same rule, in any order: such a copy goes to every name of its chain of renames
+    (`_renamed_again`); a label the target came with is renamed once.
     """
     R = rule_lang(rule, flavor)
+    # a pattern that escapes the anchors replaces part of a name and the rest survives: a renamed
+    # label may have any name (and keeps its name taint)
+    partial = flavor == "prometheus" and escapes_anchors(rule.regex)
     refs = template_refs(rule.replacement, rule)
     before = state.copy()
-    copies: list[tuple[Lang, Cell, frozenset[str]]] = []   # (target names, value cell, name taint)
+    copies: list[tuple[Lang, Cell, frozenset[str], bool]] = []   # (names, cell, name taint, was added)
     for n, cell in before.cells.items():
         if (R is not None and not R.contains(n)) or (flavor == "prometheus" and not present(cell.values)):
             continue
@@ -156,33 +163,35 @@ def t_labelmap(an, state, rule, flavor, index):
         elif flavor == "vmagent":
             target = lit(vm_map_name(rule, n) or "")
         else:
-            target = lit(expand(rule.replacement, n, rule.match(n, flavor)))
+            target = lit(replace_all(rule.pattern(flavor), n, rule.replacement))
         values = cell.values - EPS if flavor == "prometheus" else cell.values
-        copies.append((target, Cell(values, cell.taint, cell.writers | {index}, False), frozenset()))
+        copies.append((target, Cell(values, cell.taint, cell.writers | {index}, False), frozenset(),
+                       bool(cell.writers)))
     for rc in before.rest:
-        names = rc.names if R is None else rc.names & R
-        if names.is_empty():
-            continue
-        if R is not None and not refs:
-            target = lit(const_template(rule.replacement, rule))
-        elif R is not None and copies_whole_value(rule, rule.replacement):
-            target = names
-        else:
-            target = template_image(rule.replacement, rule)
-        origins = an._self_origins(rc, names)
-        name_taint = rc.name_taint if refs else frozenset()
-        values = ANY - EPS if flavor == "prometheus" else ANY
-        copies.append((target, Cell(values, origins, rc.writers | {index}, False), name_taint))
+        matching = rc.names if R is None else rc.names & R
+        # customer-id names apart from the others, so that only their copies carry the taint
+        split = [matching & an.origin_lang, matching - an.origin_lang] if SELF in rc.taint else [matching]
+        for names in split:
+            if names.is_empty():
+                continue
+            target = _renamed(rule, flavor, names, R, refs, partial)
+            name_taint = rc.name_taint if refs or partial else frozenset()
+            values = ANY - EPS if flavor == "prometheus" else ANY
+            copies.append((target, Cell(values, an._self_origins(rc, names), rc.writers | {index}, False),
+                           name_taint, bool(rc.writers)))
     if flavor == "vmagent" and len(copies) > 1:
         merged = copies[0][1]
-        for _, c, _ in copies[1:]:
+        for _, c, _, _ in copies[1:]:
             merged = merged.join(c)
-        copies = [(t, merged, nt) for t, _, nt in copies]
-    for target, cell, name_taint in copies:
+        copies = [(t, merged, nt, a) for t, _, nt, a in copies]
+    for target, cell, name_taint, added in copies:
+        if an.discovery and flavor == "prometheus" and added:
+            target = _renamed_again(rule, flavor, target, R, refs, partial)
         if flavor == "prometheus" and target.contains(""):
             # Prometheus' labelmap sets an empty name too (no name check), and remote write sends it
             an.write(state, "", replace(cell, taint=cell.taint | name_taint), False)
         an.write_names(state, target, cell, name_taint)
+
 
 def havoc(an, state: State, index: int) -> None:
     """An action we do not model: anything may happen to any label."""
@@ -204,3 +213,46 @@ TRANSFER = {
     "replace": t_replace, "lowercase": t_lowercase, "uppercase": t_uppercase, "hashmod": t_hashmod,
     "labeldrop": t_labeldrop, "labelkeep": t_labelkeep, "labelmap": t_labelmap,
 }
+
+
+def _renamed(rule: Rule, flavor: str, names: Lang, R: Lang | None, refs: list, partial: bool) -> Lang:
+    """Names `labelmap` may give to labels named in `names` (all matching `R`)."""
+    if R is None or partial:
+        return ANY
+    if names.is_finite():
+        members = names.members(32)
+        if members is not None:
+            out = NOTHING
+            for n in members:
+                new = vm_map_name(rule, n) if flavor == "vmagent" else replace_all(rule.pattern(flavor), n, rule.replacement)
+                out = out | lit(new or "")
+            return out
+    if not refs:
+        return lit(const_template(rule.replacement, rule))
+    if copies_whole_value(rule, rule.replacement):
+        return names
+    around = prefix_capture(rule)
+    if around is not None:
+        prefix, before, after = around
+        return lit(before).concat(names.strip_prefix(prefix)).concat(lit(after))
+    return template_image(rule.replacement, rule)
+
+
+_RENAME_CHAIN_BOUND = 8
+
+
+def _renamed_again(rule: Rule, flavor: str, target: Lang, R: Lang | None, refs: list, partial: bool) -> Lang:
+    """Every name a copy can end under when the rule may rename the labels it adds again
+    (Alloy's discovery.relabel): the closure of `target` under the rename; ANY if it does not settle."""
+    if R is None:
+        return ANY
+    reached, frontier = target, target
+    for _ in range(_RENAME_CHAIN_BOUND):
+        again = frontier & R
+        if again.is_empty():
+            return reached
+        new = _renamed(rule, flavor, again, R, refs, partial) - reached
+        if new.is_empty():
+            return reached
+        reached, frontier = reached | new, new
+    return ANY
