@@ -287,3 +287,41 @@ def test_alloy_labelmap_revisit_covered_by_the_drop_is_safe(policy):
     (path,) = external_paths(policy, "alloy_labelmap_revisit_safe.alloy")
     assert prove(path.pipeline, policy) == []
     assert not leaks_through_targets(policy, path.pipeline)
+
+
+# -- issue 15, class 1: a write sends more than the relabeled series
+
+
+QUIET = "    send_exemplars = false\n    metadata_config {\n      send = false\n    }\n"
+
+
+@pytest.mark.parametrize("drop, kinds", [  # drop: the setting removed from the endpoint
+    ("", set()),                                                   # both switched off: safe
+    ("    send_exemplars = false\n", {"exemplar"}),
+    ("    metadata_config {\n      send = false\n    }\n", {"metadata"}),
+    (QUIET, {"exemplar", "metadata"}),                             # Alloy's defaults: both sent
+])
+def test_every_part_of_a_write_is_a_path(policy, tmp_path, drop, kinds):
+    text = (ADV / "discovery_safe.alloy").read_text()
+    assert QUIET in text
+    path = tmp_path / "w.alloy"
+    path.write_text(text.replace(QUIET, QUIET.replace(drop, "", 1) if drop else QUIET))
+    (p,) = [p for p in paths_for_file(path, "w.alloy", policy) if p.external]
+    leaks = prove(p.pipeline, policy)
+    assert {lk.kind for lk in leaks} == kinds
+    for lk in leaks:  # not replayed (the engine models labels only), so never called verified
+        assert not lk.verified and lk.rules[0].startswith("w.alloy:") and "false" in lk.note
+
+
+def test_exemplars_switched_off_only_by_a_literal_false(policy, tmp_path):
+    text = (ADV / "discovery_safe.alloy").read_text().replace(
+        "send_exemplars = false", 'send_exemplars = sys.env("SEND_EXEMPLARS") == "true"')
+    path = tmp_path / "w.alloy"
+    path.write_text(text)
+    (p,) = [p for p in paths_for_file(path, "w.alloy", policy) if p.external]
+    assert {lk.kind for lk in prove(p.pipeline, policy)} == {"exemplar"}
+
+
+def test_a_sink_other_than_remote_write_sends_an_unmodelled_payload(policy):
+    leaks = [lk for p in external_paths(policy, "rt3_loki.alloy") for lk in prove(p.pipeline, policy)]
+    assert "payload" in {lk.kind for lk in leaks}

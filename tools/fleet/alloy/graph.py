@@ -418,6 +418,31 @@ def endpoint_url(endpoint: Block) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def endpoint_sends(endpoint: Block) -> dict[str, SourceRef]:
+    """What an endpoint sends besides the relabeled series, with where it is (not) switched off:
+    `exemplars` unless `send_exemplars = false` (Alloy's default is true), `metadata` unless
+    `metadata_config { send = false }` (default true). Neither is relabeled: exemplar labels
+    and metric metadata (family name, help, unit) go out as the source produced them."""
+    out: dict[str, SourceRef] = {}
+    attrs = endpoint.attrs()
+    if not _literal_false(attrs.get("send_exemplars")):
+        out["exemplars"] = attrs["send_exemplars"].pos if "send_exemplars" in attrs else endpoint.pos
+    metadata = endpoint.blocks("metadata_config")
+    send = metadata[0].attrs().get("send") if metadata else None
+    if not _literal_false(send):
+        out["metadata"] = send.pos if send is not None else (metadata[0].pos if metadata else endpoint.pos)
+    return out
+
+
+def _literal_false(attr: Attribute | None) -> bool:
+    if attr is None:
+        return False
+    try:
+        return literal_value(attr.value) is False
+    except NotLiteral:
+        return False
+
+
 @dataclass
 class ScrapeJob:
     """What a prometheus.scrape contributes to its series' labels."""

@@ -96,6 +96,9 @@ class Pipeline:
     #: trailing stages that are the remote write's write_relabel_configs: Prometheus' queue adds
     #: the external labels first, so these rules see (and may drop or rewrite) them
     write_stages: int = 0
+    #: what the write sends besides the relabeled series (`exemplars`, `metadata`, `payload`),
+    #: each with where it is configured: relabeling never touches these parts
+    sends: dict[str, str] = field(default_factory=dict)
 
     @property
     def flat(self) -> list[tuple[Rule, str]]:
@@ -262,3 +265,16 @@ def exported_taints(an: "Analyzer", state: State) -> list[tuple[Lang, frozenset[
     members = shadowed.members(16) if shadowed.is_finite() else None
     origins = frozenset(members) if members else frozenset({ANY_ORIGIN})
     return [(EXPORTED.concat(shadowed), origins, frozenset())]
+
+
+#: The parts of a write that relabeling never touches, and why each may carry a customer id.
+UNRELABELED_PARTS = {
+    "exemplars": ("exemplar", "exemplar labels (e.g. a trace or request id an exporter attaches) are sent as "
+                  "scraped: no relabel rule, write_relabel_config included, ever sees them; set "
+                  "`send_exemplars = false` on the endpoint"),
+    "metadata": ("metadata", "metric metadata (family name, HELP, unit) is sent for every scraped family, "
+                 "also for series the rules drop; set `metadata_config { send = false }` on the endpoint"),
+    "payload": ("payload", "this sink sends more than labels (log lines, profiles, spans, exemplars) and the "
+                "analysis models only labels: the path is refused"),
+}
+

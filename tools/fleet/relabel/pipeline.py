@@ -219,14 +219,23 @@ def _sink_ids(graph: Any) -> list[str]:
     return list(graph.sinks())
 
 
-def _destinations(sink: Any, write_of: Any) -> list[tuple[str, str | None, list[Rule]]]:
-    """(label, url, write_relabel rules) per endpoint; a non-remote_write sink is one unknown url."""
+def _destinations(sink: Any, write_of: Any) -> list[tuple[str, str | None, list[Rule], dict[str, str]]]:
+    """(label, url, write_relabel rules, parts sent besides the series → where) per endpoint; a
+    sink that is not a prometheus.remote_write is one unknown url whose payload (log lines,
+    profiles, exemplars, ...) is not relabeling's to clean."""
+    from ..alloy.graph import endpoint_sends
+
     if sink.kind not in SINK_KINDS:
-        return [(sink.id, None, [])]
+        return [(sink.id, None, [], {"payload": _ref(sink.block.pos)})]
     out = []
     for index, (endpoint, rule_maps) in enumerate(write_of(sink)):
-        out.append((f"{sink.id} endpoint[{index}]", endpoint_url(endpoint), alloy_rules(rule_maps)))
+        sends = {part: _ref(pos) for part, pos in endpoint_sends(endpoint).items()}
+        out.append((f"{sink.id} endpoint[{index}]", endpoint_url(endpoint), alloy_rules(rule_maps), sends))
     return out
+
+
+def _ref(pos: Any) -> str:
+    return f"{pos.file}:{pos.line}" if getattr(pos, "line", None) else str(getattr(pos, "file", pos))
 
 
 def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[str] = ()) -> list[PipelinePath]:
@@ -265,13 +274,14 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
                 sink = graph.components[dst]
                 labels = external_labels(sink.block)
                 unknown_labels = labels is None
-                for label, url, write_rules in _destinations(sink, write_of):
+                for label, url, write_rules, sends in _destinations(sink, write_of):
                     klass, _ = policy.classify_url(url, in_region_urls)
                     # external labels are added before the endpoint's write_relabel_configs
                     path_stages = stages + ([([], OPAQUE)] if unknown_labels else [])  # unreadable names: anything
                     write = [(write_rules, "prometheus")] if write_rules else []
                     desc = " → ".join([ids[0], *names, f"{label} ({url or 'non-literal url'}, {klass})"])
-                    pipe = Pipeline(path_stages + write, labels or {}, desc, chains, write_stages=len(write))
+                    pipe = Pipeline(path_stages + write, labels or {}, desc, chains, write_stages=len(write),
+                                    sends=sends)
                     out.append(PipelinePath(name, desc, klass, url, pipe,
                                             names + ([f"{label} write_relabel_config"] if write_rules else [])))
     return out

@@ -22,7 +22,7 @@ from dataclasses import replace
 from .absdomain import ANY, RESERVED, SELF
 from .analyzer import Analyzer
 from .engine import Rule  # noqa: F401
-from .paths import (OPAQUE, Pipeline, TargetChain, run_concrete, run_target,  # noqa: F401
+from .paths import (OPAQUE, UNRELABELED_PARTS, Pipeline, TargetChain, run_concrete, run_target,  # noqa: F401
                     scraped_series, trace_concrete)
 from .policy import Policy
 from .witness import Leak, WitnessFinder, _target_rules, _target_witness, rule_ref
@@ -57,7 +57,33 @@ def involved_rules(leak_kind: str, label: str, pipeline: Pipeline, witness: dict
 
 
 def prove(pipeline: Pipeline, policy: Policy) -> list[Leak]:
-    """Leaks of one path to an external destination; [] is a proof that none exists."""
+    """Leaks of one path to an external destination; [] is a proof that none exists.
+
+    Every part of what the write sends is a path: the relabeled series (the abstract
+    interpretation below), and the parts relabeling never touches (`paths.UNRELABELED_PARTS`),
+    each a leak wherever it is sent: no rule can prove it clean."""
+    return _relabeled_leaks(pipeline, policy) + unrelabeled_part_leaks(pipeline, policy)
+
+
+def unrelabeled_part_leaks(pipeline: Pipeline, policy: Policy) -> list[Leak]:
+    """One finding per part of the write that bypasses relabeling (exemplars, metadata, ...).
+
+    Not replayed through the engine (it models labels only): `verified` stays False and the
+    note says what carries the identifier and how to switch it off."""
+    example = (policy.example_forbidden_names() or ["project_id"])[0]
+    out = []
+    for part, ref in sorted(pipeline.sends.items()):
+        kind, why = UNRELABELED_PARTS[part]
+        series = {"__name__": "http_request_duration_seconds_bucket", "job": "shuttle", "le": "0.5"}
+        carried = {"exemplar": {example: "p7c1a9", "trace_id": "4bf92f3577b34da6"},
+                   "metadata": {"metric_family": f"requests_{example}_p7c1a9_total", "help": "per customer p7c1a9"},
+                   "payload": {"line": f"{example}=p7c1a9"}}[kind]
+        out.append(Leak(kind, example, series, {kind: carried}, [ref], pipeline.name, False, why, example))
+    return out
+
+
+def _relabeled_leaks(pipeline: Pipeline, policy: Policy) -> list[Leak]:
+    """Leaks of the relabeled series of one path."""
     key = _cache_key(pipeline, policy)
     cached = _CACHE.get(key)
     if cached is not None:  # same rules, other cluster: recompute outputs (external label values)
@@ -115,6 +141,7 @@ def _cache_key(pipeline: Pipeline, policy: Policy) -> str:
         h.update(b"|")
     # Values matter only as job / non-empty, unless write rules run after them (they may test them).
     exact = pipeline.write_stages > 0
+    h.update(repr(sorted(pipeline.sends.items())).encode())
     h.update(repr((pipeline.write_stages, sorted((k, v if k == "job" or exact else bool(v))
                                                  for k, v in pipeline.external_labels.items()))).encode())
     for chain in pipeline.targets:
