@@ -325,3 +325,32 @@ def test_exemplars_switched_off_only_by_a_literal_false(policy, tmp_path):
 def test_a_sink_other_than_remote_write_sends_an_unmodelled_payload(policy):
     leaks = [lk for p in external_paths(policy, "rt3_loki.alloy") for lk in prove(p.pipeline, policy)]
     assert "payload" in {lk.kind for lk in leaks}
+
+
+# -- issue 15, class 5: every way Alloy itself emits is a path
+
+
+@pytest.mark.parametrize("name, kinds", [
+    ("self_logging_external.alloy", {"payload"}),   # logging.write_to a Grafana Cloud loki.write
+    ("self_tracing_external.alloy", {"payload"}),   # tracing.write_to an external OTLP exporter
+    ("self_metrics_file_path.alloy", {"value"}),    # loki.source.file labels Alloy's metrics with paths
+    ("rt3_lokimetrics.alloy", {"value"}),           # stage.metrics: log labels in Alloy's metrics
+    ("self_logging_local.alloy", set()),            # logs stay on stderr
+    ("self_metrics_config_only.alloy", set()),      # every component labels its metrics from config
+])
+def test_alloy_own_output(policy, name, kinds):
+    paths = [p for p in paths_for_file(ADV / name, name, policy) if p.external]
+    leaks = [lk for p in paths for lk in prove(p.pipeline, policy)]
+    assert {lk.kind for lk in leaks} == kinds, [lk.to_json() for lk in leaks]
+    if "payload" in kinds:
+        assert any("own" in p.description and p.stage_names[-1].endswith("write_to") for p in paths)
+        assert all(name + ":" in lk.rules[0] for lk in leaks)
+
+
+def test_self_output_write_to_must_be_references(policy, tmp_path):
+    from fleet.errors import InputError
+
+    path = tmp_path / "l.alloy"
+    path.write_text('logging {\n  write_to = concat([])\n}\n')
+    with pytest.raises(InputError, match="logging.write_to must be a list"):
+        paths_for_file(path, "l.alloy", policy)

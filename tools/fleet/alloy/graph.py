@@ -114,6 +114,9 @@ class Graph:
     edges: list[tuple[str, str, SourceRef]]
     references: list[Reference] = field(default_factory=list)
     filename: str = ""
+    #: Alloy's own output: `logging { write_to = [...] }` / `tracing { write_to = [...] }` send
+    #: Alloy's logs (which print label sets at debug level) and traces into these components
+    self_outputs: list[Reference] = field(default_factory=list)
 
     def successors(self, cid: str) -> list[str]:
         """Components that `cid` sends data to (each once, in source order)."""
@@ -211,7 +214,32 @@ def build_graph(stmts: list[Stmt], filename: str) -> Graph:
         references.extend(flow_refs)
         references.extend(_other_references(comp, components))
     _check_acyclic(components, references)
-    return Graph(components, edges, references, filename)
+    return Graph(components, edges, references, filename, _self_outputs(stmts, components))
+
+
+#: Config blocks through which Alloy emits its own logs and traces to components.
+SELF_OUTPUT_BLOCKS = ("logging", "tracing")
+
+
+def _self_outputs(stmts: list[Stmt], components: dict[str, Component]) -> list[Reference]:
+    """`write_to` of the logging and tracing blocks, checked like `forward_to`."""
+    out: list[Reference] = []
+    for stmt in stmts:
+        if not isinstance(stmt, Block) or stmt.name not in SELF_OUTPUT_BLOCKS:
+            continue
+        for path, attr in _attributes(stmt.body):
+            if path != ("write_to",):
+                continue
+            if not isinstance(attr.value, Array):
+                raise InputError(f"{stmt.name}.write_to must be a list of references to component receivers, "
+                                 f"got {describe(attr.value)}", attr.value.pos)
+            for item in attr.value.items:
+                target = _resolve(item, components) if isinstance(item, Ref) else None
+                if target is None:
+                    raise InputError(f"{stmt.name}.write_to element must be a reference to a component's "
+                                     f"receiver, got {describe(item)}", item.pos)
+                out.append(Reference(stmt.name, target[0], target[1], "write_to", item.pos))
+    return out
 
 
 def _collect_components(stmts: list[Stmt]) -> dict[str, Component]:

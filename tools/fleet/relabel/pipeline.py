@@ -192,15 +192,21 @@ _META_ONLY_DISCOVERY = frozenset({
 })
 
 
-def _self_metrics_from_data(graph: Any) -> set[str]:
-    """Scrapes of Alloy's own metrics when a `loki.process` has a `stage.metrics`: those metrics
-    carry the log stream's labels (pod metadata, customer ids among them), so what such a scrape
-    reads is not Alloy's health but data of any label: an opaque input."""
-    def has_stage_metrics(stmts: list) -> bool:
-        return any(getattr(b, "name", None) == "stage.metrics" or has_stage_metrics(getattr(b, "body", []) or [])
-                   for b in stmts)
+#: Components whose own metrics (what prometheus.exporter.self exposes) carry labels from the
+#: configuration only (component ids, job names, endpoint URLs, roles), never from the data they
+#: handle. Any other component may label its metrics with data: loki.source.file a file path
+#: built from pod labels, loki.process `stage.metrics` the log stream's labels, ...
+SELF_METRICS_CONFIG_ONLY = frozenset({
+    "discovery.kubernetes", "discovery.relabel", "prometheus.scrape", "prometheus.exporter.self",
+    "prometheus.relabel", "prometheus.remote_write",
+})
 
-    if not any(has_stage_metrics(c.block.body) for c in graph.of_kind("loki.process")):
+
+def _self_metrics_from_data(graph: Any) -> set[str]:
+    """Scrapes of Alloy's own metrics when a component may label its metrics with the data it
+    handles (any kind outside SELF_METRICS_CONFIG_ONLY): what such a scrape reads is not only
+    Alloy's health but data of any label (customer ids among them): an opaque input."""
+    if all(c.kind in SELF_METRICS_CONFIG_ONLY for c in graph.components.values()):
         return set()
     return {c.id for c in graph.of_kind("prometheus.scrape")
             if any(graph.components[t].kind == "prometheus.exporter.self" for t in graph.target_sources(c.id))}
@@ -284,4 +290,37 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
                                     sends=sends)
                     out.append(PipelinePath(name, desc, klass, url, pipe,
                                             names + ([f"{label} write_relabel_config"] if write_rules else [])))
+    out.extend(_self_output_paths(graph, name, policy, in_region_urls, write_of))
     return out
+
+
+def _self_output_paths(graph: Any, name: str, policy: Policy, in_region_urls: list[str],
+                       write_of: Any) -> list[PipelinePath]:
+    """Paths of Alloy's own logs and traces (`logging`/`tracing` `write_to`): their content is
+    not labels a rule could clean (a debug log prints whole label sets), so every destination
+    they reach is sent an unmodelled payload: external ones are leaks, whatever the rules."""
+    out: list[PipelinePath] = []
+    for ref in graph.self_outputs:
+        where = _ref(ref.pos)
+        reachable = _reachable(graph, ref.dst)
+        ends = [c for c in reachable if c in _sink_ids(graph) or not graph.successors(c)]
+        for dst in ends:
+            routes = [[ref.dst]] if ref.dst == dst else graph.paths(ref.dst, dst)
+            for ids in routes:
+                for label, url, _, _ in _destinations(graph.components[dst], write_of):
+                    klass, _ = policy.classify_url(url, in_region_urls)
+                    desc = " → ".join([f"Alloy's own {ref.src} output", *ids[:-1], f"{label} ({url or 'non-literal url'}, {klass})"])
+                    pipe = Pipeline([([], OPAQUE)], {}, desc, sends={"payload": where})
+                    out.append(PipelinePath(name, desc, klass, url, pipe, [f"{ref.src}.write_to"]))
+    return out
+
+
+def _reachable(graph: Any, start: str) -> list[str]:
+    """`start` and every component data can flow to from it, in discovery order."""
+    seen, queue = [start], [start]
+    while queue:
+        for nxt in graph.successors(queue.pop(0)):
+            if nxt not in seen:
+                seen.append(nxt)
+                queue.append(nxt)
+    return seen

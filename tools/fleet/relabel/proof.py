@@ -62,6 +62,8 @@ def prove(pipeline: Pipeline, policy: Policy) -> list[Leak]:
     Every part of what the write sends is a path: the relabeled series (the abstract
     interpretation below), and the parts relabeling never touches (`paths.UNRELABELED_PARTS`),
     each a leak wherever it is sent: no rule can prove it clean."""
+    if "payload" in pipeline.sends:  # a path that sends more than labels is refused as a whole
+        return unrelabeled_part_leaks(pipeline, policy)
     return _relabeled_leaks(pipeline, policy) + unrelabeled_part_leaks(pipeline, policy)
 
 
