@@ -55,7 +55,7 @@ def load_yaml_rules(path: Path, name: str, flavor: str = "auto") -> tuple[list[R
 
 def yaml_paths(path: Path, name: str, policy: Policy, flavor: str = "auto") -> list[PipelinePath]:
     rules, flavor = load_yaml_rules(path, name, flavor)
-    klass = policy.classify_file(name)
+    klass = policy.classify_file(path)  # the real file: globs are repository-relative
     pipe = Pipeline([(rules, flavor)], name=f"{name} ({flavor}) → {klass} destination")
     return [PipelinePath(name, pipe.name, klass, None, pipe, [name])]
 
