@@ -354,3 +354,57 @@ def test_self_output_write_to_must_be_references(policy, tmp_path):
     path.write_text('logging {\n  write_to = concat([])\n}\n')
     with pytest.raises(InputError, match="logging.write_to must be a list"):
         paths_for_file(path, "l.alloy", policy)
+
+
+# -- issue 15, class 2: a YAML scrape job is two programs with a scrape between them
+
+SCRAPE = ROOT / "tests" / "fixtures" / "relabel" / "scrape"
+
+
+@pytest.mark.parametrize("flavor", ["prometheus", "vmagent"])
+def test_scrape_job_is_two_programs(policy, flavor):
+    from fleet.relabel.loader import rules_under
+
+    name = "job_two_programs_leak.yaml"
+    path, report = paths_for_file(SCRAPE / name, name, policy, flavor)
+    assert path.external and path.pipeline.targets and not path.pipeline.targets[0].alloy
+    assert "report series" in report.description
+    # read as one rule list (the old model) it looked safe
+    (job,) = yamlio.load_file(SCRAPE / name)["scrape_configs"]
+    one_list = [r for key in ("relabel_configs", "metric_relabel_configs") for r in rules_under(job, key, name, flavor)]
+    assert prove(Pipeline([(one_list, flavor)]), policy) == []
+    assert leaks_through_targets(policy, path.pipeline)  # the engine, target then series, leaks
+    leaks = prove(path.pipeline, policy)
+    by_label = {lk.label: lk for lk in leaks}
+    assert by_label["tenant"].kind == "value" and by_label["project_id"].kind == "label"
+    for lk in leaks:
+        assert lk.verified and run_concrete(path.pipeline, lk.witness_input) == lk.witness_output
+
+
+@pytest.mark.parametrize("flavor", ["prometheus", "vmagent"])
+def test_scrape_job_filtering_on_pod_labels_is_safe(policy, flavor):
+    name = "job_two_programs_safe.yaml"
+    path, report = paths_for_file(SCRAPE / name, name, policy, flavor)
+    assert prove(path.pipeline, policy) == [] and prove(report.pipeline, policy) == []
+    assert not leaks_through_targets(policy, path.pipeline)
+
+
+@pytest.mark.parametrize("flavor", ["prometheus", "vmagent"])
+def test_scrape_report_series_skip_metric_relabel_configs(policy, flavor):
+    name = "report_series_leak.yaml"
+    path, report = paths_for_file(SCRAPE / name, name, policy, flavor)
+    assert prove(path.pipeline, policy) == []  # every scraped series is cleaned
+    (leak,) = prove(report.pipeline, policy)   # but `up` carries the target labels as they are
+    assert (leak.kind, leak.label, leak.verified) == ("value", "tenant", True)
+    assert leak.witness_output["__name__"] == "up" and leak.witness_output["job"] == "shuttle"
+    pod_label = leak.witness_input["__meta_kubernetes_pod_label_starform_io_project_id"]
+    assert leak.witness_output["tenant"] == pod_label
+
+
+def test_scrape_configs_must_be_a_list(policy, tmp_path):
+    from fleet.errors import InputError
+
+    bad = tmp_path / "s.yaml"
+    bad.write_text("scrape_configs: {job_name: x}\n")
+    with pytest.raises(InputError, match="scrape_configs must be a list"):
+        paths_for_file(bad, "s.yaml", policy)

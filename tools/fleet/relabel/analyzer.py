@@ -22,11 +22,14 @@ from .policy import Policy
 class Analyzer:
     """Transfer functions for one policy over a flat list of (rule, flavor)."""
 
-    def __init__(self, policy: Policy, discovery: bool = False):
-        """`discovery`: the rules are target relabeling (`discovery.relabel`), where the values of
-        meta labels such as `__meta_kubernetes_pod_label_starform_io_project_id` are customer ids
-        too (policy.discovery_patterns): they are taint origins there."""
+    def __init__(self, policy: Policy, discovery: bool = False, alloy_targets: bool = False):
+        """`discovery`: the rules are target relabeling (`discovery.relabel`, a scrape job's
+        `relabel_configs`), where the values of meta labels such as
+        `__meta_kubernetes_pod_label_starform_io_project_id` are customer ids too
+        (policy.discovery_patterns): they are taint origins there.  `alloy_targets`: the
+        prometheus-flavour rules run on Alloy's target builder (transfer.t_labelmap)."""
         self.policy = policy
+        self.alloy_targets = alloy_targets and discovery
         self.forbidden = _forbidden_lang(tuple(policy.forbidden_patterns))
         self.discovery = discovery
         self.origin_lang = self.forbidden | (_forbidden_lang(tuple(policy.discovery_patterns))
@@ -40,18 +43,21 @@ class Analyzer:
 
     # -- state set-up
 
-    def initial(self, names: Iterable[str], input_names: Lang = ANY) -> State:
+    def initial(self, names: Iterable[str], input_names: Lang = ANY, fixed: dict[str, str] | None = None) -> State:
         """Every input is possible: tracked labels any value or absent, any other name present
-        (of the names the input may carry at all, `input_names`)."""
-        tracked_names = sorted(set(names) | {"job", "__name__"} | set(self.policy.literal_forbidden_names))
+        (of the names the input may carry at all, `input_names`); a `fixed` label has its value."""
+        fixed = fixed or {}
+        tracked_names = sorted(set(names) | {"job", "__name__"} | set(self.policy.literal_forbidden_names) | set(fixed))
         tracked = NOTHING
         cells = {}
+        constraints = {}
         for n in tracked_names:
             tracked = tracked | lit(n)
-            values = ANY if input_names.contains(n) else EPS
+            values = lit(fixed[n]) if n in fixed else ANY if input_names.contains(n) else EPS
             cells[n] = Cell(values, frozenset({n}) if self.is_origin(n) else frozenset())
+            constraints[n] = values if n in fixed else ANY
         rest = [RestClass(input_names - EPS - tracked)]
-        return State(cells, rest, tracked, constraints={n: ANY for n in tracked_names})
+        return State(cells, rest, tracked, constraints=constraints)
 
     def track(self, state: State, name: str) -> Cell:
         """The cell of `name`, moving it out of the rest classes on first use."""
@@ -154,10 +160,10 @@ class Analyzer:
     def run(self, flat: Sequence[tuple[Rule, str]], extra_names: Iterable[str] = (),
             seeds: Iterable[tuple[Lang, frozenset[str], frozenset[str]]] = (),
             input_names: Lang = ANY, external_labels: dict[str, str] | None = None,
-            external_at: int | None = None) -> State:
+            external_at: int | None = None, fixed: dict[str, str] | None = None) -> State:
         """Every rule of `flat` in order; the external labels are added before rule `external_at`
         (the remote write's own write_relabel_configs see them), or after the last one."""
-        state = self.initial(tracked_names(flat) | set(extra_names) | set(external_labels or {}), input_names)
+        state = self.initial(tracked_names(flat) | set(extra_names) | set(external_labels or {}), input_names, fixed)
         self.seed(state, seeds)
         at = len(flat) if external_at is None else external_at
         for index, (rule, flavor) in enumerate(flat):

@@ -33,6 +33,9 @@ class TargetChain:
     honor_labels: bool = False
     #: the discovery behind the chain emits only `__`-prefixed labels (e.g. discovery.kubernetes)
     meta_only: bool = False
+    #: Alloy's discovery.relabel (its target builder, see engine.apply_alloy_targets); False for a
+    #: YAML scrape job's relabel_configs (Prometheus, vmagent)
+    alloy: bool = True
 
     @property
     def flat(self) -> list[tuple[Rule, str]]:
@@ -48,8 +51,9 @@ def run_target(chain: TargetChain, target: dict[str, str]) -> dict | None:
     for rules, flavor in chain.stages:
         if flavor == OPAQUE:
             continue
-        # Alloy's discovery.relabel (the prometheus-flavour stages of a chain) may rename again
-        out = apply_alloy_targets(rules, out) if flavor == "prometheus" else apply(rules, out, flavor)  # type: ignore[arg-type]
+        # Alloy's discovery.relabel may rename again what a labelmap adds
+        alloy = chain.alloy and flavor == "prometheus"
+        out = apply_alloy_targets(rules, out) if alloy else apply(rules, out, flavor)  # type: ignore[arg-type]
         if out is None:
             return None
     labels = {k: v for k, v in out.items() if not k.startswith("__")}
@@ -99,6 +103,13 @@ class Pipeline:
     #: what the write sends besides the relabeled series (`exemplars`, `metadata`, `payload`),
     #: each with where it is configured: relabeling never touches these parts
     sends: dict[str, str] = field(default_factory=dict)
+    #: the input is a scrape *target* (a YAML job's report series `up`, `scrape_*`): the values of
+    #: service-discovery meta labels are customer ids (policy.discovery_patterns), `fixed_input`
+    #: labels hold their value (the job's `job_name`), and with `meta_only_input` the discovery
+    #: emits only `__`-prefixed names besides them
+    discovery_input: bool = False
+    fixed_input: dict[str, str] = field(default_factory=dict)
+    meta_only_input: bool = False
 
     @property
     def flat(self) -> list[tuple[Rule, str]]:

@@ -54,10 +54,98 @@ def load_yaml_rules(path: Path, name: str, flavor: str = "auto") -> tuple[list[R
 
 
 def yaml_paths(path: Path, name: str, policy: Policy, flavor: str = "auto") -> list[PipelinePath]:
+    """One path per scrape job of a scrape configuration (`scrape_configs:`, or one job: a mapping
+    with `relabel_configs`), else one path for the file's rule list."""
+    from .. import yamlio
+
+    node = yamlio.load_file(path, name)
+    if isinstance(node, dict) and ("scrape_configs" in node or "relabel_configs" in node):
+        return scrape_config_paths(path, node, name, policy, flavor)
     rules, flavor = load_yaml_rules(path, name, flavor)
     klass = policy.classify_file(path)  # the real file: globs are repository-relative
     pipe = Pipeline([(rules, flavor)], name=f"{name} ({flavor}) → {klass} destination")
     return [PipelinePath(name, pipe.name, klass, None, pipe, [name])]
+
+
+def scrape_config_paths(path: Path, node: Any, name: str, policy: Policy, flavor: str = "auto") -> list[PipelinePath]:
+    """A scrape job is two programs with a scrape between them (Prometheus, vmagent
+    `-promscrape.config`): `relabel_configs` run on each *target* (service-discovery `__meta_*`
+    labels, pod labels with customer ids among them), the scrape copies the target's labels
+    onto every series (with `exported_` renames unless `honor_labels`), then
+    `metric_relabel_configs` and the remote write's `write_relabel_configs` run on the series."""
+    from ..errors import SourceRef
+    from .. import yamlio
+
+    jobs = node.get("scrape_configs") if "scrape_configs" in node else [node]
+    if not isinstance(jobs, list):
+        line, col = yamlio.position(node, "scrape_configs")
+        raise InputError("scrape_configs must be a list of scrape jobs", SourceRef(name, line, col))
+    klass = policy.classify_file(path)
+    out = []
+    for index, job in enumerate(jobs):
+        if not isinstance(job, dict):
+            line, col = yamlio.position(jobs, index)
+            raise InputError("a scrape job must be a mapping", SourceRef(name, line, col))
+        target_rules, series_rules, write_rules, job_flavor = _job_rules(job, name, flavor)
+        honor = job.get("honor_labels") is True
+        job_name = str(job.get("job_name", f"scrape_configs[{index}]"))
+        meta_only = _discovery_meta_only(job)
+        chain = TargetChain([(target_rules, job_flavor)], f"{name} job {job_name} relabel_configs", honor,
+                            meta_only=meta_only, alloy=False)
+        write = [(write_rules, job_flavor)] if write_rules else []
+        desc = f"{name} job {job_name} ({job_flavor}): targets → scrape → metric_relabel_configs → {klass} destination"
+        pipe = Pipeline([(series_rules, job_flavor)] + write, name=desc, targets=[chain], write_stages=len(write))
+        out.append(PipelinePath(name, desc, klass, None, pipe, [f"{job_name} relabel_configs",
+                                                                f"{job_name} metric_relabel_configs"]))
+        # The scrape's own series (up, scrape_duration_seconds, ...) carry the target labels and
+        # skip metric_relabel_configs (Prometheus and vmagent alike): target rules, then the write.
+        line, col = yamlio.position(jobs, index)
+        report = _report_rules(SourceRef(name, line, col), job_flavor)
+        desc = f"{name} job {job_name} ({job_flavor}): targets → report series (up, scrape_*) → {klass} destination"
+        pipe = Pipeline([(target_rules, job_flavor), (report, job_flavor)] + write, name=desc,
+                        write_stages=len(write), discovery_input=True, fixed_input={"job": job_name},
+                        meta_only_input=meta_only)
+        out.append(PipelinePath(name, desc, klass, None, pipe, [f"{job_name} relabel_configs"]))
+    return out
+
+
+#: Service discoveries whose targets carry only `__`-prefixed labels (besides the job's `job`).
+_META_ONLY_SD = {"kubernetes_sd_configs", "consul_sd_configs", "dns_sd_configs", "ec2_sd_configs",
+                 "gce_sd_configs", "azure_sd_configs", "docker_sd_configs", "dockerswarm_sd_configs",
+                 "digitalocean_sd_configs", "eureka_sd_configs", "nomad_sd_configs", "openstack_sd_configs"}
+
+
+def _discovery_meta_only(job: Any) -> bool:
+    """Whether every discovery of a job emits only `__`-prefixed labels (not static_configs,
+    file_sd_configs, http_sd_configs, ... whose targets may carry any label)."""
+    sd = [k for k in job if str(k).endswith("_sd_configs") or k == "static_configs"]
+    return bool(sd) and all(k in _META_ONLY_SD for k in sd)
+
+
+def _report_rules(source: SourceRef, flavor: str) -> list[Rule]:
+    """What the scrape does to a target's labels to make its report series: `instance` from
+    `__address__` when unset, every `__` label removed, the series named (`up`)."""
+    rules = [{"source_labels": ["instance", "__address__"], "regex": ";(.*)", "target_label": "instance"},
+             {"action": "labeldrop", "regex": "__.*"},
+             {"target_label": "__name__", "replacement": "up"}]
+    return [rule_from_mapping(r, source, flavor) for r in rules]  # type: ignore[arg-type]
+
+
+def _job_rules(job: Any, name: str, flavor: str) -> tuple[list[Rule], list[Rule], list[Rule], str]:
+    """(target rules, series rules, write rules, flavour) of one job; `auto` takes Prometheus
+    when it accepts every rule of the job, else vmagent."""
+    from .loader import rules_under
+
+    flavors = ["prometheus", "vmagent"] if flavor == "auto" else [flavor]
+    first: InputError | None = None
+    for f in flavors:
+        try:
+            return (rules_under(job, "relabel_configs", name, f), rules_under(job, "metric_relabel_configs", name, f),
+                    rules_under(job, "write_relabel_configs", name, f), f)
+        except InputError as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def paths_for_file(path: Path, name: str | None, policy: Policy, flavor: str = "auto",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from .absdomain import ANY, RESERVED, SELF
+from .absdomain import ANY, RESERVED, SELF, lit
 from .analyzer import Analyzer
 from .engine import Rule  # noqa: F401
 from .paths import (OPAQUE, UNRELABELED_PARTS, Pipeline, TargetChain, run_concrete, run_target,  # noqa: F401
@@ -91,18 +91,23 @@ def _relabeled_leaks(pipeline: Pipeline, policy: Policy) -> list[Leak]:
     if cached is not None:  # same rules, other cluster: recompute outputs (external label values)
         return [replace(leak, path=pipeline.name, witness_output=run_concrete(pipeline, leak.witness_input)
                         if leak.witness_input is not None else None) for leak in cached]
-    analyzer = Analyzer(policy)
+    analyzer = Analyzer(policy, discovery=pipeline.discovery_input)
     flat = pipeline.flat
     seeds, chain_states = [], []
     for chain in pipeline.targets:
-        d_an = Analyzer(policy, discovery=True)
+        d_an = Analyzer(policy, discovery=True, alloy_targets=chain.alloy)
         d_state = d_an.run(chain.flat, input_names=RESERVED if chain.meta_only else ANY)
         chain_states.append((chain, d_an, d_state))
         seeds.extend(d_an.target_taints(d_state))
         if not chain.honor_labels:
             seeds.extend(d_an.exported_taints(d_state))
+    input_names = ANY
+    if pipeline.meta_only_input:
+        input_names = RESERVED
+        for name in pipeline.fixed_input:
+            input_names = input_names | lit(name)
     state = analyzer.run(flat, seeds=seeds, external_labels=pipeline.external_labels,
-                         external_at=pipeline.external_at)
+                         external_at=pipeline.external_at, input_names=input_names, fixed=pipeline.fixed_input)
     abstract = analyzer.leaks(state)
     finder = WitnessFinder(policy, analyzer, pipeline, state.constraints)
     leaks: list[Leak] = []
@@ -143,11 +148,12 @@ def _cache_key(pipeline: Pipeline, policy: Policy) -> str:
         h.update(b"|")
     # Values matter only as job / non-empty, unless write rules run after them (they may test them).
     exact = pipeline.write_stages > 0
-    h.update(repr(sorted(pipeline.sends.items())).encode())
+    h.update(repr((sorted(pipeline.sends.items()), pipeline.discovery_input, sorted(pipeline.fixed_input.items()),
+                   pipeline.meta_only_input)).encode())
     h.update(repr((pipeline.write_stages, sorted((k, v if k == "job" or exact else bool(v))
                                                  for k, v in pipeline.external_labels.items()))).encode())
     for chain in pipeline.targets:
-        h.update(repr(("targets", chain.honor_labels, chain.meta_only)).encode())
+        h.update(repr(("targets", chain.honor_labels, chain.meta_only, chain.alloy)).encode())
         for rules, flavor in chain.stages:
             h.update(flavor.encode())
             for r in rules:

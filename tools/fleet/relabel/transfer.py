@@ -185,7 +185,7 @@ def t_labelmap(an, state, rule, flavor, index):
             merged = merged.join(c)
         copies = [(t, merged, nt, a) for t, _, nt, a in copies]
     for target, cell, name_taint, added in copies:
-        if an.discovery and flavor == "prometheus" and added:
+        if an.alloy_targets and flavor == "prometheus" and added:
             target = _renamed_again(rule, flavor, target, R, refs, partial)
         if flavor == "prometheus" and target.contains(""):
             # Prometheus' labelmap sets an empty name too (no name check), and remote write sends it

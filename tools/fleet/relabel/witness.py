@@ -140,7 +140,7 @@ class WitnessFinder:
             [leak.label] * (leak.kind == "label") + sorted(o for o in leak.origins if o != ANY_ORIGIN and o != SELF)
             + self.an.forbidden_examples))
         forbidden_names += [n for n in sorted(tracked_names(self.flat)) if n not in forbidden_names]
-        forbidden_names = [n for n in forbidden_names if self.policy.is_forbidden(n)]
+        forbidden_names = [n for n in forbidden_names if self.an.is_origin(n)]  # meta labels too, on targets
         map_sources = self._labelmap_sources(
             ([leak.label] if leak.kind == "job" else []) + forbidden_names + [leak.label])
         names = sorted(tracked_names(self.flat) | {"job", "__name__"})
@@ -159,6 +159,7 @@ class WitnessFinder:
                 (labels.__setitem__("job", bad) if bad else labels.pop("job", None))
             if not labels.get("__name__"):
                 labels["__name__"] = "kube_pod_labels"
+            labels.update(self.pipeline.fixed_input)  # what the input always holds (a target's job)
             for i, n in enumerate(forbidden_names + map_sources):
                 if rng is not None and rng.random() < 0.35:
                     continue
@@ -166,7 +167,7 @@ class WitnessFinder:
                 if rng is not None and self.hints.get(n) and rng.random() < 0.5:
                     marker = rng.choice(self.hints[n])  # a value the rules reading it match (or miss)
                 labels[n] = marker
-                if self.policy.is_forbidden(n) or n in map_sources:
+                if self.an.is_origin(n) or n in map_sources:
                     markers[n] = marker
             yield labels, markers
             rng = rng or random.Random(attempt + 7)
@@ -203,7 +204,7 @@ class WitnessFinder:
         """Drop labels one at a time while the input still leaks `hit` (readable witnesses)."""
         current = dict(labels)
         for name in sorted(labels, key=lambda n: (n == "__name__", n == "job", n)):
-            if name == "__name__":
+            if name == "__name__" or name in self.pipeline.fixed_input:
                 continue
             trial = {k: v for k, v in current.items() if k != name}
             if self.leaking(leak, trial, {k: v for k, v in markers.items() if k in trial}) == hit:
