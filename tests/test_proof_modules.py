@@ -104,3 +104,25 @@ def test_witness_is_verified_by_rerunning_the_engine():
     witness, output, label, verified = finder.find(leak)
     assert verified and label == "team"
     assert run_concrete(pipe, witness)["team"] == witness["project_id"]
+
+
+def test_a_witness_is_verified_only_when_a_fresh_run_leaks(monkeypatch):
+    """A search that claims a witness it does not have must not make the finding `verified`."""
+    from fleet.relabel import proof, witness
+
+    rules = [rule_from_mapping({"action": "replace", "source_labels": ["project_id"], "target_label": "team"}),
+             rule_from_mapping({"action": "labeldrop", "regex": "project_id"})]
+    pipe = Pipeline([(rules, "prometheus")], name="bogus")
+    real = witness.WitnessFinder.find
+
+    def lying(self, leak, tries=120):
+        labels, out, label, verified = real(self, leak, tries)
+        return {"__name__": "up", "job": "shuttle"}, out, label, True  # a harmless input, claimed
+
+    monkeypatch.setattr(witness.WitnessFinder, "find", lying)
+    monkeypatch.setattr(proof, "_CACHE", {})
+    leaks = proof.prove(pipe, POLICY)
+    assert leaks and all(not lk.verified and "re-run" in lk.note for lk in leaks)
+    monkeypatch.setattr(witness.WitnessFinder, "find", real)
+    monkeypatch.setattr(proof, "_CACHE", {})
+    assert all(lk.verified for lk in proof.prove(pipe, POLICY))

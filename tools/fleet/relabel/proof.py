@@ -21,11 +21,11 @@ from dataclasses import replace
 
 from .absdomain import ANY, RESERVED, SELF, lit
 from .analyzer import Analyzer
-from .engine import Rule  # noqa: F401
+from .engine import Rule  # noqa: F401  (callers import it from here)
 from .paths import (OPAQUE, UNRELABELED_PARTS, Pipeline, TargetChain, run_concrete, run_target,  # noqa: F401
                     scraped_series, trace_concrete)
 from .policy import Policy
-from .witness import Leak, WitnessFinder, _target_rules, _target_witness, rule_ref
+from .witness import Leak, WitnessFinder, _target_rules, _target_witness, rule_ref, still_leaks
 
 __all__ = ["Analyzer", "Leak", "OPAQUE", "Pipeline", "TargetChain", "prove", "run_concrete", "run_target",
            "scraped_series", "trace_concrete"]
@@ -114,11 +114,11 @@ def _relabeled_leaks(pipeline: Pipeline, policy: Policy) -> list[Leak]:
     seen: set[tuple[str, str]] = set()
     for al in abstract:
         witness, output, label, verified = finder.find(al)
-        target_note = ""
+        target_note, target, sample = "", None, None
         if not verified and chain_states:
             found = _target_witness(policy, finder, pipeline, chain_states, al)
             if found is not None:
-                witness, output, label, target_note = found
+                witness, output, label, target_note, target, sample = found
                 verified = True
         if (al.kind, label) in seen:
             continue
@@ -130,7 +130,12 @@ def _relabeled_leaks(pipeline: Pipeline, policy: Policy) -> list[Leak]:
         if target_note or (not verified and chain_states):
             rules = _target_rules(chain_states) + rules
         note = target_note or note
-        leaks.append(Leak(al.kind, label, witness, output, rules, pipeline.name, verified, note, origin))
+        leak = Leak(al.kind, label, witness, output, rules, pipeline.name, verified, note, origin, target, sample)
+        if verified and not still_leaks(policy, analyzer, pipeline, leak):
+            # a witness is called verified only when a fresh run of the engine leaks with it
+            leak = replace(leak, verified=False, note="the witness found does not leak when re-run; the analysis "
+                           "cannot exclude this leak")
+        leaks.append(leak)
     _CACHE[key] = leaks
     return leaks
 

@@ -39,10 +39,16 @@ class Leak:
     verified: bool = True
     note: str = ""
     origin: str = ""
+    #: a witness through a scrape: the target (discovery labels) and the exposed sample whose
+    #: scraped series is `witness_input`
+    witness_target: dict | None = None
+    witness_sample: dict | None = None
 
     def to_json(self) -> dict:
-        out = {"kind": self.kind, "label": self.label,
-               "witness": {"input": self.witness_input, "output": self.witness_output},
+        witness = {"input": self.witness_input, "output": self.witness_output}
+        if self.witness_target is not None:
+            witness.update(target=self.witness_target, exposed=self.witness_sample)
+        out = {"kind": self.kind, "label": self.label, "witness": witness,
                "rules": self.rules, "path": self.path, "verified": self.verified}
         if self.origin:
             out["origin"] = self.origin
@@ -298,7 +304,7 @@ def _target_candidates(policy: Policy, chain: TargetChain, constraints: dict, tr
 
 
 def _target_witness(policy: Policy, finder: "WitnessFinder", pipeline: Pipeline, chain_states: list,
-                    leak: AbstractLeak) -> tuple[dict, dict | None, str, str] | None:
+                    leak: AbstractLeak) -> tuple[dict, dict | None, str, str, dict, dict] | None:
     """A target whose relabeled labels, on a scraped series, leak through the path."""
     for chain, _, d_state in chain_states:
         for target, markers in _target_candidates(policy, chain, d_state.constraints, 40):
@@ -318,5 +324,50 @@ def _target_witness(policy: Policy, finder: "WitnessFinder", pipeline: Pipeline,
                     note = (f"scrape target {dict(sorted(target.items()))} gets target labels "
                             f"{dict(sorted(tlabels.items()))} from {chain.name or 'target relabeling'}; "
                             "the witness input is a series scraped from it")
-                    return series, out, hit, note
+                    return series, out, hit, note, target, sample
     return None
+
+
+def still_leaks(policy: Policy, analyzer: Analyzer, pipeline: Pipeline, leak: "Leak") -> bool:
+    """Re-run a witness from scratch, independently of the search that found it: the engine must
+    give the recorded output, and that output must leak as the finding says (a forbidden name; a
+    job outside the allowlist; a value that carries, or changes with, the customer ids)."""
+    series = leak.witness_input
+    if series is None:
+        return False
+    chain = pipeline.targets[0] if pipeline.targets else None
+    if leak.witness_target is not None:
+        found = [c for c in pipeline.targets
+                 if (t := run_target(c, leak.witness_target)) is not None
+                 and scraped_series(c, t, leak.witness_sample or {}) == series]
+        if not found:
+            return False
+        chain = found[0]
+    out = run_concrete(pipeline, series)
+    if out is None or out != leak.witness_output:
+        return False
+    if leak.kind == "label":
+        return any(policy.is_forbidden(n) for n in out)
+    if leak.kind == "job":
+        return not policy.job_allowed(out.get("job"))
+    source = leak.witness_target if leak.witness_target is not None else series
+    ids = {n: v for n, v in source.items() if policy.is_forbidden(n) or policy.is_discovery_origin(n)
+           or analyzer.is_origin(n)}
+    if leak.witness_target is not None:
+        ids.update({n: v for n, v in (leak.witness_sample or {}).items() if policy.is_forbidden(n)})
+    clean = {n: v for n, v in out.items() if not policy.is_forbidden(n)}
+    if any(len(v) >= 4 and (v.lower() in x.lower() or v.lower() in n.lower())
+           for v in ids.values() for n, x in clean.items()):
+        return True
+    # non-interference: other customer ids in, and a label that is sent changes
+    for alt in ("x0zz11", "y2zz33"):
+        if leak.witness_target is not None and chain is not None:
+            target = {n: (alt if n in ids else v) for n, v in leak.witness_target.items()}
+            sample = {n: (alt if n in ids else v) for n, v in (leak.witness_sample or {}).items()}
+            labels = run_target(chain, target)
+            other = run_concrete(pipeline, scraped_series(chain, labels, sample)) if labels is not None else None
+        else:
+            other = run_concrete(pipeline, {n: (alt if n in ids else v) for n, v in series.items()})
+        if other is not None and any(n in other and other[n] != v for n, v in clean.items()):
+            return True
+    return False
