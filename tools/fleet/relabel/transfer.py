@@ -44,15 +44,101 @@ def _filter(an, state: State, rule: Rule, flavor: str, keep: bool) -> None:
         if cell.ident:
             c = state.constraints.get(name, ANY)
             state.constraints[name] = (c & R) if keep else (c - R)
+    elif len(set(rule.source_labels)) <= _PRESENCE_LABELS:
+        _refine_presence(an, state, rule, R, keep)
+
+
+_PRESENCE_LABELS = 4
+
+
+def _refine_presence(an, state: State, rule: Rule, R: Lang, keep: bool) -> None:
+    """A filter over several labels, by which of them are present: each presence pattern (each
+    label absent, or present with its possible values) survives when its joined values can pass;
+    a label absent in every surviving pattern is absent after the filter, one present in every
+    surviving pattern is present (`keep` on `project_id;service_id` = ";" keeps only series
+    with neither)."""
+    names = list(dict.fromkeys(rule.source_labels))
+    cells = {n: state.cells[n] for n in names}
+    can_absent = {n for n in names if cells[n].values.contains("")}
+    can_present = {n for n in names if present(cells[n].values)}
+    seen_absent: set[str] = set()
+    seen_present: set[str] = set()
+    for mask in range(1 << len(names)):
+        on = {n for i, n in enumerate(names) if mask >> i & 1}
+        if not on <= can_present or not (set(names) - on) <= can_absent:
+            continue
+        joined = EPS
+        for i, n in enumerate(rule.source_labels):
+            part = cells[n].values - EPS if n in on else EPS
+            joined = (joined if i == 0 else joined.concat(lit(rule.separator))).concat(part)
+        if ((joined & R) if keep else (joined - R)).is_empty():
+            continue
+        seen_present |= on
+        seen_absent |= set(names) - on
+    for n in names:
+        cell = cells[n]
+        if n not in seen_present:
+            values = EPS
+        elif n not in seen_absent:
+            values = cell.values - EPS
+        else:
+            continue
+        state.cells[n] = replace(cell, values=values)
+        if cell.ident:
+            state.constraints[n] = state.constraints.get(n, ANY) & values
+
 
 def t_keep(an, state, rule, flavor, index):
     _filter(an, state, rule, flavor, True)
 
+
 def t_drop(an, state, rule, flavor, index):
     _filter(an, state, rule, flavor, False)
 
+
 def t_keepequal(an, state, rule, flavor, index):
-    """Filters only remove series; not refining is sound."""
+    """`keepequal`: the joined source value equals `target_label`'s; both sides then lie in the
+    intersection of their languages (`keepequal project_id` against an absent label keeps only
+    series without a project id).  vmagent's `keep_if_equal`: every source label alike."""
+    if rule.action == "keep_if_equal":
+        names = list(dict.fromkeys(rule.source_labels))
+    else:
+        names = [rule.target_label or ""] + (list(rule.source_labels) if len(rule.source_labels) == 1 else [])
+    if len(names) < 2:
+        if rule.action == "keepequal":  # several sources: only the target is narrowed
+            _narrow(an, state, rule.target_label or "", an.joined_value(state, rule))
+        return
+    common = ANY
+    for n in names:
+        common = common & an.track(state, n).values
+    if common.is_empty():
+        state.dead = True
+        return
+    for n in names:
+        _narrow(an, state, n, common)
+
+
+def t_dropequal(an, state, rule, flavor, index):
+    """`dropequal`: the joined source value differs from `target_label`'s; a side that can hold
+    only one value excludes that value from the other (dropequal against an absent label drops
+    every series without the source)."""
+    if rule.action == "drop_if_equal" or len(rule.source_labels) != 1:
+        return
+    a, b = rule.source_labels[0], rule.target_label or ""
+    for this, other in ((a, b), (b, a)):
+        only = an.track(state, other).values.members(1) if an.track(state, other).values.is_finite() else None
+        if only is not None and len(only) == 1:
+            _narrow(an, state, this, ANY - lit(only[0]))
+            if state.cells[this].values.is_empty():
+                state.dead = True
+                return
+
+
+def _narrow(an, state: State, name: str, allowed: Lang) -> None:
+    cell = an.track(state, name)
+    state.cells[name] = replace(cell, values=cell.values & allowed)
+    if cell.ident:
+        state.constraints[name] = state.constraints.get(name, ANY) & allowed
 
 def t_replace(an, state, rule, flavor, index):
     V = an.joined_value(state, rule)
@@ -209,7 +295,7 @@ def havoc(an, state: State, index: int) -> None:
 
 TRANSFER = {
     "keep": t_keep, "drop": t_drop,
-    "keepequal": t_keepequal, "dropequal": t_keepequal, "keep_if_equal": t_keepequal, "drop_if_equal": t_keepequal,
+    "keepequal": t_keepequal, "dropequal": t_dropequal, "keep_if_equal": t_keepequal, "drop_if_equal": t_dropequal,
     "replace": t_replace, "lowercase": t_lowercase, "uppercase": t_uppercase, "hashmod": t_hashmod,
     "labeldrop": t_labeldrop, "labelkeep": t_labelkeep, "labelmap": t_labelmap,
 }
