@@ -28,12 +28,20 @@ prometheus.remote_write "b" {
   external_labels = {job = "%s"}
   endpoint {
     url = "https://x.grafana.net/push"
+    send_exemplars = false
+    metadata_config {
+      send = false
+    }
   }
 }
 prometheus.remote_write "a" {
   external_labels = {job = "%s"}
   endpoint {
     url = "https://y.grafana.net/push"
+    send_exemplars = false
+    metadata_config {
+      send = false
+    }
   }
 }
 '''

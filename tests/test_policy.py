@@ -47,9 +47,21 @@ def test_shipped_policy_classifies_destinations(shipped):
     assert shipped.classify_url(None)[0] == "external"
     assert shipped.classify_url("http://vm.fra1.example:8428/api/v1/write",
                                 in_region=["http://vm.fra1.example:8428"])[0] == "in-region"
+    repo = shipped.root
+    assert shipped.classify_file(repo / "base/relabel/customer.yaml") == "in-region"
+    assert shipped.classify_file(repo / "base/relabel/platform.yaml") == "external"
+
+
+def test_file_globs_are_relative_to_the_repository_root_only(shipped, tmp_path, monkeypatch):
+    """Issue 15, class 6: a copy of the in-region list's name anywhere else is not in-region."""
+    monkeypatch.chdir(shipped.root)
     assert shipped.classify_file("base/relabel/customer.yaml") == "in-region"
-    assert shipped.classify_file("/abs/repo/base/relabel/customer.yaml") == "in-region"
-    assert shipped.classify_file("base/relabel/platform.yaml") == "external"
+    assert shipped.classify_file("./base/relabel/customer.yaml") == "in-region"
+    for elsewhere in ("/abs/repo/base/relabel/customer.yaml", tmp_path / "base/relabel/customer.yaml",
+                      shipped.root / "tests/base/relabel/customer.yaml", "base/relabel/x/../../../x/base/relabel/customer.yaml"):
+        assert shipped.classify_file(elsewhere) == "external", elsewhere
+    monkeypatch.chdir(tmp_path)  # a relative name means a file of the current directory
+    assert shipped.classify_file("base/relabel/customer.yaml") == "external"
 
 
 def test_minimal_policy_defaults():

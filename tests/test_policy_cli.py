@@ -67,12 +67,22 @@ def test_bad_policy_exits_2(tmp_path):
 
 
 def test_in_region_list_per_policy(tmp_path):
-    policy = tmp_path / "p.yaml"
+    """`relabel_files` globs are relative to the repository holding `policies/`, nowhere else."""
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "lists").mkdir()
+    policy = tmp_path / "policies" / "p.yaml"
     text = (ROOT / "policies" / "gdpr-labeldrop.yaml").read_text().replace(
-        "    - base/relabel/customer.yaml", "    - '*/leak_copy_before_drop.yaml'")
+        "    - base/relabel/customer.yaml", "    - 'lists/*.yaml'")
     policy.write_text(text)
-    r = run("policy", "check", "--policy", str(policy), str(FIX / "leak_copy_before_drop.yaml"))
+    inside = tmp_path / "lists" / "leak_copy_before_drop.yaml"
+    inside.write_text((FIX / "leak_copy_before_drop.yaml").read_text())
+    r = run("policy", "check", "--policy", str(policy), str(inside))
     assert r.exit_code == 0, r.output
+    outside = tmp_path / "elsewhere" / "lists" / "leak_copy_before_drop.yaml"
+    outside.parent.mkdir(parents=True)
+    outside.write_text(inside.read_text())
+    r = run("policy", "check", "--policy", str(policy), str(outside))
+    assert r.exit_code == 1, r.output
 
 
 def test_explain_shows_each_rule_and_labels():

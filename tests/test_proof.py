@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from fleet.errors import InputError
 from fleet.relabel import policy as pol
-from fleet.relabel import proof
+from fleet.relabel import absdomain, proof
 from fleet.relabel.engine import rule_from_mapping
 from fleet.relabel.pipeline import paths_for_file
 from fleet.relabel.proof import Pipeline, prove, run_concrete
@@ -98,8 +98,9 @@ prometheus.scrape "platform" {
 KEEP = 'rule {\n    source_labels = ["job"]\n    regex = "shuttle"\n    action = "keep"\n  }'
 DROP = ('rule {\n    regex = "project_id|service_id|workspace_id|label_starform_io_.+"\n'
         '    action = "labeldrop"\n  }')
-GRAFANA = 'endpoint {\n    url = "https://prometheus-prod-01.grafana.net/api/prom/push"\n  }'
-VM = 'endpoint {\n    url = "http://vm.fra1.internal:8428/api/v1/write"\n  }'
+QUIET = '\n    send_exemplars = false\n    metadata_config {\n      send = false\n    }'
+GRAFANA = 'endpoint {\n    url = "https://prometheus-prod-01.grafana.net/api/prom/push"' + QUIET + '\n  }'
+VM = 'endpoint {\n    url = "http://vm.fra1.internal:8428/api/v1/write"' + QUIET + '\n  }'
 
 
 def relabel(name: str, forward: str, *rules: str) -> str:
@@ -151,7 +152,7 @@ def test_alloy_fan_out_only_external_paths_are_held(tmp_path, policy):
 
 
 def test_alloy_write_relabel_config_can_make_an_endpoint_safe(tmp_path, policy):
-    write = ('endpoint {\n    url = "https://x.grafana.net/push"\n    write_relabel_config {\n'
+    write = ('endpoint {\n    url = "https://x.grafana.net/push"' + QUIET + '\n    write_relabel_config {\n'
              '      source_labels = ["job"]\n      regex = "shuttle"\n      action = "keep"\n    }\n'
              '    write_relabel_config {\n      regex = "project_id|service_id|workspace_id|label_starform_io_.+"\n'
              '      action = "labeldrop"\n    }\n  }')
@@ -181,12 +182,12 @@ def test_source_comments_point_findings_at_the_source_file(tmp_path, policy):
 def test_unsupported_regex_is_treated_conservatively(policy, monkeypatch):
     case = next(c for c in CASES if c["name"] == "keep allowlist and drop every identifier")
     assert prove(pipeline_of(case), policy) == []
-    real = proof._rule_lang
+    real = absdomain._rule_lang
 
     def unsupported(pattern, dotall):
         return None if "label_starform_io" in pattern else real(pattern, dotall)
 
-    monkeypatch.setattr(proof, "_rule_lang", unsupported)
+    monkeypatch.setattr(absdomain, "_rule_lang", unsupported)
     monkeypatch.setattr(proof, "_CACHE", {})
     leaks = prove(pipeline_of(case), policy)
     assert leaks, "a labeldrop we cannot model must not prove anything"

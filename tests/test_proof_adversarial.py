@@ -263,3 +263,148 @@ def test_remotecfg_is_refused(policy):
     from fleet.errors import InputError
     with pytest.raises(InputError, match="remotecfg blocks are not supported"):
         paths_for_file(ADV / "rt3_remotecfg.alloy", "rt3_remotecfg.alloy", policy)
+
+
+# -- issue 15, class 4: Alloy's discovery.relabel renames again what a labelmap adds to added labels
+
+
+def test_alloy_labelmap_may_rename_an_added_label_again(policy):
+    from fleet.relabel.engine import apply
+
+    (path,) = external_paths(policy, "alloy_labelmap_revisit.alloy")
+    chain = path.pipeline.targets[0]
+    target = {"__address__": "10.0.0.1:9100", "__meta_kubernetes_pod_label_starform_io_project_id": CUSTOMER}
+    # snapshot semantics (Prometheus) would not leak; Alloy's target builder can
+    (rules, _), = chain.stages
+    assert "tmp_p" not in apply(rules, target)
+    assert run_target(chain, target)["tmp_p"] == CUSTOMER
+    (leak,) = prove(path.pipeline, policy)
+    assert (leak.kind, leak.label, leak.verified) == ("value", "tmp_p", True)
+    assert leak.witness_output["tmp_p"] in leak.note
+
+
+def test_alloy_labelmap_revisit_covered_by_the_drop_is_safe(policy):
+    (path,) = external_paths(policy, "alloy_labelmap_revisit_safe.alloy")
+    assert prove(path.pipeline, policy) == []
+    assert not leaks_through_targets(policy, path.pipeline)
+
+
+# -- issue 15, class 1: a write sends more than the relabeled series
+
+
+QUIET = "    send_exemplars = false\n    metadata_config {\n      send = false\n    }\n"
+
+
+@pytest.mark.parametrize("drop, kinds", [  # drop: the setting removed from the endpoint
+    ("", set()),                                                   # both switched off: safe
+    ("    send_exemplars = false\n", {"exemplar"}),
+    ("    metadata_config {\n      send = false\n    }\n", {"metadata"}),
+    (QUIET, {"exemplar", "metadata"}),                             # Alloy's defaults: both sent
+])
+def test_every_part_of_a_write_is_a_path(policy, tmp_path, drop, kinds):
+    text = (ADV / "discovery_safe.alloy").read_text()
+    assert QUIET in text
+    path = tmp_path / "w.alloy"
+    path.write_text(text.replace(QUIET, QUIET.replace(drop, "", 1) if drop else QUIET))
+    (p,) = [p for p in paths_for_file(path, "w.alloy", policy) if p.external]
+    leaks = prove(p.pipeline, policy)
+    assert {lk.kind for lk in leaks} == kinds
+    for lk in leaks:  # not replayed (the engine models labels only), so never called verified
+        assert not lk.verified and lk.rules[0].startswith("w.alloy:") and "false" in lk.note
+
+
+def test_exemplars_switched_off_only_by_a_literal_false(policy, tmp_path):
+    text = (ADV / "discovery_safe.alloy").read_text().replace(
+        "send_exemplars = false", 'send_exemplars = sys.env("SEND_EXEMPLARS") == "true"')
+    path = tmp_path / "w.alloy"
+    path.write_text(text)
+    (p,) = [p for p in paths_for_file(path, "w.alloy", policy) if p.external]
+    assert {lk.kind for lk in prove(p.pipeline, policy)} == {"exemplar"}
+
+
+def test_a_sink_other_than_remote_write_sends_an_unmodelled_payload(policy):
+    leaks = [lk for p in external_paths(policy, "rt3_loki.alloy") for lk in prove(p.pipeline, policy)]
+    assert "payload" in {lk.kind for lk in leaks}
+
+
+# -- issue 15, class 5: every way Alloy itself emits is a path
+
+
+@pytest.mark.parametrize("name, kinds", [
+    ("self_logging_external.alloy", {"payload"}),   # logging.write_to a Grafana Cloud loki.write
+    ("self_tracing_external.alloy", {"payload"}),   # tracing.write_to an external OTLP exporter
+    ("self_metrics_file_path.alloy", {"value"}),    # loki.source.file labels Alloy's metrics with paths
+    ("rt3_lokimetrics.alloy", {"value"}),           # stage.metrics: log labels in Alloy's metrics
+    ("self_logging_local.alloy", set()),            # logs stay on stderr
+    ("self_metrics_config_only.alloy", set()),      # every component labels its metrics from config
+])
+def test_alloy_own_output(policy, name, kinds):
+    paths = [p for p in paths_for_file(ADV / name, name, policy) if p.external]
+    leaks = [lk for p in paths for lk in prove(p.pipeline, policy)]
+    assert {lk.kind for lk in leaks} == kinds, [lk.to_json() for lk in leaks]
+    if "payload" in kinds:
+        assert any("own" in p.description and p.stage_names[-1].endswith("write_to") for p in paths)
+        assert all(name + ":" in lk.rules[0] for lk in leaks)
+
+
+def test_self_output_write_to_must_be_references(policy, tmp_path):
+    from fleet.errors import InputError
+
+    path = tmp_path / "l.alloy"
+    path.write_text('logging {\n  write_to = concat([])\n}\n')
+    with pytest.raises(InputError, match="logging.write_to must be a list"):
+        paths_for_file(path, "l.alloy", policy)
+
+
+# -- issue 15, class 2: a YAML scrape job is two programs with a scrape between them
+
+SCRAPE = ROOT / "tests" / "fixtures" / "relabel" / "scrape"
+
+
+@pytest.mark.parametrize("flavor", ["prometheus", "vmagent"])
+def test_scrape_job_is_two_programs(policy, flavor):
+    from fleet.relabel.loader import rules_under
+
+    name = "job_two_programs_leak.yaml"
+    path, report = paths_for_file(SCRAPE / name, name, policy, flavor)
+    assert path.external and path.pipeline.targets and not path.pipeline.targets[0].alloy
+    assert "report series" in report.description
+    # read as one rule list (the old model) it looked safe
+    (job,) = yamlio.load_file(SCRAPE / name)["scrape_configs"]
+    one_list = [r for key in ("relabel_configs", "metric_relabel_configs") for r in rules_under(job, key, name, flavor)]
+    assert prove(Pipeline([(one_list, flavor)]), policy) == []
+    assert leaks_through_targets(policy, path.pipeline)  # the engine, target then series, leaks
+    leaks = prove(path.pipeline, policy)
+    by_label = {lk.label: lk for lk in leaks}
+    assert by_label["tenant"].kind == "value" and by_label["project_id"].kind == "label"
+    for lk in leaks:
+        assert lk.verified and run_concrete(path.pipeline, lk.witness_input) == lk.witness_output
+
+
+@pytest.mark.parametrize("flavor", ["prometheus", "vmagent"])
+def test_scrape_job_filtering_on_pod_labels_is_safe(policy, flavor):
+    name = "job_two_programs_safe.yaml"
+    path, report = paths_for_file(SCRAPE / name, name, policy, flavor)
+    assert prove(path.pipeline, policy) == [] and prove(report.pipeline, policy) == []
+    assert not leaks_through_targets(policy, path.pipeline)
+
+
+@pytest.mark.parametrize("flavor", ["prometheus", "vmagent"])
+def test_scrape_report_series_skip_metric_relabel_configs(policy, flavor):
+    name = "report_series_leak.yaml"
+    path, report = paths_for_file(SCRAPE / name, name, policy, flavor)
+    assert prove(path.pipeline, policy) == []  # every scraped series is cleaned
+    (leak,) = prove(report.pipeline, policy)   # but `up` carries the target labels as they are
+    assert (leak.kind, leak.label, leak.verified) == ("value", "tenant", True)
+    assert leak.witness_output["__name__"] == "up" and leak.witness_output["job"] == "shuttle"
+    pod_label = leak.witness_input["__meta_kubernetes_pod_label_starform_io_project_id"]
+    assert leak.witness_output["tenant"] == pod_label
+
+
+def test_scrape_configs_must_be_a_list(policy, tmp_path):
+    from fleet.errors import InputError
+
+    bad = tmp_path / "s.yaml"
+    bad.write_text("scrape_configs: {job_name: x}\n")
+    with pytest.raises(InputError, match="scrape_configs must be a list"):
+        paths_for_file(bad, "s.yaml", policy)

@@ -144,6 +144,15 @@ PROMETHEUS_PINNED = [
     Case([{"action": "Keep", "source_labels": ["a"], "regex": "a)|(b"}],
          [{"__name__": M, "a": "ab"}, {"__name__": M, "a": "xb"}, {"__name__": M, "a": "xa"}]),
     Case([{"action": "keep"}], [{"__name__": M, "a": "1"}]),
+    # labelmap renames with ReplaceAllString on the anchored pattern: an alternation that escapes
+    # the anchors replaces only the part of the name it matches, the rest of the name survives
+    Case([{"action": "labelmap", "regex": "a)|(b", "replacement": "$1"}],
+         [{"__name__": M, "abc": "1", "xb": "2", "ab": "3"}]),
+    Case([{"action": "labelmap", "regex": "a)|(", "replacement": "q"}], [{"__name__": M, "abc": "1"}]),
+    Case([{"action": "labelmap", "regex": "a)|(b", "replacement": "z_${1}_"}], [{"__name__": M, "abab": "1"}]),
+    # replace expands the template on the first match only
+    Case([{"source_labels": ["a"], "regex": "x)|(y", "target_label": "b", "replacement": "<$1>"}],
+         [{"__name__": M, "a": "xzy"}, {"__name__": M, "a": "zy"}]),
     Case([{"action": "keep", "source_labels": ["a"], "regex": ".+"}], [{"__name__": M, "a": ""}]),
 ]
 

@@ -128,6 +128,14 @@ PROM_METRIC_NAMES = ["m", "a", "ab", "A", "__x", "job"]
 PROM_NAMES = [n for n in NAMES if n != "__name__"] + ["instance", "exported_job"]
 #: replacements with a literal character (`$1x` is the group "1x": always empty, so not here)
 NONEMPTY_REPLACEMENTS = ["x$1", "${1}x", "$$", "lit", "${n}_$1", "$1;$2"]
+# Patterns whose alternation escapes the anchors (`a)|(b` → `^(?s:a)|(b)$`), empty branches
+# included: Prometheus accepts them (vmagent 1.79.5 compiles the bare regex too and refuses).
+_ESCAPING = st.one_of(
+    st.tuples(_REGEX, _REGEX).map(")|(".join),
+    st.tuples(_REGEX, st.sampled_from(["", "a", ".*", "b$"])).map(")|(".join),
+    st.tuples(st.sampled_from(["", "a", "^b", "(a"]), _REGEX).map(")|(".join),
+    st.tuples(_REGEX, _REGEX).map(lambda t: f"{t[0]})|(?:|{t[1]}"),
+)
 _PROM_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["prometheus"]) + ["replace", "replace", "labelmap"])
 _PROM_TARGETS_PLAIN = st.sampled_from(TARGETS[:5] + ["job", "instance"])
 _NONEMPTY_REPLACEMENTS = st.sampled_from(NONEMPTY_REPLACEMENTS)
@@ -163,7 +171,7 @@ def prometheus_rules(draw: st.DrawFn) -> dict:
         if action == "hashmod":
             rule["modulus"] = draw(_MODULI)
         if action in ("replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep") and draw(_DICE):
-            rule["regex"] = draw(_REGEX)
+            rule["regex"] = draw(_ESCAPING if draw(_DICE) == 0 else _REGEX)
         if action == "replace" and "$" in rule["target_label"]:
             rule["replacement"] = draw(_NONEMPTY_REPLACEMENTS)  # 2.42: see the module note
         elif action in ("replace", "labelmap") and draw(_DICE) >= 2:

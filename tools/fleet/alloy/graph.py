@@ -114,6 +114,9 @@ class Graph:
     edges: list[tuple[str, str, SourceRef]]
     references: list[Reference] = field(default_factory=list)
     filename: str = ""
+    #: Alloy's own output: `logging { write_to = [...] }` / `tracing { write_to = [...] }` send
+    #: Alloy's logs (which print label sets at debug level) and traces into these components
+    self_outputs: list[Reference] = field(default_factory=list)
 
     def successors(self, cid: str) -> list[str]:
         """Components that `cid` sends data to (each once, in source order)."""
@@ -211,7 +214,32 @@ def build_graph(stmts: list[Stmt], filename: str) -> Graph:
         references.extend(flow_refs)
         references.extend(_other_references(comp, components))
     _check_acyclic(components, references)
-    return Graph(components, edges, references, filename)
+    return Graph(components, edges, references, filename, _self_outputs(stmts, components))
+
+
+#: Config blocks through which Alloy emits its own logs and traces to components.
+SELF_OUTPUT_BLOCKS = ("logging", "tracing")
+
+
+def _self_outputs(stmts: list[Stmt], components: dict[str, Component]) -> list[Reference]:
+    """`write_to` of the logging and tracing blocks, checked like `forward_to`."""
+    out: list[Reference] = []
+    for stmt in stmts:
+        if not isinstance(stmt, Block) or stmt.name not in SELF_OUTPUT_BLOCKS:
+            continue
+        for path, attr in _attributes(stmt.body):
+            if path != ("write_to",):
+                continue
+            if not isinstance(attr.value, Array):
+                raise InputError(f"{stmt.name}.write_to must be a list of references to component receivers, "
+                                 f"got {describe(attr.value)}", attr.value.pos)
+            for item in attr.value.items:
+                target = _resolve(item, components) if isinstance(item, Ref) else None
+                if target is None:
+                    raise InputError(f"{stmt.name}.write_to element must be a reference to a component's "
+                                     f"receiver, got {describe(item)}", item.pos)
+                out.append(Reference(stmt.name, target[0], target[1], "write_to", item.pos))
+    return out
 
 
 def _collect_components(stmts: list[Stmt]) -> dict[str, Component]:
@@ -416,6 +444,31 @@ def endpoint_url(endpoint: Block) -> str | None:
     except NotLiteral:
         return None
     return value if isinstance(value, str) else None
+
+
+def endpoint_sends(endpoint: Block) -> dict[str, SourceRef]:
+    """What an endpoint sends besides the relabeled series, with where it is (not) switched off:
+    `exemplars` unless `send_exemplars = false` (Alloy's default is true), `metadata` unless
+    `metadata_config { send = false }` (default true). Neither is relabeled: exemplar labels
+    and metric metadata (family name, help, unit) go out as the source produced them."""
+    out: dict[str, SourceRef] = {}
+    attrs = endpoint.attrs()
+    if not _literal_false(attrs.get("send_exemplars")):
+        out["exemplars"] = attrs["send_exemplars"].pos if "send_exemplars" in attrs else endpoint.pos
+    metadata = endpoint.blocks("metadata_config")
+    send = metadata[0].attrs().get("send") if metadata else None
+    if not _literal_false(send):
+        out["metadata"] = send.pos if send is not None else (metadata[0].pos if metadata else endpoint.pos)
+    return out
+
+
+def _literal_false(attr: Attribute | None) -> bool:
+    if attr is None:
+        return False
+    try:
+        return literal_value(attr.value) is False
+    except NotLiteral:
+        return False
 
 
 @dataclass

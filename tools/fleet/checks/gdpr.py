@@ -129,6 +129,8 @@ def _message(leak: Leak) -> str:
         return f"forbidden label {leak.label!r} can reach Grafana Cloud"
     if leak.kind == "value":
         return f"label {leak.label!r} can carry a value derived from {leak.origin or 'a customer identifier'}"
+    if leak.kind in ("exemplar", "metadata", "payload"):
+        return f"the write sends {leak.kind} data no relabel rule cleans: {leak.note}"
     return "series with a job outside the external allowlist can reach Grafana Cloud"
 
 

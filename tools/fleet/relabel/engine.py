@@ -437,6 +437,41 @@ def group_number(pattern: Any, name: str) -> int | None:
     return pattern.groupindex.get(name)
 
 
+def escapes_anchors(regex: str) -> bool:
+    """Whether a regex only compiles inside the agent's anchoring wrapper, i.e. its alternation
+    escapes the anchors (`a)|(b` → `^(?s:a)|(b)$`): it then matches *part* of a string."""
+    try:
+        re2.compile(regex, _RE2_OPTIONS)
+    except re2.error:
+        return True
+    return False
+
+
+def replace_all(pattern: Any, text: str, template: str) -> str:
+    """Go's `Regexp.ReplaceAllString(text, template)`: every non-overlapping match, leftmost
+    first, replaced by the expanded template; the unmatched text between them kept.
+
+    Prometheus' (and Alloy's) `labelmap` renames with this on the *anchored* pattern, so a regex
+    whose alternation escapes the anchors (`a)|(b` → `^(?s:a)|(b)$`) replaces only the part of
+    a name it matches and the rest of the name survives. An empty match right after a previous
+    match is not replaced (Go's rule), and the search always advances by at least one character.
+    """
+    out: list[str] = []
+    last_end, pos, n = 0, 0, len(text)
+    while pos <= n:
+        m = pattern.search(text, pos)
+        if m is None:
+            break
+        start, end = m.span()
+        out.append(text[last_end:start])
+        if end > last_end or start == 0:
+            out.append(expand(template, text, m))
+        last_end = end
+        pos = pos + 1 if pos + 1 > end else end
+    out.append(text[last_end:])
+    return "".join(out)
+
+
 def _group(match: Any, name: str) -> str:
     num = group_number(match.re, name)
     if num is None:
@@ -476,6 +511,50 @@ def apply(rules: Sequence[Rule], labels: Mapping[str, str], flavor: Flavor = "pr
     """
     steps = trace(rules, labels, flavor)
     return steps[-1][1] if steps else _finish(_start(labels, flavor), flavor)
+
+
+def apply_alloy_targets(rules: Sequence[Rule], labels: Mapping[str, str]) -> Labels | None:
+    """Alloy's `discovery.relabel` (v1.18) on one target: Prometheus semantics, except that
+    `labelmap` walks the target builder's labels as Alloy does: first its Go map of labels
+    added by earlier rules (`toAdd`), while the rule adds to that same map, so a label renamed
+    from an added one may be renamed again by the same rule; then the target's own labels
+    (what they are renamed to is not visited again). This runs one order Alloy may take:
+    added labels in name order, each new one as it comes; then the rest in name order."""
+    lb = {k: v for k, v in labels.items() if v != ""}
+    added: set[str] = set()
+    for rule in rules:
+        before = dict(lb)
+        out = _labelmap_alloy(rule, lb, added) if rule.action == "labelmap" else _prom_step(rule, lb)
+        if out is None:
+            return None
+        lb = out
+        added |= {k for k, v in lb.items() if before.get(k) != v}
+        added -= {k for k in before if k not in lb}
+    return _finish(lb, "prometheus")
+
+
+_REVISIT_LIMIT = 64
+
+
+def _labelmap_alloy(rule: Rule, lb: dict[str, str], added: set[str]) -> dict[str, str]:
+    """labelmap over Alloy's target builder (see `apply_alloy_targets`)."""
+    pattern = rule.pattern("prometheus")
+    queue = sorted((k, v) for k, v in lb.items() if k in added)
+    own = sorted((k, v) for k, v in lb.items() if k not in added)
+    for _ in range(_REVISIT_LIMIT):
+        if not queue:
+            break
+        name, value = queue.pop(0)
+        if rule.matches(name, "prometheus"):
+            new = replace_all(pattern, name, rule.replacement)
+            if new not in added or lb.get(new) != value:
+                queue.append((new, value))
+            lb[new] = value
+            added.add(new)
+    for name, value in own:
+        if rule.matches(name, "prometheus"):
+            lb[replace_all(pattern, name, rule.replacement)] = value
+    return lb
 
 
 def trace(rules: Sequence[Rule], labels: Mapping[str, str],
@@ -558,9 +637,8 @@ def _prom_step(rule: Rule, lb: dict[str, str]) -> dict[str, str] | None:
         set_label(rule.target_label or "", str(int.from_bytes(digest[8:], "big") % (rule.modulus or 1)))
     elif a == "labelmap":
         for name, value in sorted(lb.items()):
-            m = rule.match(name, "prometheus")
-            if m is not None:
-                set_label(expand(rule.replacement, name, m), value)
+            if rule.matches(name, "prometheus"):
+                set_label(replace_all(rule.pattern("prometheus"), name, rule.replacement), value)
     elif a in ("labeldrop", "labelkeep"):
         for name in sorted(lb):
             if rule.matches(name, "prometheus") == (a == "labeldrop"):

@@ -44,6 +44,11 @@ def load_rules(path: Path, name: str | None = None, flavor: Flavor = "prometheus
                      expected="a list of rules or a mapping with " + ", ".join(RULE_KEYS))
 
 
+def rules_under(node: CommentedMap, key: str, name: str, flavor: Flavor) -> list[Rule]:
+    """The rules of one key of a mapping (an empty list when absent or null)."""
+    return _rules_under(node, key, name, flavor) if key in node else []
+
+
 def _rules_under(node: CommentedMap, key: str, name: str, flavor: Flavor) -> list[Rule]:
     value = node[key]
     if value is None:

@@ -55,10 +55,98 @@ def load_yaml_rules(path: Path, name: str, flavor: str = "auto") -> tuple[list[R
 
 
 def yaml_paths(path: Path, name: str, policy: Policy, flavor: str = "auto") -> list[PipelinePath]:
+    """One path per scrape job of a scrape configuration (`scrape_configs:`, or one job: a mapping
+    with `relabel_configs`), else one path for the file's rule list."""
+    from .. import yamlio
+
+    node = yamlio.load_file(path, name)
+    if isinstance(node, dict) and ("scrape_configs" in node or "relabel_configs" in node):
+        return scrape_config_paths(path, node, name, policy, flavor)
     rules, flavor = load_yaml_rules(path, name, flavor)
-    klass = policy.classify_file(name)
+    klass = policy.classify_file(path)  # the real file: globs are repository-relative
     pipe = Pipeline([(rules, flavor)], name=f"{name} ({flavor}) → {klass} destination")
     return [PipelinePath(name, pipe.name, klass, None, pipe, [name])]
+
+
+def scrape_config_paths(path: Path, node: Any, name: str, policy: Policy, flavor: str = "auto") -> list[PipelinePath]:
+    """A scrape job is two programs with a scrape between them (Prometheus, vmagent
+    `-promscrape.config`): `relabel_configs` run on each *target* (service-discovery `__meta_*`
+    labels, pod labels with customer ids among them), the scrape copies the target's labels
+    onto every series (with `exported_` renames unless `honor_labels`), then
+    `metric_relabel_configs` and the remote write's `write_relabel_configs` run on the series."""
+    from ..errors import SourceRef
+    from .. import yamlio
+
+    jobs = node.get("scrape_configs") if "scrape_configs" in node else [node]
+    if not isinstance(jobs, list):
+        line, col = yamlio.position(node, "scrape_configs")
+        raise InputError("scrape_configs must be a list of scrape jobs", SourceRef(name, line, col))
+    klass = policy.classify_file(path)
+    out = []
+    for index, job in enumerate(jobs):
+        if not isinstance(job, dict):
+            line, col = yamlio.position(jobs, index)
+            raise InputError("a scrape job must be a mapping", SourceRef(name, line, col))
+        target_rules, series_rules, write_rules, job_flavor = _job_rules(job, name, flavor)
+        honor = job.get("honor_labels") is True
+        job_name = str(job.get("job_name", f"scrape_configs[{index}]"))
+        meta_only = _discovery_meta_only(job)
+        chain = TargetChain([(target_rules, job_flavor)], f"{name} job {job_name} relabel_configs", honor,
+                            meta_only=meta_only, alloy=False)
+        write = [(write_rules, job_flavor)] if write_rules else []
+        desc = f"{name} job {job_name} ({job_flavor}): targets → scrape → metric_relabel_configs → {klass} destination"
+        pipe = Pipeline([(series_rules, job_flavor)] + write, name=desc, targets=[chain], write_stages=len(write))
+        out.append(PipelinePath(name, desc, klass, None, pipe, [f"{job_name} relabel_configs",
+                                                                f"{job_name} metric_relabel_configs"]))
+        # The scrape's own series (up, scrape_duration_seconds, ...) carry the target labels and
+        # skip metric_relabel_configs (Prometheus and vmagent alike): target rules, then the write.
+        line, col = yamlio.position(jobs, index)
+        report = _report_rules(SourceRef(name, line, col), job_flavor)
+        desc = f"{name} job {job_name} ({job_flavor}): targets → report series (up, scrape_*) → {klass} destination"
+        pipe = Pipeline([(target_rules, job_flavor), (report, job_flavor)] + write, name=desc,
+                        write_stages=len(write), discovery_input=True, fixed_input={"job": job_name},
+                        meta_only_input=meta_only)
+        out.append(PipelinePath(name, desc, klass, None, pipe, [f"{job_name} relabel_configs"]))
+    return out
+
+
+#: Service discoveries whose targets carry only `__`-prefixed labels (besides the job's `job`).
+_META_ONLY_SD = {"kubernetes_sd_configs", "consul_sd_configs", "dns_sd_configs", "ec2_sd_configs",
+                 "gce_sd_configs", "azure_sd_configs", "docker_sd_configs", "dockerswarm_sd_configs",
+                 "digitalocean_sd_configs", "eureka_sd_configs", "nomad_sd_configs", "openstack_sd_configs"}
+
+
+def _discovery_meta_only(job: Any) -> bool:
+    """Whether every discovery of a job emits only `__`-prefixed labels (not static_configs,
+    file_sd_configs, http_sd_configs, ... whose targets may carry any label)."""
+    sd = [k for k in job if str(k).endswith("_sd_configs") or k == "static_configs"]
+    return bool(sd) and all(k in _META_ONLY_SD for k in sd)
+
+
+def _report_rules(source: SourceRef, flavor: str) -> list[Rule]:
+    """What the scrape does to a target's labels to make its report series: `instance` from
+    `__address__` when unset, every `__` label removed, the series named (`up`)."""
+    rules = [{"source_labels": ["instance", "__address__"], "regex": ";(.*)", "target_label": "instance"},
+             {"action": "labeldrop", "regex": "__.*"},
+             {"target_label": "__name__", "replacement": "up"}]
+    return [rule_from_mapping(r, source, flavor) for r in rules]  # type: ignore[arg-type]
+
+
+def _job_rules(job: Any, name: str, flavor: str) -> tuple[list[Rule], list[Rule], list[Rule], str]:
+    """(target rules, series rules, write rules, flavour) of one job; `auto` takes Prometheus
+    when it accepts every rule of the job, else vmagent."""
+    from .loader import rules_under
+
+    flavors = ["prometheus", "vmagent"] if flavor == "auto" else [flavor]
+    first: InputError | None = None
+    for f in flavors:
+        try:
+            return (rules_under(job, "relabel_configs", name, f), rules_under(job, "metric_relabel_configs", name, f),
+                    rules_under(job, "write_relabel_configs", name, f), f)
+        except InputError as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def paths_for_file(path: Path, name: str | None, policy: Policy, flavor: str = "auto",
@@ -189,15 +277,21 @@ _META_ONLY_DISCOVERY = frozenset({
 })
 
 
-def _self_metrics_from_data(graph: Any) -> set[str]:
-    """Scrapes of Alloy's own metrics when a `loki.process` has a `stage.metrics`: those metrics
-    carry the log stream's labels (pod metadata, customer ids among them), so what such a scrape
-    reads is not Alloy's health but data of any label: an opaque input."""
-    def has_stage_metrics(stmts: list) -> bool:
-        return any(getattr(b, "name", None) == "stage.metrics" or has_stage_metrics(getattr(b, "body", []) or [])
-                   for b in stmts)
+#: Components whose own metrics (what prometheus.exporter.self exposes) carry labels from the
+#: configuration only (component ids, job names, endpoint URLs, roles), never from the data they
+#: handle. Any other component may label its metrics with data: loki.source.file a file path
+#: built from pod labels, loki.process `stage.metrics` the log stream's labels, ...
+SELF_METRICS_CONFIG_ONLY = frozenset({
+    "discovery.kubernetes", "discovery.relabel", "prometheus.scrape", "prometheus.exporter.self",
+    "prometheus.relabel", "prometheus.remote_write",
+})
 
-    if not any(has_stage_metrics(c.block.body) for c in graph.of_kind("loki.process")):
+
+def _self_metrics_from_data(graph: Any) -> set[str]:
+    """Scrapes of Alloy's own metrics when a component may label its metrics with the data it
+    handles (any kind outside SELF_METRICS_CONFIG_ONLY): what such a scrape reads is not only
+    Alloy's health but data of any label (customer ids among them): an opaque input."""
+    if all(c.kind in SELF_METRICS_CONFIG_ONLY for c in graph.components.values()):
         return set()
     return {c.id for c in graph.of_kind("prometheus.scrape")
             if any(graph.components[t].kind == "prometheus.exporter.self" for t in graph.target_sources(c.id))}
@@ -216,14 +310,23 @@ def _sink_ids(graph: Any) -> list[str]:
     return list(graph.sinks())
 
 
-def _destinations(sink: Any, write_of: Any) -> list[tuple[str, str | None, list[Rule]]]:
-    """(label, url, write_relabel rules) per endpoint; a non-remote_write sink is one unknown url."""
+def _destinations(sink: Any, write_of: Any) -> list[tuple[str, str | None, list[Rule], dict[str, str]]]:
+    """(label, url, write_relabel rules, parts sent besides the series → where) per endpoint; a
+    sink that is not a prometheus.remote_write is one unknown url whose payload (log lines,
+    profiles, exemplars, ...) is not relabeling's to clean."""
+    from ..alloy.graph import endpoint_sends
+
     if sink.kind not in SINK_KINDS:
-        return [(sink.id, None, [])]
+        return [(sink.id, None, [], {"payload": _ref(sink.block.pos)})]
     out = []
     for index, (endpoint, rule_maps) in enumerate(write_of(sink)):
-        out.append((f"{sink.id} endpoint[{index}]", endpoint_url(endpoint), alloy_rules(rule_maps)))
+        sends = {part: _ref(pos) for part, pos in endpoint_sends(endpoint).items()}
+        out.append((f"{sink.id} endpoint[{index}]", endpoint_url(endpoint), alloy_rules(rule_maps), sends))
     return out
+
+
+def _ref(pos: Any) -> str:
+    return f"{pos.file}:{pos.line}" if getattr(pos, "line", None) else str(getattr(pos, "file", pos))
 
 
 def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[str] = ()) -> list[PipelinePath]:
@@ -262,13 +365,47 @@ def alloy_paths(text: str, name: str, policy: Policy, in_region_urls: Iterable[s
                 sink = graph.components[dst]
                 labels = external_labels(sink.block)
                 unknown_labels = labels is None
-                for label, url, write_rules in _destinations(sink, write_of):
+                for label, url, write_rules, sends in _destinations(sink, write_of):
                     klass, _ = policy.classify_url(url, in_region_urls)
                     # external labels are added before the endpoint's write_relabel_configs
                     path_stages = stages + ([([], OPAQUE)] if unknown_labels else [])  # unreadable names: anything
                     write = [(write_rules, "prometheus")] if write_rules else []
                     desc = " → ".join([ids[0], *names, f"{label} ({url or 'non-literal url'}, {klass})"])
-                    pipe = Pipeline(path_stages + write, labels or {}, desc, chains, write_stages=len(write))
+                    pipe = Pipeline(path_stages + write, labels or {}, desc, chains, write_stages=len(write),
+                                    sends=sends)
                     out.append(PipelinePath(name, desc, klass, url, pipe,
                                             names + ([f"{label} write_relabel_config"] if write_rules else [])))
+    out.extend(_self_output_paths(graph, name, policy, in_region_urls, write_of))
     return out
+
+
+def _self_output_paths(graph: Any, name: str, policy: Policy, in_region_urls: list[str],
+                       write_of: Any) -> list[PipelinePath]:
+    """Paths of Alloy's own logs and traces (`logging`/`tracing` `write_to`): their content is
+    not labels a rule could clean (a debug log prints whole label sets), so every destination
+    they reach is sent an unmodelled payload: external ones are leaks, whatever the rules."""
+    out: list[PipelinePath] = []
+    for ref in graph.self_outputs:
+        where = _ref(ref.pos)
+        reachable = _reachable(graph, ref.dst)
+        ends = [c for c in reachable if c in _sink_ids(graph) or not graph.successors(c)]
+        for dst in ends:
+            routes = [[ref.dst]] if ref.dst == dst else graph.paths(ref.dst, dst)
+            for ids in routes:
+                for label, url, _, _ in _destinations(graph.components[dst], write_of):
+                    klass, _ = policy.classify_url(url, in_region_urls)
+                    desc = " → ".join([f"Alloy's own {ref.src} output", *ids[:-1], f"{label} ({url or 'non-literal url'}, {klass})"])
+                    pipe = Pipeline([([], OPAQUE)], {}, desc, sends={"payload": where})
+                    out.append(PipelinePath(name, desc, klass, url, pipe, [f"{ref.src}.write_to"]))
+    return out
+
+
+def _reachable(graph: Any, start: str) -> list[str]:
+    """`start` and every component data can flow to from it, in discovery order."""
+    seen, queue = [start], [start]
+    while queue:
+        for nxt in graph.successors(queue.pop(0)):
+            if nxt not in seen:
+                seen.append(nxt)
+                queue.append(nxt)
+    return seen

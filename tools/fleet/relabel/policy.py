@@ -66,6 +66,9 @@ class Policy:
     files_in_region: tuple[str, ...] = ()
     files_external: tuple[str, ...] = ()
     source: str = ""
+    #: the repository root the `relabel_files` globs are relative to (the directory holding
+    #: `policies/`); None: the current directory
+    root: Path | None = None
     _compiled: dict = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
@@ -146,14 +149,22 @@ class Policy:
                 return dest.klass, dest.name
         return self.default_destination, "default"
 
-    def classify_file(self, path: str) -> str:
-        """Destination class of a bare YAML relabel list given on the command line."""
-        norm = path.replace("\\", "/").lstrip("./") if not path.startswith("/") else path
+    def classify_file(self, path: str | Path) -> str:
+        """Destination class of a bare YAML relabel list given on the command line.
+
+        The globs name files of *this* repository: the path is resolved and taken relative to
+        the repository root; a file outside it, or matching no glob, gets the default class
+        (a copy of `base/relabel/customer.yaml` elsewhere is not the in-region list)."""
+        root = (self.root or Path.cwd()).resolve()
+        try:
+            rel = Path(path).resolve().relative_to(root).as_posix()
+        except (ValueError, OSError):
+            return self.files_default
         for pattern in self.files_external:
-            if _glob(norm, pattern):
+            if _glob(rel, pattern):
                 return EXTERNAL
         for pattern in self.files_in_region:
-            if _glob(norm, pattern):
+            if _glob(rel, pattern):
                 return IN_REGION
         return self.files_default
 
@@ -180,7 +191,10 @@ def plain_url(url: str) -> bool:
 
 
 def _glob(path: str, pattern: str) -> bool:
-    return fnmatch.fnmatch(path, pattern) or path.endswith("/" + pattern) or fnmatch.fnmatch(path, "*/" + pattern)
+    """A repository-relative path against a repository-relative glob, segment by segment
+    (`*` never crosses a `/`, and the whole path must match: no suffix matching)."""
+    parts, globs = path.split("/"), pattern.strip("/").split("/")
+    return len(parts) == len(globs) and all(fnmatch.fnmatchcase(p, g) for p, g in zip(parts, globs))
 
 
 def _ref(name: str, node: Any, key: Any = None) -> SourceRef:
@@ -237,9 +251,13 @@ def from_node(doc: Any, name: str) -> Policy:
 
 
 def load_policy(path: Path, name: str | None = None) -> Policy:
-    """Load and validate a policy file; errors are InputError with file:line:col."""
+    """Load and validate a policy file; errors are InputError with file:line:col. Its file
+    globs are relative to the repository root: the parent of `policies/` (else its directory)."""
     name = name or str(path)
-    return from_node(yamlio.load_file(path, name), name)
+    policy = from_node(yamlio.load_file(path, name), name)
+    here = Path(path).resolve().parent
+    policy.root = here.parent if here.name == "policies" else here
+    return policy
 
 
 def load_text(text: str, name: str = "<policy>") -> Policy:

@@ -1091,6 +1091,17 @@ class Lang:
         nfa.eps[f].append((None, hub))
         return Lang(_determinize(nfa, hub, hub))
 
+    def strip_prefix(self, prefix: str) -> "Lang":
+        """{x : prefix + x in self} (the left quotient by one string)."""
+        d = self._dfa
+        state = d.start
+        for ch in prefix:
+            c = d.cls_of(ord(ch))
+            if c < 0:
+                return _EMPTY_LANG
+            state = d.delta[state][c]
+        return Lang(_minimize(_DFA(d.cuts, d.elem, d.ncls, d.delta, d.accept, state)))
+
     def prefixes(self) -> "Lang":
         """All prefixes of members (every state that can still reach acceptance accepts)."""
         d = self._dfa

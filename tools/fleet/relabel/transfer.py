@@ -1,0 +1,344 @@
+"""The GDPR proof's transfer functions: one per relabel action, over the abstract domain.
+
+This mirrors the engine's one switch over actions (engine._prom_step / engine._vm_action): each
+function over-approximates what that action can do to any series the abstract state stands
+for, for both flavours, so "no abstract leak" proves "no concrete leak". `TRANSFER` is the
+switch; an action without an entry (an opaque stage) is `havoc`: anything may happen.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .absdomain import (ANY, ANY_ORIGIN, DIGITS, EPS, NOTHING, SELF, Cell, Lang, RestClass, State,
+                        _valid_name, const_template, copies_whole_value, lit, prefix_capture, present,
+                        rule_lang, rule_lang_must, template_image, template_refs)
+from .engine import Rule, escapes_anchors, replace_all, vm_map_name, vm_replace_skips_regex
+
+if TYPE_CHECKING:
+    from .analyzer import Analyzer
+
+
+def step(an: "Analyzer", state: State, rule: Rule, flavor: str, index: int) -> State:
+    """One rule on an abstract state: the action's transfer function (a copy; `state` is kept)."""
+    if state.dead:
+        return state
+    state = state.copy()
+    TRANSFER.get(rule.action, lambda an, s, r, f, i: havoc(an, s, i))(an, state, rule, flavor, index)
+    return state
+
+
+def _filter(an, state: State, rule: Rule, flavor: str, keep: bool) -> None:
+    R = rule_lang(rule, flavor) if keep else rule_lang_must(rule, flavor)  # what surviving allows
+    if R is None:
+        return
+    V = an.joined_value(state, rule)
+    remaining = (V & R) if keep else (V - R)
+    if remaining.is_empty():
+        state.dead = True
+        return
+    if len(rule.source_labels) == 1:
+        name = rule.source_labels[0]
+        cell = state.cells[name]
+        state.cells[name] = replace(cell, values=remaining)
+        if cell.ident:
+            c = state.constraints.get(name, ANY)
+            state.constraints[name] = (c & R) if keep else (c - R)
+    elif len(set(rule.source_labels)) <= _PRESENCE_LABELS:
+        _refine_presence(an, state, rule, R, keep)
+
+
+_PRESENCE_LABELS = 4
+
+
+def _refine_presence(an, state: State, rule: Rule, R: Lang, keep: bool) -> None:
+    """A filter over several labels, by which of them are present: each presence pattern (each
+    label absent, or present with its possible values) survives when its joined values can pass;
+    a label absent in every surviving pattern is absent after the filter, one present in every
+    surviving pattern is present (`keep` on `project_id;service_id` = ";" keeps only series
+    with neither)."""
+    names = list(dict.fromkeys(rule.source_labels))
+    cells = {n: state.cells[n] for n in names}
+    can_absent = {n for n in names if cells[n].values.contains("")}
+    can_present = {n for n in names if present(cells[n].values)}
+    seen_absent: set[str] = set()
+    seen_present: set[str] = set()
+    for mask in range(1 << len(names)):
+        on = {n for i, n in enumerate(names) if mask >> i & 1}
+        if not on <= can_present or not (set(names) - on) <= can_absent:
+            continue
+        joined = EPS
+        for i, n in enumerate(rule.source_labels):
+            part = cells[n].values - EPS if n in on else EPS
+            joined = (joined if i == 0 else joined.concat(lit(rule.separator))).concat(part)
+        if ((joined & R) if keep else (joined - R)).is_empty():
+            continue
+        seen_present |= on
+        seen_absent |= set(names) - on
+    for n in names:
+        cell = cells[n]
+        if n not in seen_present:
+            values = EPS
+        elif n not in seen_absent:
+            values = cell.values - EPS
+        else:
+            continue
+        state.cells[n] = replace(cell, values=values)
+        if cell.ident:
+            state.constraints[n] = state.constraints.get(n, ANY) & values
+
+
+def t_keep(an, state, rule, flavor, index):
+    _filter(an, state, rule, flavor, True)
+
+
+def t_drop(an, state, rule, flavor, index):
+    _filter(an, state, rule, flavor, False)
+
+
+def t_keepequal(an, state, rule, flavor, index):
+    """`keepequal`: the joined source value equals `target_label`'s; both sides then lie in the
+    intersection of their languages (`keepequal project_id` against an absent label keeps only
+    series without a project id).  vmagent's `keep_if_equal`: every source label alike."""
+    if rule.action == "keep_if_equal":
+        names = list(dict.fromkeys(rule.source_labels))
+    else:
+        names = [rule.target_label or ""] + (list(rule.source_labels) if len(rule.source_labels) == 1 else [])
+    if len(names) < 2:
+        if rule.action == "keepequal":  # several sources: only the target is narrowed
+            _narrow(an, state, rule.target_label or "", an.joined_value(state, rule))
+        return
+    common = ANY
+    for n in names:
+        common = common & an.track(state, n).values
+    if common.is_empty():
+        state.dead = True
+        return
+    for n in names:
+        _narrow(an, state, n, common)
+
+
+def t_dropequal(an, state, rule, flavor, index):
+    """`dropequal`: the joined source value differs from `target_label`'s; a side that can hold
+    only one value excludes that value from the other (dropequal against an absent label drops
+    every series without the source)."""
+    if rule.action == "drop_if_equal" or len(rule.source_labels) != 1:
+        return
+    a, b = rule.source_labels[0], rule.target_label or ""
+    for this, other in ((a, b), (b, a)):
+        only = an.track(state, other).values.members(1) if an.track(state, other).values.is_finite() else None
+        if only is not None and len(only) == 1:
+            _narrow(an, state, this, ANY - lit(only[0]))
+            if state.cells[this].values.is_empty():
+                state.dead = True
+                return
+
+
+def _narrow(an, state: State, name: str, allowed: Lang) -> None:
+    cell = an.track(state, name)
+    state.cells[name] = replace(cell, values=cell.values & allowed)
+    if cell.ident:
+        state.constraints[name] = state.constraints.get(name, ANY) & allowed
+
+def t_replace(an, state, rule, flavor, index):
+    V = an.joined_value(state, rule)
+    R, R_must = rule_lang(rule, flavor), rule_lang_must(rule, flavor)
+    taint_src = an.source_taint(state, rule)
+    vm_fast = flavor == "vmagent" and vm_replace_skips_regex(rule)
+    if R is None or R_must is None:
+        matched, always = V, False
+    else:
+        matched = V & R
+        if matched.is_empty():
+            return
+        always = (V - R_must).is_empty()
+    if vm_fast and rule.replacement == "$1":
+        result, taint = V, taint_src
+    elif not template_refs(rule.replacement, rule):
+        # a constant, but written only when the regex matches: a lookup table on project_id
+        # (`regex: p1` → `replacement: p1`) or a shard bit derives the label from it. A regex
+        # that only tells present from absent (`.+`) reveals no more than presence: not tainted.
+        result = lit(const_template(rule.replacement, rule))
+        some = V - EPS  # (a split only on whether a value has a newline is not counted)
+        presence_only = R is not None and ((some - R).is_empty() or (some & R).is_empty())
+        taint = frozenset() if always or presence_only else taint_src
+    elif copies_whole_value(rule, rule.replacement):
+        result, taint = matched, taint_src
+    else:
+        result, taint = template_image(rule.replacement, rule), taint_src
+    cell = Cell(result, taint, frozenset({index}), False)
+    target = rule.target_label or ""
+    if not template_refs(target, rule):
+        name = const_template(target, rule)
+        if not always and R_must is not None and list(rule.source_labels) == [name]:
+            # rewriting a label in place: where the regex does not match, the value is in V - R
+            old = state.cells[name]
+            state.cells[name] = replace(old, values=V - R_must)
+            an.write(state, name, cell, False)
+            return
+        an.write(state, name, cell, always and (flavor == "vmagent" or _valid_name(name)))
+        return
+    names = matched if copies_whole_value(rule, target) else template_image(target, rule)
+    an.write_names(state, names, cell, taint_src if an.policy.derived_forbidden else frozenset())
+
+def t_lowercase(an, state, rule, flavor, index):
+    _case_map(an, state, rule, index, str.lower)
+
+def t_uppercase(an, state, rule, flavor, index):
+    _case_map(an, state, rule, index, str.upper)
+
+def _case_map(an, state, rule, index, fn):
+    from .engine import _go_case
+
+    V = an.joined_value(state, rule)
+    members = V.members(64) if V.is_finite() else None
+    if members is not None:
+        result = NOTHING
+        for m in members:
+            result = result | lit(_go_case(m, upper=fn is str.upper))
+    else:
+        result = ANY if V.contains("") else ANY - EPS
+    cell = Cell(result, an.source_taint(state, rule), frozenset({index}), False)
+    an.write(state, rule.target_label or "", cell, True)
+
+def t_hashmod(an, state, rule, flavor, index):
+    taint = an.source_taint(state, rule) if an.policy.hashed_forbidden else frozenset()
+    an.write(state, rule.target_label or "", Cell(DIGITS, taint, frozenset({index}), False), True)
+
+def t_labeldrop(an, state, rule, flavor, index):
+    R = rule_lang_must(rule, flavor)  # only names dropped under every anchoring
+    if R is None:
+        return
+    for n, cell in state.cells.items():
+        if R.contains(n):
+            state.cells[n] = Cell(EPS, frozenset(), cell.writers | {index}, False)
+    state.rest = [replace(rc, names=rc.names - R) for rc in state.rest if not (rc.names - R).is_empty()]
+
+def t_labelkeep(an, state, rule, flavor, index):
+    R = rule_lang(rule, flavor)
+    if R is None:
+        return
+    for n, cell in state.cells.items():
+        if not R.contains(n):
+            state.cells[n] = Cell(EPS, frozenset(), cell.writers | {index}, False)
+    state.rest = [replace(rc, names=rc.names & R) for rc in state.rest if not (rc.names & R).is_empty()]
+
+def t_labelmap(an, state, rule, flavor, index):
+    """Copy every matching label to its renamed name (Go's ReplaceAllString on the anchored regex).
+
+    Prometheus copies from a snapshot; vmagent updates entries in place while it walks them,
+    so a value can hop through several matching labels in one rule: for vmagent every target
+    receives the union of all matching values (a sound cover of every chain).  Alloy's
+    `discovery.relabel` (v1.18) walks first its Go map of labels added by earlier rules while
+    the rule adds to that map, so a label renamed from an *added* one may be renamed again by
+    the same rule, in any order: such a copy goes to every name of its chain of renames
+    (`_renamed_again`); a label the target came with is renamed once.
+    """
+    R = rule_lang(rule, flavor)
+    # a pattern that escapes the anchors replaces part of a name and the rest survives: a renamed
+    # label may have any name (and keeps its name taint)
+    partial = flavor == "prometheus" and escapes_anchors(rule.regex)
+    refs = template_refs(rule.replacement, rule)
+    before = state.copy()
+    copies: list[tuple[Lang, Cell, frozenset[str], bool]] = []   # (names, cell, name taint, was added)
+    for n, cell in before.cells.items():
+        if (R is not None and not R.contains(n)) or (flavor == "prometheus" and not present(cell.values)):
+            continue
+        if R is None:
+            target = ANY
+        elif flavor == "vmagent":
+            target = lit(vm_map_name(rule, n) or "")
+        else:
+            target = lit(replace_all(rule.pattern(flavor), n, rule.replacement))
+        values = cell.values - EPS if flavor == "prometheus" else cell.values
+        copies.append((target, Cell(values, cell.taint, cell.writers | {index}, False), frozenset(),
+                       bool(cell.writers)))
+    for rc in before.rest:
+        matching = rc.names if R is None else rc.names & R
+        # customer-id names apart from the others, so that only their copies carry the taint
+        split = [matching & an.origin_lang, matching - an.origin_lang] if SELF in rc.taint else [matching]
+        for names in split:
+            if names.is_empty():
+                continue
+            target = _renamed(rule, flavor, names, R, refs, partial)
+            name_taint = rc.name_taint if refs or partial else frozenset()
+            values = ANY - EPS if flavor == "prometheus" else ANY
+            copies.append((target, Cell(values, an._self_origins(rc, names), rc.writers | {index}, False),
+                           name_taint, bool(rc.writers)))
+    if flavor == "vmagent" and len(copies) > 1:
+        merged = copies[0][1]
+        for _, c, _, _ in copies[1:]:
+            merged = merged.join(c)
+        copies = [(t, merged, nt, a) for t, _, nt, a in copies]
+    for target, cell, name_taint, added in copies:
+        if an.alloy_targets and flavor == "prometheus" and added:
+            target = _renamed_again(rule, flavor, target, R, refs, partial)
+        if flavor == "prometheus" and target.contains(""):
+            # Prometheus' labelmap sets an empty name too (no name check), and remote write sends it
+            an.write(state, "", replace(cell, taint=cell.taint | name_taint), False)
+        an.write_names(state, target, cell, name_taint)
+
+
+def havoc(an, state: State, index: int) -> None:
+    """An action we do not model: anything may happen to any label."""
+    everything = frozenset({ANY_ORIGIN}) | frozenset(
+        n for n in state.cells if an.is_origin(n))
+    for c in state.cells.values():
+        everything |= c.taint
+    for n in state.cells:
+        state.cells[n] = Cell(ANY, everything, state.cells[n].writers | {index}, False)
+    state.rest.append(RestClass(ANY - EPS - state.tracked, everything | {SELF}, everything,
+                                frozenset({index})))
+
+# -- the sink
+
+
+TRANSFER = {
+    "keep": t_keep, "drop": t_drop,
+    "keepequal": t_keepequal, "dropequal": t_dropequal, "keep_if_equal": t_keepequal, "drop_if_equal": t_dropequal,
+    "replace": t_replace, "lowercase": t_lowercase, "uppercase": t_uppercase, "hashmod": t_hashmod,
+    "labeldrop": t_labeldrop, "labelkeep": t_labelkeep, "labelmap": t_labelmap,
+}
+
+
+def _renamed(rule: Rule, flavor: str, names: Lang, R: Lang | None, refs: list, partial: bool) -> Lang:
+    """Names `labelmap` may give to labels named in `names` (all matching `R`)."""
+    if R is None or partial:
+        return ANY
+    if names.is_finite():
+        members = names.members(32)
+        if members is not None:
+            out = NOTHING
+            for n in members:
+                new = vm_map_name(rule, n) if flavor == "vmagent" else replace_all(rule.pattern(flavor), n, rule.replacement)
+                out = out | lit(new or "")
+            return out
+    if not refs:
+        return lit(const_template(rule.replacement, rule))
+    if copies_whole_value(rule, rule.replacement):
+        return names
+    around = prefix_capture(rule)
+    if around is not None:
+        prefix, before, after = around
+        return lit(before).concat(names.strip_prefix(prefix)).concat(lit(after))
+    return template_image(rule.replacement, rule)
+
+
+_RENAME_CHAIN_BOUND = 8
+
+
+def _renamed_again(rule: Rule, flavor: str, target: Lang, R: Lang | None, refs: list, partial: bool) -> Lang:
+    """Every name a copy can end under when the rule may rename the labels it adds again
+    (Alloy's discovery.relabel): the closure of `target` under the rename; ANY if it does not settle."""
+    if R is None:
+        return ANY
+    reached, frontier = target, target
+    for _ in range(_RENAME_CHAIN_BOUND):
+        again = frontier & R
+        if again.is_empty():
+            return reached
+        new = _renamed(rule, flavor, again, R, refs, partial) - reached
+        if new.is_empty():
+            return reached
+        reached, frontier = reached | new, new
+    return ANY
