@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ..merge import deep_merge
+from ..merge import Layered, merge_layers
 from ..model import Cluster, Component
 from ..render.wiring import final_values
 from .chart_values import chart_defaults
@@ -31,12 +32,26 @@ def get(values: Any, dotted: str | tuple, default: Any = None) -> Any:
     return values
 
 
-def effective_values(root: Path, charts: Path | None, cluster: Cluster, component: Component) -> dict:
-    """The values the chart's templates see: ours over the pinned defaults (when known)."""
-    values = final_values(root, cluster, component)
-    chart = component.chart
-    defaults = chart_defaults(charts, chart.name, chart.version) if charts and chart else None
-    return deep_merge(defaults, values) if isinstance(defaults, dict) else values
+@lru_cache(maxsize=None)
+def _defaults_layer(charts: Path, chart: str, version: str) -> Layered | None:
+    """The pinned defaults as a merge base, built (and stripped of nulls) once per chart."""
+    defaults = chart_defaults(charts, chart, version)
+    return Layered(defaults, {}) if isinstance(defaults, dict) else None
+
+
+def effective_values(ctx: Any, cluster: Cluster, component: Component) -> tuple[dict, bool]:
+    """The values the chart's templates see — ours (fleet-owned values applied) over the pinned
+    defaults, coalesced as Helm does — and whether the defaults were known. Computed once per
+    cluster and component for all checks of a lint run (`ctx.cache`)."""
+    key = ("effective-values", cluster.id, component.name)
+    cached = ctx.cache.get(key)
+    if cached is None:
+        values = final_values(ctx.root, cluster, component)
+        chart, charts = component.chart, ctx.options.get("charts")
+        base = _defaults_layer(Path(charts), chart.name, chart.version) if charts and chart else None
+        cached = (merge_layers([base, Layered(values, {})]).data, True) if base is not None else (values, False)
+        ctx.cache[key] = cached
+    return cached
 
 
 def disruptable(budget: Any, replicas: int) -> int:

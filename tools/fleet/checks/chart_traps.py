@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import Finding, Severity, SourceRef
-from ..merge import deep_merge
 from ..model import Cluster, Component
-from ..render.wiring import final_values
 from . import CheckContext
-from .chart_values import chart_defaults
+from ._workloads import effective_values
 
 NAME = "chart-traps"
 DESCRIPTION = "Merged Helm values do not spring a known template trap of the pinned chart (invalid YAML, rejected or broken objects)"
@@ -204,8 +202,9 @@ def _source(component: Component, paths: list[tuple]) -> SourceRef | None:
     return None
 
 
-def sprung_traps(cluster: Cluster, component: Component, values: dict, defaults: Any) -> Iterator[tuple[Trap, tuple, SourceRef]]:
-    effective = Values(deep_merge(defaults, values) if isinstance(defaults, dict) else values, isinstance(defaults, dict))
+def sprung_traps(cluster: Cluster, component: Component, values: dict, defaults_known: bool
+                 ) -> Iterator[tuple[Trap, tuple, SourceRef]]:
+    effective = Values(values, defaults_known)
     for trap in traps_for(component):
         paths = trap.sprung(effective)
         if not paths:
@@ -215,16 +214,13 @@ def sprung_traps(cluster: Cluster, component: Component, values: dict, defaults:
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
-    charts = ctx.options.get("charts")
     found: dict[tuple, list[str]] = {}
     for cluster in ctx.fleet.clusters.values():
         for component in cluster.components.values():
             if not traps_for(component):
                 continue
-            chart = component.chart
-            defaults = chart_defaults(charts, chart.name, chart.version) if charts else None
-            values = final_values(ctx.root, cluster, component)
-            for trap, path, source in sprung_traps(cluster, component, values, defaults):
+            values, defaults_known = effective_values(ctx, cluster, component)
+            for trap, path, source in sprung_traps(cluster, component, values, defaults_known):
                 found.setdefault((source, component.name, trap, path), []).append(cluster.id)
     for (source, name, trap, path), clusters in sorted(found.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3])):
         chart = f"{trap.chart} {'/'.join(trap.versions)}"

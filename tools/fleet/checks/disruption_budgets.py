@@ -28,7 +28,7 @@ def workload_problem(ctx: CheckContext, cluster: Cluster, component: Component) 
     workload = workload_of(component)
     if workload is None:
         return None
-    values = effective_values(ctx.root, ctx.options.get("charts"), cluster, component)
+    values, _ = effective_values(ctx, cluster, component)
     replicas = workload.replicas(values)
     if replicas is None or replicas <= 1:
         return None

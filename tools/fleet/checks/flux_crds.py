@@ -11,7 +11,6 @@ warning (they went unvalidated).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
 import yaml

@@ -66,8 +66,7 @@ def enterprise_images(ctx: CheckContext, cluster: Cluster, component: Component,
     fallback = component.source_of() or SourceRef(cluster.source)
     if component.image and pattern.search(component.image):
         yield component.source_of("image") or fallback, f"{component.name}: image {component.image!r} is an Enterprise build"
-    values = effective_values(ctx.root, ctx.options.get("charts"), cluster, component) \
-        if component.chart else component.values
+    values, _ = effective_values(ctx, cluster, component)
     for path, image in images(values):
         parts = [image] if isinstance(image, str) else \
             [str(image.get(k)) for k in ("registry", "repository", "tag", "variant") if image.get(k)]

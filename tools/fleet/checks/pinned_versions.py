@@ -86,8 +86,7 @@ def component_problems(ctx: CheckContext, cluster: Cluster, component: Component
         problem = image_string_problem(component.image)
         if problem:
             yield component.source_of("image") or fallback, f"{component.name}: {problem}"
-    values = effective_values(ctx.root, ctx.options.get("charts"), cluster, component) \
-        if component.chart else component.values
+    values, _ = effective_values(ctx, cluster, component)
     for path, image in images(values):
         problem = image_string_problem(image) if isinstance(image, str) else image_map_problem(image)
         if problem:

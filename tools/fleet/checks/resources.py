@@ -64,7 +64,7 @@ def chart_findings(ctx: CheckContext, cluster: Cluster, component: Component) ->
                f"{component.name}: chart {component.chart.name} has no entry in checks/_workloads.py WORKLOADS "
                "(its containers' resources paths): add one")
         return
-    values = effective_values(ctx.root, ctx.options.get("charts"), cluster, component)
+    values, _ = effective_values(ctx, cluster, component)
     for container, (path, switch) in sorted(workload.containers.items()):
         if switch and get(values, switch) is not True:
             continue
