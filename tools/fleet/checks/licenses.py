@@ -18,8 +18,7 @@ from .. import yamlio
 from ..errors import Finding, InputError, Severity, SourceRef
 from ..model import Cluster, Component
 from . import CheckContext
-from ._workloads import effective_values
-from .pinned_versions import images
+from .pinned_versions import images_in_use
 from .resources import value_source
 
 NAME = "licenses"
@@ -66,8 +65,7 @@ def enterprise_images(ctx: CheckContext, cluster: Cluster, component: Component,
     fallback = component.source_of() or SourceRef(cluster.source)
     if component.image and pattern.search(component.image):
         yield component.source_of("image") or fallback, f"{component.name}: image {component.image!r} is an Enterprise build"
-    values, _ = effective_values(ctx, cluster, component)
-    for path, image in images(values):
+    for path, image in images_in_use(ctx, cluster, component):
         parts = [image] if isinstance(image, str) else \
             [str(image.get(k)) for k in ("registry", "repository", "tag", "variant") if image.get(k)]
         if any(pattern.search(p) for p in parts):

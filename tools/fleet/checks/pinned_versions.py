@@ -77,6 +77,15 @@ def images(values: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
             yield from images(item, path + (i,))
 
 
+def images_in_use(ctx: CheckContext, cluster: Cluster, component: Component) -> list[tuple[tuple, Any]]:
+    """`images()` of the component's effective values, walked once per lint run (licenses reads it too)."""
+    key = ("images-in-use", cluster.id, component.name)
+    if key not in ctx.cache:
+        values, _ = effective_values(ctx, cluster, component)
+        ctx.cache[key] = list(images(values))
+    return ctx.cache[key]
+
+
 def component_problems(ctx: CheckContext, cluster: Cluster, component: Component) -> Iterator[tuple[SourceRef, str]]:
     fallback = component.source_of() or SourceRef(cluster.source)
     if component.chart is not None and not EXACT_SEMVER.match(component.chart.version):
@@ -86,8 +95,7 @@ def component_problems(ctx: CheckContext, cluster: Cluster, component: Component
         problem = image_string_problem(component.image)
         if problem:
             yield component.source_of("image") or fallback, f"{component.name}: {problem}"
-    values, _ = effective_values(ctx, cluster, component)
-    for path, image in images(values):
+    for path, image in images_in_use(ctx, cluster, component):
         problem = image_string_problem(image) if isinstance(image, str) else image_map_problem(image)
         if problem:
             dotted = ".".join(map(str, path))
