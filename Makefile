@@ -14,7 +14,10 @@ FLEET := $(VENV)/bin/fleet
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # Upstream reference data (Flux CRDs, chart defaults) sits beside the repo when available.
 SHARED ?= $(abspath ../shared)
+# Gateway API: the standard channel (what DOKS manages; our objects must not need experimental fields).
 LINT_FLAGS := $(if $(wildcard $(SHARED)/crds/flux),--crds $(SHARED)/crds/flux) \
+              $(if $(wildcard $(SHARED)/crds/gateway/standard),--crds $(SHARED)/crds/gateway/standard) \
+              $(if $(wildcard $(SHARED)/crds/envoy-gateway),--crds $(SHARED)/crds/envoy-gateway) \
               $(if $(wildcard $(SHARED)/charts),--charts $(SHARED)/charts)
 
 .PHONY: help setup system render render-check lint test bench clean

@@ -37,13 +37,16 @@ def test_shipped_fleet_reconciles(rendered_root, fleet):
 
 
 def test_stage_kustomizations_chain_in_fleet_order(rendered_root, fleet):
-    """stage-01 → stage-02 → … via dependsOn, each applying its own rendered stage folder."""
+    """stage-01 → (its custom-resources step) → stage-02 → … via dependsOn, each applying its own
+    rendered folder."""
     objs = list(objects.iter_objects(rendered_root / "rendered"))
     for cid in fleet.clusters:
         stages = [o for o in objs if o.cluster == cid and o.kind == "Kustomization" and o.name.startswith("stage-")]
         names = [o.name for o in stages]
-        assert names == [f"stage-{i + 1:02d}-{s}" for i, s in enumerate(fleet.stages)]
-        assert len(names) == 4
+        assert [n for n in names if not n.endswith("-custom-resources")] == \
+            [f"stage-{i + 1:02d}-{s}" for i, s in enumerate(fleet.stages)]
+        assert names[:2] == ["stage-01-gateway", "stage-01-gateway-custom-resources"]
+        assert len(names) == 5
         for previous, current in zip([None] + names, stages):
             deps = [d["name"] for d in current.obj["spec"].get("dependsOn", [])]
             assert deps == ([previous] if previous else [])

@@ -105,9 +105,10 @@ def test_flux_apis_are_current_and_install_order_is_a_chain(repo_root: Path) -> 
     files = render_fleet(fleet)
     for cid in fleet.clusters:
         stages = _docs(files[f"clusters/{cid}/stages.yaml"])
-        assert [s["apiVersion"] for s in stages] == ["kustomize.toolkit.fluxcd.io/v1"] * 4
+        assert [s["apiVersion"] for s in stages] == ["kustomize.toolkit.fluxcd.io/v1"] * 5
         names = [s["metadata"]["name"] for s in stages]
-        assert names == ["stage-01-gateway", "stage-02-cluster-metrics", "stage-03-telemetry", "stage-04-shuttle"]
+        assert names == ["stage-01-gateway", "stage-01-gateway-custom-resources", "stage-02-cluster-metrics",
+                         "stage-03-telemetry", "stage-04-shuttle"]
         for prev, stage in zip(stages, stages[1:]):
             assert stage["spec"]["dependsOn"] == [{"name": prev["metadata"]["name"]}]
             assert stage["spec"]["wait"] is True
@@ -119,7 +120,8 @@ def test_flux_apis_are_current_and_install_order_is_a_chain(repo_root: Path) -> 
             docs = [d for rel, t in files.items() if rel.startswith(f"clusters/{cid}/{folder}/") and rel.endswith(".yaml")
                     and not rel.endswith("kustomization.yaml") for d in _docs(t)]
             kinds[s["metadata"]["name"]] = sorted(d["metadata"]["name"] for d in docs if d["kind"] in ("HelmRelease", "Deployment"))
-        assert kinds == {"stage-01-gateway": ["envoy-gateway"],
+        assert kinds == {"stage-01-gateway": ["envoy-gateway", "envoy-gateway-crds"],
+                         "stage-01-gateway-custom-resources": [],
                          "stage-02-cluster-metrics": ["kube-state-metrics", "metrics-server"],
                          "stage-03-telemetry": ["alloy", "fluent-bit", "vmagent"],
                          "stage-04-shuttle": ["shuttle"]}

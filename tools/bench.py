@@ -55,7 +55,9 @@ def main() -> None:
     args = parser.parse_args()
     fleet = str(Path(sys.executable).parent / "fleet")
     shared = REPO.parent / "shared"
-    lint_flags = ["--crds", str(shared / "crds/flux"), "--charts", str(shared / "charts")] if shared.exists() else []
+    crds = [shared / "crds/flux", shared / "crds/gateway/standard", shared / "crds/envoy-gateway"]
+    lint_flags = [a for c in crds if c.exists() for a in ("--crds", str(c))] + ["--charts", str(shared / "charts")] \
+        if shared.exists() else []
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         root = Path(tmp)
         make_fleet(root, args.clusters)

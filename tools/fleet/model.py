@@ -42,6 +42,8 @@ class Component:
     values: dict
     image: str | None
     merged: Layered                # the whole merged component document with provenance
+    after_releases: bool = False   # applied by the stage's second Kustomization (kinds its HelmReleases install)
+    depends_on: tuple[str, ...] = ()   # same-stage components whose HelmRelease must be Ready first
 
     def source_of(self, *path: Any) -> SourceRef | None:
         return self.merged.source_of(tuple(path))
@@ -185,7 +187,8 @@ def _component(merged: Layered) -> Component:
         name=d["name"], stage=d["stage"], namespace=d["namespace"],
         create_namespace=d.get("createNamespace", True), kind=d["kind"], chart=chart,
         release_name=d.get("releaseName", d["name"]), values=d.get("values") or {},
-        image=d.get("image"), merged=merged,
+        image=d.get("image"), merged=merged, after_releases=bool(d.get("afterReleases", False)),
+        depends_on=tuple(d.get("dependsOn") or ()),
     )
 
 

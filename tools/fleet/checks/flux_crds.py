@@ -1,25 +1,27 @@
-"""flux-crds: Flux objects against the real CRD files (`fleet lint --crds DIR`), schema and CEL rules.
+"""flux-crds: Flux, Gateway API and Envoy Gateway objects against the real CRD files
+(`fleet lint --crds DIR`, repeatable), schema and CEL rules.
 
 What kubeconform users get from CRD schemas, plus the CRDs' `x-kubernetes-validations` (e.g.
 "either chart or chartRef must be set") evaluated with cel-python — the checks the API server
 would run at apply time. Objects of a group some CRD defines but in a version none serves
 (helm.toolkit.fluxcd.io/v2beta1) are reported as unknown/removed APIs. Built-in kinds are left
-to k8s-schema. Off unless --crds is given: the CRD files live outside this repo.
+to k8s-schema. Off unless --crds is given: the CRD files live outside this repo. Gateway API and
+Envoy Gateway objects have no other schema: when no --crds folder defines their group, that is a
+warning (they went unvalidated).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
 import yaml
 
-from ..errors import Finding
+from ..errors import Finding, Severity, SourceRef
 from ..k8s import crd
 from ..k8s.objects import FastLoader, RenderedObject, rendered_objects
 from ..k8s.validate import VerdictCache, Violation, finding, object_violation
 
 NAME = "flux-crds"
-DESCRIPTION = "Flux objects validate against the real CRDs (--crds DIR): structural schema and CEL rules"
+DESCRIPTION = "Flux, Gateway API and Envoy Gateway objects validate against the real CRDs (--crds DIR, repeatable): structural schema and CEL rules"
 ORDER = 21
 # Subtrees objects.strip_opaque may have replaced by {}; used only if the CRD keeps them opaque.
 SKELETON_PATHS = {"HelmRelease": ("spec", "values")}
@@ -33,7 +35,7 @@ def _full_object(obj: RenderedObject) -> object:
     return docs[0] if docs else obj.obj
 
 
-def violations(obj: RenderedObject, crds: crd.CrdSet) -> tuple[Violation, ...]:
+def violations(obj: RenderedObject, crds: crd.CrdSet | crd.CrdSets) -> tuple[Violation, ...]:
     """CRD violations of one object, or () when no CRD in the folder concerns it."""
     if object_violation(obj) is not None or not crds.defines_group(obj.api_version):
         return ()
@@ -51,10 +53,18 @@ def violations(obj: RenderedObject, crds: crd.CrdSet) -> tuple[Violation, ...]:
 
 
 def check(ctx) -> Iterable[Finding]:
-    folder = ctx.options.get("crds")
-    if not folder:
-        return
-    crds = crd.load_crds(Path(folder))
+    folders = ctx.options.get("crds")
+    crds = crd.load_crd_sets(folders) if folders else None
+    unvalidated: dict[str, str] = {}
     for obj in rendered_objects(ctx):
+        if crd.crd_group(obj.api_version) and (crds is None or not crds.defines_group(obj.api_version)):
+            unvalidated.setdefault(obj.api_version.split("/", 1)[0], obj.path)
+            continue
+        if crds is None:
+            continue
         for violation in violations(obj, crds):
             yield finding(NAME, obj, violation)
+    for group, path in sorted(unvalidated.items()):
+        yield Finding(NAME, Severity.WARNING, SourceRef(path),
+                      f"{group} objects not validated: no --crds folder defines the group",
+                      "pass the CRD folder, e.g. --crds ../shared/crds/gateway/standard --crds ../shared/crds/envoy-gateway")

@@ -134,14 +134,14 @@ def cycle_violations(objs: ClusterObjects) -> Iterator[tuple[RenderedObject, Vio
 
 def stage_chain_violations(ctx: Any, objs: ClusterObjects, cluster_dir: str
                            ) -> Iterator[tuple[RenderedObject | None, Violation]]:
-    """The stage Kustomizations of base/fleet.yaml exist and chain stage-01 → … → stage-NN."""
-    from ..render.cluster import stage_dir, stage_name  # the renderer's own naming
+    """The stage Kustomizations of base/fleet.yaml (and a stage's custom-resources step) exist and
+    chain stage-01 → … → stage-NN, each dependsOn exactly the step before."""
+    from ..render.cluster import stage_steps  # the renderer's own naming
 
     fleet = ctx.fleet
     namespace = ((fleet.settings.get("flux") or {}).get("namespace")) or "flux-system"
     previous: str | None = None
-    for stage in fleet.stages:
-        name = stage_name(fleet, stage)
+    for _stage, name, folder in stage_steps(fleet, fleet.clusters[objs.cluster]):
         obj = objs.index.get(("Kustomization", namespace, name))
         if obj is None:
             yield None, Violation((), f"stage Kustomization {namespace}/{name} is not rendered in cluster "
@@ -155,7 +155,7 @@ def stage_chain_violations(ctx: Any, objs: ClusterObjects, cluster_dir: str
                 yield obj, Violation(("spec", "dependsOn"), f"stage {name} depends on {got}",
                                      f"dependsOn [{previous}]" if previous else "no dependsOn (first stage)")
             path = _spec(obj).get("path")
-            want_path = f"./{cluster_dir}/{stage_dir(fleet, stage)}"
+            want_path = f"./{cluster_dir}/{folder}"
             if isinstance(path, str) and path.rstrip("/") != want_path:
                 yield obj, Violation(("spec", "path"), f"stage {name} applies {path}", want_path)
         previous = name

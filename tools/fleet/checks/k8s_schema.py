@@ -1,5 +1,6 @@
 """k8s-schema: every rendered object against a strict schema for its apiVersion/kind.
 
+Gateway API and Envoy Gateway kinds are left to the real CRDs (flux-crds with --crds).
 Built-in kinds: the strict schemas kubernetes-validate bundles, at the fleet's pinned
 `kubernetesVersion` (fleet.k8s.core). Flux kinds: our own flux-<kind> schemas (fleet.k8s.flux).
 An apiVersion/kind with neither is an unknown or removed API (e.g. helm.toolkit.fluxcd.io/v2beta1)
@@ -13,6 +14,7 @@ from kubernetes_validate.utils import VersionNotSupportedError, all_versions
 
 from ..errors import Finding, InputError, SourceRef
 from ..k8s import core, flux
+from ..k8s.crd import crd_group
 from ..k8s.objects import RenderedObject, rendered_objects
 from ..k8s.validate import VerdictCache, Violation, finding, object_violation, schema_violations
 
@@ -68,5 +70,7 @@ def schemas_for(fleet: object) -> core.CoreSchemas:
 def check(ctx) -> Iterable[Finding]:
     schemas = schemas_for(ctx.fleet)
     for obj in rendered_objects(ctx):
+        if crd_group(obj.api_version):
+            continue  # Gateway API / Envoy Gateway kinds: only their real CRDs say (flux-crds, --crds)
         for violation in violations(obj, schemas):
             yield finding(NAME, obj, violation)

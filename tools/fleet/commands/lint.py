@@ -17,8 +17,9 @@ from .render import root_option
 
 @click.command("lint")
 @root_option
-@click.option("--crds", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Also validate Flux objects against the real CRD files in this folder (as kubeconform users do).")
+@click.option("--crds", type=click.Path(file_okay=False, exists=True, path_type=Path), multiple=True,
+              help="Also validate Flux, Gateway API and Envoy Gateway objects against the real CRD files in "
+                   "this folder (repeatable; as kubeconform users do).")
 @click.option("--charts", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Folder of pinned chart defaults (<chart>/<version>/values.yaml) for the values-key check.")
 @click.option("--only", multiple=True, help="Run only these checks (repeatable).")
@@ -27,7 +28,7 @@ from .render import root_option
 @click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default="error", show_default=True,
               help="Lowest severity that makes the run fail (exit 1).")
 @click.option("--list", "list_checks", is_flag=True, help="List the available checks and exit.")
-def lint_command(root: Path, crds: Path | None, charts: Path | None, only: tuple[str, ...], skip: tuple[str, ...],
+def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: tuple[str, ...], skip: tuple[str, ...],
                  fmt: str, fail_on: str, list_checks: bool) -> None:
     """Lint inputs and rendered/ with every check plug-in (see --list)."""
     available = checks.discover()
@@ -48,7 +49,7 @@ def _lint(root: Path, available: list, crds: Path | None, charts: Path | None, o
           skip: tuple[str, ...], fmt: str, fail_on: str) -> None:
     fleet = model.load(root)
     ctx = CheckContext(root=root.resolve(), fleet=fleet, rendered=root.resolve() / "rendered",
-                       options={"crds": crds, "charts": charts})
+                       options={"crds": list(crds) or None, "charts": charts})
     findings = []
     timings = []
     for check in available:

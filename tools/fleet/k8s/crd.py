@@ -327,6 +327,36 @@ class CrdSet:
         return any(g == group for (g, _, _) in self.versions)
 
 
+#: API groups of CRD kinds the renderer emits besides Flux's: validated only against real CRDs
+#: (`--crds`), never by the built-in schemas of k8s-schema.
+CRD_GROUPS = ("gateway.networking.k8s.io", "gateway.envoyproxy.io")
+
+
+def crd_group(api_version: str) -> bool:
+    return isinstance(api_version, str) and api_version.split("/", 1)[0] in CRD_GROUPS
+
+
+class CrdSets:
+    """Several CRD folders seen as one (Flux, Gateway API standard channel, Envoy Gateway)."""
+
+    def __init__(self, sets: list[CrdSet]):
+        self.sets = sets
+        self.versions = {k: v for s in sets for k, v in s.versions.items()}
+        self.token = hashlib.blake2b("\0".join(s.token for s in sets).encode(), digest_size=12).hexdigest()
+        self.folder = Path("+".join(s.folder.name for s in sets))
+
+    lookup = CrdSet.lookup
+    served = CrdSet.served
+    defines_group = CrdSet.defines_group
+
+
+def load_crd_sets(folders: Any) -> CrdSets:
+    """One folder or a list of folders (`fleet lint --crds A --crds B`)."""
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    return CrdSets([load_crds(Path(f)) for f in folders])
+
+
 _SETS: dict[tuple, CrdSet] = {}
 
 

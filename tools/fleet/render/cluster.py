@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import yamlio
 from ..model import Cluster, Component, Fleet
-from . import alloy, flux, shuttle
+from . import alloy, flux, gateway, shuttle
 from .wiring import final_values
 
 TOOL = "fleet render"
@@ -47,6 +47,24 @@ def stage_name(fleet: Fleet, stage: str) -> str:
     return f"stage-{fleet.stages.index(stage) + 1:02d}-{stage}"
 
 
+#: The sub-folder (and Kustomization name suffix) of a stage's second step: objects of kinds the
+#: stage's HelmReleases install. A Kustomization's server-side dry-run fails on a kind whose CRD
+#: does not exist yet, so they cannot share the HelmReleases' Kustomization.
+CUSTOM_RESOURCES = "custom-resources"
+
+
+def stage_steps(fleet: Fleet, cluster: Cluster) -> list[tuple[str, str, str]]:
+    """(stage, Kustomization name, folder) in install order: each stage, then its custom-resources
+    step when a component of the stage has `afterReleases`. Each step dependsOn the one before."""
+    steps = []
+    for stage in fleet.stages:
+        steps.append((stage, stage_name(fleet, stage), stage_dir(fleet, stage)))
+        if any(c.after_releases for c in fleet.components_in_stage(cluster, stage)):
+            steps.append((stage, f"{stage_name(fleet, stage)}-{CUSTOM_RESOURCES}",
+                          f"{stage_dir(fleet, stage)}/{CUSTOM_RESOURCES}"))
+    return steps
+
+
 def cluster_path(cluster: Cluster) -> str:
     return f"./rendered/clusters/{cluster.id}"
 
@@ -73,18 +91,21 @@ def component_objects(fleet: Fleet, cluster: Cluster, component: Component, shar
     if namespace_owners(fleet, cluster).get(ns) == component.name:
         docs.append(flux.namespace(ns))
     if component.kind == "manifests":
-        return docs + shuttle.render_manifests(shared.shuttle_docs, cluster, component)
+        if component.name == "shuttle":
+            return docs + shuttle.render_manifests(shared.shuttle_docs, cluster, component)
+        return docs + gateway.render(cluster, component)
     chart = component.chart
     assert chart is not None
     values = final_values(fleet.root, cluster, component)
     if chart.is_oci:
         docs.append(flux.oci_repository(component.name, ns, chart.repository, chart.version))
         docs.append(flux.helm_release(component.name, ns, component.release_name, values,
-                                      oci_repository=component.name))
+                                      oci_repository=component.name, depends_on=component.depends_on))
     else:
         docs.append(flux.helm_repository(component.name, ns, chart.repository))
         docs.append(flux.helm_release(component.name, ns, component.release_name, values, chart=chart.name,
-                                      version=chart.version, helm_repository=component.name))
+                                      version=chart.version, helm_repository=component.name,
+                                      depends_on=component.depends_on))
     return docs
 
 
@@ -108,13 +129,13 @@ def render_cluster(fleet: Fleet, cluster: Cluster, shared: Shared) -> dict[str, 
 
     stage_objs = []
     previous: str | None = None
-    for stage in fleet.stages:
-        name = stage_name(fleet, stage)
+    for _stage, name, folder in stage_steps(fleet, cluster):
         stage_objs.append(flux.kustomization(
-            name, fx_ns, f"{cluster_path(cluster)}/{stage_dir(fleet, stage)}", "flux-system",
+            name, fx_ns, f"{cluster_path(cluster)}/{folder}", "flux-system",
             interval=fx["interval"], retry=fx.get("retryInterval", "2m"), timeout=fx.get("timeout", "5m"),
             depends_on=[previous] if previous else []))
         previous = name
+    for stage in fleet.stages:
         files.update(_stage_files(fleet, cluster, stage, shared))
     files["stages.yaml"] = yamlio.dump_documents(stage_objs, header(base_sources))
     files["kustomization.yaml"] = yamlio.dump(flux.kustomize_file(["flux-system", "stages.yaml"]), header(base_sources))
@@ -134,12 +155,23 @@ _REGION_WIRED = ("fluent-bit", "vmagent", "shuttle")
 
 
 def _stage_files(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> dict[str, str]:
-    folder = stage_dir(fleet, stage)
+    files: dict[str, str] = {}
+    components = sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name)
+    later = [c for c in components if c.after_releases]
+    if later:
+        files.update(_folder_files(fleet, cluster, f"{stage_dir(fleet, stage)}/{CUSTOM_RESOURCES}", later, shared))
+    files.update(_folder_files(fleet, cluster, stage_dir(fleet, stage),
+                               [c for c in components if not c.after_releases], shared))
+    return files
+
+
+def _folder_files(fleet: Fleet, cluster: Cluster, folder: str, components: list[Component],
+                  shared: Shared) -> dict[str, str]:
     files: dict[str, str] = {}
     resources: list[str] = []
     generators: list[dict] = []
     sources_all: list[str] = [cluster.source]
-    for component in sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name):
+    for component in components:
         sources = component_sources(component) + [cluster.source] + _WIRED_SOURCES.get(component.name, [])
         if component.name in _REGION_WIRED:
             sources.append(cluster.region.source)

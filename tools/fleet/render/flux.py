@@ -63,7 +63,7 @@ def oci_repository(name: str, namespace: str, url: str, tag: str) -> dict:
 
 def helm_release(name: str, namespace: str, release_name: str, values: dict, *, chart: str | None = None,
                  version: str | None = None, helm_repository: str | None = None,
-                 oci_repository: str | None = None, interval: str = "10m") -> dict:
+                 oci_repository: str | None = None, interval: str = "10m", depends_on: tuple[str, ...] = ()) -> dict:
     spec: dict[str, Any] = {
         "interval": interval,
         "releaseName": release_name,
@@ -71,6 +71,8 @@ def helm_release(name: str, namespace: str, release_name: str, values: dict, *, 
         "upgrade": {"crds": "CreateReplace", "remediation": {"retries": 3, "remediateLastFailure": True}},
         "values": values,
     }
+    if depends_on:
+        spec["dependsOn"] = [{"name": d, "namespace": namespace} for d in depends_on]
     if oci_repository:
         spec["chartRef"] = {"kind": "OCIRepository", "name": oci_repository, "namespace": namespace}
     else:
