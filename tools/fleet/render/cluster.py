@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import yamlio
 from ..model import Cluster, Component, Fleet
-from . import alloy, flux, shuttle
+from . import alloy, flux, network, shuttle
 from .wiring import final_values
 
 TOOL = "fleet render"
@@ -26,10 +26,16 @@ class Shared:
 
     shuttle_docs: list
     alloy_jobs: list
+    network: network.Network
+
+
+#: The component whose stage carries the customer-isolation policies: the one that creates
+#: customer namespaces.
+ISOLATION_COMPONENT = "shuttle"
 
 
 def load_shared(fleet: Fleet) -> Shared:
-    return Shared(shuttle.load_manifests(fleet.root), alloy.platform_jobs(fleet.root))
+    return Shared(shuttle.load_manifests(fleet.root), alloy.platform_jobs(fleet.root), network.load(fleet.root))
 
 
 def header(sources: list[str], comment: str = "#") -> str:
@@ -156,6 +162,23 @@ def _stage_files(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> 
                 fleet, cluster, header(alloy_sources, "//")[3:].rstrip("\n"), shared.alloy_jobs)
             generators.append({"name": alloy.CONFIGMAP_NAME, "namespace": component.namespace,
                                "files": [alloy.CONFIG_FILE], "options": {"disableNameSuffixHash": True}})
+    policies = _network_policies(fleet, cluster, stage, shared)
+    if policies:
+        net_sources = [network.NETWORK.as_posix(), cluster.region.source]
+        files[f"{folder}/network-policy.yaml"] = yamlio.dump_documents(policies, header(net_sources))
+        resources.append("network-policy.yaml")
+        sources_all += net_sources
     files[f"{folder}/kustomization.yaml"] = yamlio.dump(flux.kustomize_file(resources, generators),
                                                             header(sources_all))
     return files
+
+
+def _network_policies(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> list[dict]:
+    """The stage's network policies: those of each of its components (render/network.py)."""
+    owners = namespace_owners(fleet, cluster)
+    docs: list[dict] = []
+    for component in sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name):
+        owned = sorted(ns for ns, owner in owners.items() if owner == component.name)
+        docs += network.component_policies(shared.network, component.name, owned, cluster.region.vpc_cidr,
+                                           isolation=component.name == ISOLATION_COMPONENT)
+    return docs
