@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 from typing import Iterable
 
 from ..errors import Finding, Severity, SourceRef
 from ..k8s.objects import rendered_objects
-from ..reach import Endpoint, Policy, Verdict, flow_verdict, policy_from_object, policy_ports
+from ..reach import POLICY_KINDS, Endpoint, Policy, Verdict, flow_verdict, policy_from_object, policy_ports
 from ..render import network
 from . import CheckContext
 
@@ -138,25 +137,25 @@ def analyse(net: network.Network, policies: list[Policy], vpc_cidr: str) -> list
     return isolation_problems(net, policies, vpc_cidr) + needed_flow_problems(net, policies, vpc_cidr)
 
 
-def _digest(net_file: bytes, policies: list[Policy], vpc_cidr: str) -> str:
-    data = json.dumps([[p.kind, p.name, p.namespace, p.spec, str(p.source)] for p in policies], sort_keys=True)
-    return hashlib.sha256(net_file + b"\0" + vpc_cidr.encode() + b"\0" + data.encode()).hexdigest()
+def _digest(net_file: bytes, object_digests: list[str], vpc_cidr: str) -> str:
+    """Key of one cluster's analysis: the input, its region's VPC, its rendered policies' texts."""
+    return hashlib.sha256(b"\0".join([net_file, vpc_cidr.encode(), *sorted(d.encode() for d in object_digests)])).hexdigest()
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
     net = network.load(ctx.root)
     net_file = (ctx.root / network.NETWORK).read_bytes()
-    by_cluster: dict[str, list[Policy]] = {}
+    by_cluster: dict[str, list] = {}
     for obj in rendered_objects(ctx):
-        policy = policy_from_object(obj.obj, None) if obj.cluster else None
-        if policy is not None:
-            by_cluster.setdefault(obj.cluster, []).append(
-                Policy(policy.kind, policy.name, policy.namespace, policy.spec, _source(obj)))
+        if obj.cluster and obj.kind in POLICY_KINDS:
+            by_cluster.setdefault(obj.cluster, []).append(obj)
     found: dict[tuple, list[str]] = {}
     for cid, cluster in sorted(ctx.fleet.clusters.items()):
-        policies = sorted(by_cluster.get(cid, []), key=lambda p: (p.kind, p.namespace, p.name))
-        key = _digest(net_file, policies, cluster.region.vpc_cidr)
+        objects = by_cluster.get(cid, [])
+        key = _digest(net_file, [o.digest for o in objects], cluster.region.vpc_cidr)
         if key not in _MEMO:
+            policies = [Policy(p.kind, p.name, p.namespace, p.spec, _source(o))
+                        for o in objects for p in [policy_from_object(o.obj, None)] if p is not None]
             _MEMO[key] = analyse(net, policies, cluster.region.vpc_cidr)
         for source, what, why in _MEMO[key]:
             found.setdefault((source, what, why), []).append(cid)

@@ -9,7 +9,7 @@ Layout under rendered/clusters/<id>/ (mirrors the install order):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import yamlio
@@ -27,6 +27,9 @@ class Shared:
     shuttle_docs: list
     alloy_jobs: list
     network: network.Network
+    #: rendered network-policy.yaml text by what it depends on (stage, region, components):
+    #: the same for every cluster of a region, so rendered once per run.
+    network_texts: dict = field(default_factory=dict, compare=False)
 
 
 #: The component whose stage carries the customer-isolation policies: the one that creates
@@ -162,23 +165,29 @@ def _stage_files(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> 
                 fleet, cluster, header(alloy_sources, "//")[3:].rstrip("\n"), shared.alloy_jobs)
             generators.append({"name": alloy.CONFIGMAP_NAME, "namespace": component.namespace,
                                "files": [alloy.CONFIG_FILE], "options": {"disableNameSuffixHash": True}})
-    policies = _network_policies(fleet, cluster, stage, shared)
-    if policies:
-        net_sources = [network.NETWORK.as_posix(), cluster.region.source]
-        files[f"{folder}/network-policy.yaml"] = yamlio.dump_documents(policies, header(net_sources))
+    text = _network_policy_text(fleet, cluster, stage, shared)
+    if text:
+        files[f"{folder}/network-policy.yaml"] = text
         resources.append("network-policy.yaml")
-        sources_all += net_sources
+        sources_all += [network.NETWORK.as_posix(), cluster.region.source]
     files[f"{folder}/kustomization.yaml"] = yamlio.dump(flux.kustomize_file(resources, generators),
                                                             header(sources_all))
     return files
 
 
-def _network_policies(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> list[dict]:
-    """The stage's network policies: those of each of its components (render/network.py)."""
+def _network_policy_text(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> str:
+    """The stage's network-policy.yaml (those of each of its components, render/network.py), or
+    "" when it has none. A pure function of the key below, so rendered once per region."""
     owners = namespace_owners(fleet, cluster)
-    docs: list[dict] = []
-    for component in sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name):
-        owned = sorted(ns for ns, owner in owners.items() if owner == component.name)
-        docs += network.component_policies(shared.network, component.name, owned, cluster.region.vpc_cidr,
-                                           isolation=component.name == ISOLATION_COMPONENT)
-    return docs
+    components = tuple((c.name, tuple(sorted(ns for ns, owner in owners.items() if owner == c.name)))
+                       for c in sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name))
+    key = (stage, cluster.region.vpc_cidr, cluster.region.source, components)
+    text = shared.network_texts.get(key)
+    if text is None:
+        docs: list[dict] = []
+        for name, owned in components:
+            docs += network.component_policies(shared.network, name, list(owned), cluster.region.vpc_cidr,
+                                               isolation=name == ISOLATION_COMPONENT)
+        text = yamlio.dump_documents(docs, header([network.NETWORK.as_posix(), cluster.region.source])) if docs else ""
+        shared.network_texts[key] = text
+    return text
