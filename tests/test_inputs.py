@@ -70,6 +70,12 @@ CASES = {
     "duplicate-nested-key": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName: shuttle-registration",
                              "  tokenSecretName: shuttle-registration\n  tokenSecretName: b",
                              ["cluster.yaml:6:3", "duplicate key 'tokenSecretName' (at $.shuttle)"]),
+    "vmagent-queue-too-small": ("regions/nyc3/region.yaml", "volumeSize: 10Gi", "volumeSize: 1Gi",
+                                ["regions/nyc3/region.yaml:14:15", "$.vmagentQueue.volumeSize", "from 2Gi to 9999Gi"]),
+    "vmagent-queue-decimal-unit": ("regions/nyc3/region.yaml", "volumeSize: 10Gi", "volumeSize: 10G",
+                                   ["regions/nyc3/region.yaml:14:15", "$.vmagentQueue.volumeSize"]),
+    "vmagent-queue-missing": ("regions/nyc3/region.yaml", "vmagentQueue:\n  volumeSize: 10Gi\n", "",
+                              ["regions/nyc3/region.yaml:1:1", "vmagentQueue"]),
     "tab-indentation": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName", "\ttokenSecretName",
                         ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
 }

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 
 from fleet.checks import CheckContext, k8s_schema
-from fleet.k8s import core, fastcheck, flux, objects
+from fleet.k8s import cilium, core, fastcheck, flux, objects
 from fleet.k8s.crd import crd_group
 from fleet.k8s.validate import VerdictCache, schema_violations
 
@@ -134,7 +134,8 @@ def test_core_validators_agree_with_kubernetes_validate(shipped):
     """Same files, same strictness: our cached validators and the library agree, valid or not."""
     schemas = core.core_schemas("1.33.0")
     assert schemas.label == "v1.33.0-local-strict"
-    core_objs = [o for o in shipped if not flux.is_flux(o.api_version) and not crd_group(o.api_version)]
+    core_objs = [o for o in shipped if not flux.is_flux(o.api_version) and not crd_group(o.api_version)
+                 and not cilium.is_cilium(o.api_version)]
     seen = set()
     for obj in core_objs:
         if obj.kind in seen:
@@ -150,7 +151,7 @@ def test_core_validators_agree_with_kubernetes_validate(shipped):
             except kubernetes_validate.ValidationError:
                 theirs = False
             assert ours == theirs == valid, (obj.describe(), valid)
-    assert {"Namespace", "Deployment", "ClusterRole", "ServiceAccount"} <= seen
+    assert {"Namespace", "Deployment", "ClusterRole", "ServiceAccount", "NetworkPolicy"} <= seen
 
 
 def test_deployment_replicas_as_string(tmp_path, fleet, shipped):
@@ -264,7 +265,9 @@ def _validators(shipped):
     for obj in shipped:
         key = (obj.api_version, obj.kind)
         if key not in out and not crd_group(obj.api_version):  # CRD kinds: flux-crds, real CRDs
-            out[key] = (flux.validator(*key) if flux.is_flux(obj.api_version) else schemas.validator(*key), obj.obj)
+            validator = (flux.validator(*key) if flux.is_flux(obj.api_version) else
+                         cilium.validator(*key) if cilium.is_cilium(obj.api_version) else schemas.validator(*key))
+            out[key] = (validator, obj.obj)
     return out
 
 

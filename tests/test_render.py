@@ -291,3 +291,18 @@ def test_unwritable_rendered_is_a_clear_error(fleet_copy: Path, monkeypatch) -> 
     monkeypatch.setattr("fleet.commands.render.write_tree", full)
     result = _render(fleet_copy)
     assert result.exit_code == 2 and "No space left on device" in result.output and "unchanged" in result.output
+
+
+def test_vmagent_queue_volume_and_cap_follow_the_region(fleet) -> None:
+    """The region's vmagentQueue.volumeSize sizes the StatefulSet's queue volume, and the per-URL
+    cap stays below it (vmagent drops the oldest data at the cap instead of filling the volume)."""
+    from fleet.render.wiring import final_values
+    seen = {}
+    for cluster in fleet.clusters.values():
+        values = final_values(fleet.root, cluster, cluster.components["vmagent"])
+        size_gib = int(values["persistentVolume"]["size"].removesuffix("Gi"))
+        cap_mib = int(values["remoteWrite"][0]["maxDiskUsagePerURL"].removesuffix("MiB"))
+        assert values["mode"] == "statefulSet" and values["persistentVolume"]["enabled"] is True
+        assert size_gib * 1024 * 0.7 <= cap_mib <= size_gib * 1024 - 1024
+        seen[cluster.region.slug] = size_gib
+    assert seen == {"fra1": 20, "nyc3": 10}

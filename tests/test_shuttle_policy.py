@@ -47,7 +47,8 @@ def admitted(resource: str, operation: str, namespace: dict | None, obj: dict | 
     return all(bool(r) for r in results)
 
 
-CUSTOMER = _ns("p-42", **{"starform.io/project-id": "42"})
+PSA = "pod-security.kubernetes.io/enforce"
+CUSTOMER = _ns("p-42", **{"starform.io/project-id": "42", PSA: "restricted"})
 
 
 @pytest.mark.parametrize("resource", ["deployments", "secrets", "services", "httproutes"])
@@ -66,7 +67,7 @@ def test_shuttle_manages_customer_namespaces_but_cannot_claim_platform_ones():
     assert admitted("namespaces", "CREATE", None, obj=CUSTOMER)
     assert admitted("namespaces", "DELETE", None, old=CUSTOMER)
     assert not admitted("namespaces", "CREATE", None, obj=_ns("p-44"))                # unlabelled
-    labelled_kube_system = _ns("kube-system", **{"starform.io/project-id": "1"})
+    labelled_kube_system = _ns("kube-system", **{"starform.io/project-id": "1", PSA: "baseline"})
     assert not admitted("namespaces", "UPDATE", None, obj=labelled_kube_system, old=_ns("kube-system"))
     assert not admitted("namespaces", "DELETE", None, old=_ns("flux-system"))
 
@@ -88,3 +89,44 @@ def test_policy_covers_every_kind_the_apply_role_writes():
     (binding,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
     assert binding["spec"]["policyName"] == _policy()["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
+
+
+@pytest.mark.parametrize("old, new", [
+    (CUSTOMER, _ns("p-42", **{"starform.io/project-id": "42", PSA: "baseline"})),        # relax to baseline
+    (CUSTOMER, _ns("p-42", **{"starform.io/project-id": "42", PSA: "restricted", "team": "a"})),
+])
+def test_shuttle_updates_its_customer_namespaces(old, new):
+    assert admitted("namespaces", "UPDATE", None, obj=new, old=old)
+
+
+@pytest.mark.parametrize("old, new", [
+    # an existing namespace nobody labelled (a platform or a hand-made one) claimed by labelling it
+    (_ns("monitoring"), _ns("monitoring", **{"starform.io/project-id": "42", PSA: "restricted"})),
+    (_ns("p-7", team="x"), _ns("p-7", **{"starform.io/project-id": "7", PSA: "baseline"})),
+    # a customer namespace handed to another project
+    (CUSTOMER, _ns("p-42", **{"starform.io/project-id": "43", PSA: "restricted"})),
+    # Pod Security dropped or weakened on update
+    (CUSTOMER, _ns("p-42", **{"starform.io/project-id": "42"})),
+    (CUSTOMER, _ns("p-42", **{"starform.io/project-id": "42", PSA: "privileged"})),
+])
+def test_shuttle_cannot_relabel_into_a_customer_namespace_or_drop_pod_security(old, new):
+    assert not admitted("namespaces", "UPDATE", None, obj=new, old=old)
+
+
+@pytest.mark.parametrize("labels", [
+    {"starform.io/project-id": "42"},                                     # no Pod Security label
+    {"starform.io/project-id": "42", PSA: "privileged"},
+    {"starform.io/project-id": "42", PSA: "Restricted"},                  # values are case-sensitive
+    {"starform.io/project-id": "42", "pod-security.kubernetes.io/warn": "restricted"},  # warn is not enforce
+])
+def test_shuttle_creates_customer_namespaces_only_under_pod_security(labels):
+    assert not admitted("namespaces", "CREATE", None, obj=_ns("p-42", **labels))
+
+
+@pytest.mark.parametrize("level", ["baseline", "restricted"])
+def test_baseline_or_stricter_is_enough(level):
+    assert admitted("namespaces", "CREATE", None, obj=_ns("p-42", **{"starform.io/project-id": "42", PSA: level}))
+
+
+def test_deleting_a_customer_namespace_needs_no_pod_security_label():
+    assert admitted("namespaces", "DELETE", None, old=_ns("p-42", **{"starform.io/project-id": "42"}))

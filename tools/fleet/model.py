@@ -58,6 +58,14 @@ class Region:
     vector_port: int
     clickhouse_url: str
     source: str                    # regions/<slug>/region.yaml
+    vmagent_queue_gib: int         # vmagentQueue.volumeSize, in GiB
+
+    @property
+    def vmagent_queue_limit(self) -> str:
+        """-remoteWrite.maxDiskUsagePerURL for a queue volume of `vmagent_queue_gib`: vmagent drops
+        the oldest data only at this cap, so it must stay below the volume (a full volume fails
+        writes instead). 80% leaves room for the ~500 MB chunk vmagent writes past the check."""
+        return f"{self.vmagent_queue_gib * 1024 * 8 // 10}MiB"
 
     @property
     def remote_write_url(self) -> str:
@@ -131,7 +139,8 @@ def _region(doc: inputs.Document) -> Region:
     d = doc.data
     e = d["endpoints"]
     return Region(d["region"], d["vpcCidr"], e["victoriaMetrics"]["url"], e["vector"]["host"],
-                  int(e["vector"]["port"]), e["clickhouse"]["url"], doc.name)
+                  int(e["vector"]["port"]), e["clickhouse"]["url"], doc.name,
+                  int(d["vmagentQueue"]["volumeSize"].removesuffix("Gi")))
 
 
 def _patch_layers(doc: inputs.Document, kinds: dict[str, str], errors: list[InputError]) -> dict[str, Layered]:

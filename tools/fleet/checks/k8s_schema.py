@@ -3,6 +3,7 @@
 Gateway API and Envoy Gateway kinds are left to the real CRDs (flux-crds with --crds).
 Built-in kinds: the strict schemas kubernetes-validate bundles, at the fleet's pinned
 `kubernetesVersion` (fleet.k8s.core). Flux kinds: our own flux-<kind> schemas (fleet.k8s.flux).
+Cilium policies: our own cilium-<kind> schemas of the fields we emit (fleet.k8s.cilium).
 An apiVersion/kind with neither is an unknown or removed API (e.g. helm.toolkit.fluxcd.io/v2beta1)
 and is reported too: the cluster would reject it, or it is a kind nothing here can check.
 """
@@ -13,7 +14,7 @@ from typing import Iterable
 from kubernetes_validate.utils import VersionNotSupportedError, all_versions
 
 from ..errors import Finding, InputError, SourceRef
-from ..k8s import core, flux
+from ..k8s import cilium, core, flux
 from ..k8s.crd import crd_group
 from ..k8s.objects import RenderedObject, rendered_objects
 from ..k8s.validate import VerdictCache, Violation, finding, object_violation, schema_violations
@@ -48,6 +49,8 @@ def violations(obj: RenderedObject, schemas: core.CoreSchemas) -> tuple[Violatio
         return (basic,)
     if flux.is_flux(obj.api_version):
         validator, key = flux.validator(obj.api_version, obj.kind), "flux"
+    elif cilium.is_cilium(obj.api_version):
+        validator, key = cilium.validator(obj.api_version, obj.kind), "cilium"
     else:
         validator, key = schemas.validator(obj.api_version, obj.kind), schemas.label
     if validator is None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import Finding, Severity, SourceRef
 from ..model import Cluster, Component
 from ..render import alloy as alloy_render
+from ..render.wiring import WIRED_TEMPLATES, final_values
 from . import CheckContext
 
 NAME = "required-values"
@@ -29,6 +30,7 @@ class Invariant:
     path: tuple[str, ...]                                   # inside the component's values
     test: Callable[[Any, Component], str | None]            # the problem with a value, or None
     why: str                                                # what breaks without it
+    final: bool = False     # tested on the values Flux gets (fleet-owned wiring applied, render/wiring.py)
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -99,6 +101,102 @@ def ksm_label_allowlist(resource: str, keys: tuple[str, ...], wildcard_from: str
     return test
 
 
+def absent(why_owned: str) -> Callable[[Any, Component], str | None]:
+    """The value must not be set: the fleet owns it (or the chart breaks with it)."""
+    def test(value: Any, component: Component) -> str | None:
+        return None if value in (MISSING, None, "") else f"must not be set ({why_owned}), is {_show(value)}"
+    return test
+
+
+def tolerates_every_taint(value: Any, component: Component) -> str | None:
+    """A toleration with `operator: Exists` and no key or effect matches every taint."""
+    if isinstance(value, list) and any(isinstance(t, dict) and t.get("operator") == "Exists"
+                                       and not t.get("key") and not t.get("effect") for t in value):
+        return None
+    return f"must hold a toleration {{operator: Exists}} (no key, no effect), is {_show(value)}"
+
+
+_FLUENT_LINE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s+(.*?)\s*$")
+_SIZE = re.compile(r"^(\d+)\s*([KMGT]?)(i?)B?$", re.I)
+#: Fluent Bit's chunks are flushed to a new one at about 2 MiB (flb_input_chunk.c FLB_INPUT_CHUNK_FS_MAX_SIZE).
+FLUENT_CHUNK_BYTES = 2 * 1024 * 1024
+
+
+def fluent_sections(text: Any) -> list[tuple[str, dict[str, str]]]:
+    """The [SECTION]s of a classic Fluent Bit config string: (name, {lower-case key: value})."""
+    sections: list[tuple[str, dict[str, str]]] = []
+    for line in (text if isinstance(text, str) else "").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            sections.append((stripped[1:-1].upper(), {}))
+        elif sections and stripped and not stripped.startswith("#"):
+            m = _FLUENT_LINE.match(stripped)
+            if m:
+                sections[-1][1][m.group(1).lower()] = m.group(2)
+    return sections
+
+
+def size_bytes(text: Any, binary_suffixes: bool) -> int | None:
+    """A size as bytes. Fluent Bit reads `16M` as 16 MiB (binary_suffixes); Kubernetes reads
+    `256Mi` as binary and `256M` as decimal."""
+    m = _SIZE.match(str(text).strip()) if text is not None else None
+    if not m:
+        return None
+    power = " KMGT".index(m.group(2).upper() or " ")
+    return int(m.group(1)) * (1024 ** power if (m.group(3) or binary_suffixes) else 1000 ** power)
+
+
+def fluent_memory_bound(value: Any, component: Component) -> str | None:
+    """While Vector is down, Fluent Bit keeps at most storage.max_chunks_up chunks (~2 MiB each)
+    plus storage.backlog.mem_limit in memory; the rest waits on disk. That must fit in half the
+    container's memory limit, or an outage OOM-kills the agent and the tail restarts."""
+    service = dict(next((s for name, s in fluent_sections(value) if name == "SERVICE"), {}))
+    chunks, path = service.get("storage.max_chunks_up"), service.get("storage.path")
+    if not path:
+        return "[SERVICE] must set storage.path (chunks wait on disk, not in memory)"
+    if chunks is None or not chunks.isdigit():
+        return f"[SERVICE] must set storage.max_chunks_up to an integer, is {_show(chunks)}"
+    backlog = size_bytes(service.get("storage.backlog.mem_limit", "5M"), binary_suffixes=True) or 0
+    limit = size_bytes(lookup(component.values, ("resources", "limits", "memory")), binary_suffixes=False)
+    budget = int(chunks) * FLUENT_CHUNK_BYTES + backlog
+    if limit is None or budget * 2 > limit:
+        return (f"storage.max_chunks_up {chunks} (x 2 MiB) + storage.backlog.mem_limit must stay within half of "
+                f"resources.limits.memory ({_show(lookup(component.values, ('resources', 'limits', 'memory')))})")
+    return None
+
+
+def fluent_inputs_on_disk(value: Any, component: Component) -> str | None:
+    bad = [s.get("name", "?") for name, s in fluent_sections(value)
+           if name == "INPUT" and s.get("storage.type", "").lower() != "filesystem"]
+    return f"every [INPUT] needs storage.type filesystem; not: {', '.join(bad)}" if bad else None
+
+
+def fluent_tenant_filter(value: Any, component: Component) -> str | None:
+    """The kubernetes filter (with pod labels) then the lua tenant filter, in that order."""
+    names = [(s.get("name", "").lower(), s) for name, s in fluent_sections(value) if name == "FILTER"]
+    k8s = next((i for i, (n, s) in enumerate(names) if n == "kubernetes" and s.get("labels", "").lower() == "on"), None)
+    lua = next((i for i, (n, s) in enumerate(names) if n == "lua" and s.get("call") == "starform_tenant"
+                and s.get("script") == "/fluent-bit/scripts/starform-tenant.lua"), None)
+    if k8s is None or lua is None or lua < k8s:
+        return ("must run the kubernetes filter (Labels On) and then the lua filter "
+                "(script /fluent-bit/scripts/starform-tenant.lua, call starform_tenant)")
+    return None
+
+
+def fluent_outputs_acked(value: Any, component: Component) -> str | None:
+    """Every output waits for Vector's ack, verifies its certificate and hostname, and is capped on disk."""
+    need = {"require_ack_response": "on", "tls": "on", "tls.verify": "on", "tls.verify_hostname": "on"}
+    for name, section in fluent_sections(value):
+        if name != "OUTPUT":
+            continue
+        wrong = [f"{k} {v.capitalize()}" for k, v in need.items() if section.get(k, "").lower() != v]
+        if "storage.total_limit_size" not in section:
+            wrong.append("storage.total_limit_size")
+        if wrong:
+            return f"[OUTPUT] {section.get('name', '?')} must set {', '.join(wrong)}"
+    return None
+
+
 STARFORM_POD_LABELS = ("starform.io/project-id", "starform.io/service-id", "starform.io/workspace-id")
 
 INVARIANTS: tuple[Invariant, ...] = (
@@ -115,6 +213,31 @@ INVARIANTS: tuple[Invariant, ...] = (
               "a single gateway replica is an outage on every node drain"),
     Invariant("envoy-gateway", ("podDisruptionBudget", "minAvailable"), int_at_least(1),
               "gateway-helm creates its PDB only for an integer minAvailable >= 1 (\"50%\" silently gives none)"),
+    Invariant("fluent-bit", ("config", "service"), fluent_memory_bound,
+              "bounded memory while the aggregator is down"),
+    Invariant("fluent-bit", ("config", "inputs"), fluent_inputs_on_disk,
+              "chunks buffer on the node's disk, not in memory"),
+    Invariant("fluent-bit", ("config", "filters"), fluent_tenant_filter,
+              "only customer records reach the customer store, each with its project/service/workspace IDs"),
+    Invariant("fluent-bit", ("config", "outputs"), fluent_outputs_acked,
+              "a chunk leaves the disk queue only once Vector acknowledged it, over verified mutual TLS", final=True),
+    Invariant("fluent-bit", ("tolerations",), tolerates_every_taint,
+              "logs of every node, whatever its taints"),
+    Invariant("fluent-bit", ("priorityClassName",), equals("system-node-critical"),
+              "the log agent is not evicted before the workloads it ships for"),
+    Invariant("vmagent", ("mode",), equals("statefulSet"),
+              "only the StatefulSet mode gives each replica its own persistent queue volume"),
+    Invariant("vmagent", ("persistentVolume", "enabled"), equals(True),
+              "the remote-write queue survives a reschedule during a store outage"),
+    Invariant("vmagent", ("persistentVolume", "name"), absent("the chart always mounts a volume named tmpdata"),
+              "a named claim template leaves the tmpdata mount without a volume: pods cannot start"),
+    Invariant("vmagent", ("persistentVolume", "existingClaim"), absent("every replica would share one claim"),
+              "each replica's queue on its own volume"),
+    Invariant("vmagent", ("persistentVolume", "size"), absent("set from the region's vmagentQueue.volumeSize"),
+              "the queue volume and -remoteWrite.maxDiskUsagePerURL are sized together, per region"),
+    Invariant("vmagent", ("extraArgs", "remoteWrite.maxDiskUsagePerURL"),
+              absent("the fleet sets remoteWrite[].maxDiskUsagePerURL from the region's vmagentQueue.volumeSize"),
+              "a cap above the volume fills it and fails writes instead of dropping the oldest data"),
 )
 
 
@@ -213,12 +336,24 @@ def _violations(ctx: CheckContext, cluster: Cluster) -> Iterator[tuple[Invariant
         component = cluster.components.get(inv.component)
         if component is None:
             continue
-        value = lookup(component.values, inv.path)
+        values = final_values(ctx.root, cluster, component) if inv.final else component.values
+        value = lookup(values, inv.path)
         problem = inv.test(value, component)
         if problem is None:
             continue
-        source = None
+        source = _wired_source(ctx, component.name, inv.path) if inv.final else None
         if value is MISSING:
             source = removal_source(ctx, cluster, inv.component, inv.path)
         source = source or component.source_of("values", *inv.path) or component.source_of() or SourceRef(cluster.source)
         yield inv, source, problem
+
+
+def _wired_source(ctx: CheckContext, component: str, path: tuple) -> SourceRef | None:
+    """A fleet-owned value comes from a template in base/ (render/wiring.py): the finding points
+    at the template's first section header (`[OUTPUT]`), where the missing setting belongs."""
+    rel = WIRED_TEMPLATES.get((component, path))
+    if rel is None:
+        return None
+    lines = (ctx.root / rel).read_text(encoding="utf-8").splitlines()
+    line = next((i + 1 for i, text in enumerate(lines) if text.strip().startswith("[")), 1)
+    return SourceRef(rel, line)

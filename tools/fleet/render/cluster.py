@@ -9,12 +9,12 @@ Layout under rendered/clusters/<id>/ (mirrors the install order):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import yamlio
 from ..model import Cluster, Component, Fleet
-from . import alloy, flux, gateway, shuttle
+from . import alloy, flux, gateway, network, shuttle
 from .wiring import final_values
 
 TOOL = "fleet render"
@@ -26,10 +26,19 @@ class Shared:
 
     shuttle_docs: list
     alloy_jobs: list
+    network: network.Network
+    #: rendered network-policy.yaml text by what it depends on (stage, region, components):
+    #: the same for every cluster of a region, so rendered once per run.
+    network_texts: dict = field(default_factory=dict, compare=False)
+
+
+#: The component whose stage carries the customer-isolation policies: the one that creates
+#: customer namespaces.
+ISOLATION_COMPONENT = "shuttle"
 
 
 def load_shared(fleet: Fleet) -> Shared:
-    return Shared(shuttle.load_manifests(fleet.root), alloy.platform_jobs(fleet.root))
+    return Shared(shuttle.load_manifests(fleet.root), alloy.platform_jobs(fleet.root), network.load(fleet.root))
 
 
 def header(sources: list[str], comment: str = "#") -> str:
@@ -188,6 +197,29 @@ def _folder_files(fleet: Fleet, cluster: Cluster, folder: str, components: list[
                 fleet, cluster, header(alloy_sources, "//")[3:].rstrip("\n"), shared.alloy_jobs)
             generators.append({"name": alloy.CONFIGMAP_NAME, "namespace": component.namespace,
                                "files": [alloy.CONFIG_FILE], "options": {"disableNameSuffixHash": True}})
+    text = _network_policy_text(fleet, cluster, stage, shared)
+    if text:
+        files[f"{folder}/network-policy.yaml"] = text
+        resources.append("network-policy.yaml")
+        sources_all += [network.NETWORK.as_posix(), cluster.region.source]
     files[f"{folder}/kustomization.yaml"] = yamlio.dump(flux.kustomize_file(resources, generators),
                                                             header(sources_all))
     return files
+
+
+def _network_policy_text(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> str:
+    """The stage's network-policy.yaml (those of each of its components, render/network.py), or
+    "" when it has none. A pure function of the key below, so rendered once per region."""
+    owners = namespace_owners(fleet, cluster)
+    components = tuple((c.name, tuple(sorted(ns for ns, owner in owners.items() if owner == c.name)))
+                       for c in sorted(fleet.components_in_stage(cluster, stage), key=lambda c: c.name))
+    key = (stage, cluster.region.vpc_cidr, cluster.region.source, components)
+    text = shared.network_texts.get(key)
+    if text is None:
+        docs: list[dict] = []
+        for name, owned in components:
+            docs += network.component_policies(shared.network, name, list(owned), cluster.region.vpc_cidr,
+                                               isolation=name == ISOLATION_COMPONENT)
+        text = yamlio.dump_documents(docs, header([network.NETWORK.as_posix(), cluster.region.source])) if docs else ""
+        shared.network_texts[key] = text
+    return text

@@ -22,8 +22,17 @@ def _meta(name: str, namespace: str | None = None, labels: dict | None = None) -
     return meta
 
 
+#: Flux never deletes an object with this annotation, even when it leaves the source (a stage
+#: renamed or reordered, a component moved): a platform namespace holds what Flux did not create
+#: (Secrets provisioned out of band, vmagent's queue volumes, leases), and deleting the
+#: namespace deletes them.
+PRUNE_DISABLED = {"kustomize.toolkit.fluxcd.io/prune": "disabled"}
+
+
 def namespace(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
+    meta = _meta(name)
+    meta["annotations"] = dict(PRUNE_DISABLED)
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
 def git_repository(name: str, namespace: str, url: str, branch: str, interval: str, secret: str | None) -> dict:

@@ -14,10 +14,14 @@ from ..model import Cluster, Component
 from .templates import render_template
 
 
+FLUENT_OUTPUTS = "base/components/fluent-bit/outputs.conf.j2"
+#: (component, values path) → the template in base/ that renders that fleet-owned value.
+WIRED_TEMPLATES = {("fluent-bit", ("config", "outputs")): FLUENT_OUTPUTS}
+
+
 def _fluent_bit(root: Path, cluster: Cluster, values: dict) -> dict:
     config = values.setdefault("config", {})
-    config["outputs"] = render_template(root, "base/components/fluent-bit/outputs.conf.j2",
-                                        region=cluster.region, cluster=cluster)
+    config["outputs"] = render_template(root, FLUENT_OUTPUTS, region=cluster.region, cluster=cluster)
     return values
 
 
@@ -25,7 +29,10 @@ def _vmagent(root: Path, cluster: Cluster, values: dict) -> dict:
     values["remoteWrite"] = [{
         "url": cluster.region.remote_write_url,
         "urlRelabelConfig": [copy.deepcopy(r.rule) for r in cluster.customer_relabel],
+        "maxDiskUsagePerURL": cluster.region.vmagent_queue_limit,
     }]
+    # The queue's volume (StatefulSet volumeClaimTemplate), sized by the region.
+    values.setdefault("persistentVolume", {})["size"] = f"{cluster.region.vmagent_queue_gib}Gi"
     glob = values.setdefault("config", {}).setdefault("global", {})
     glob["external_labels"] = {"cluster_id": cluster.id, "region": cluster.region.slug}
     return values
