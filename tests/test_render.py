@@ -56,6 +56,12 @@ def test_check_detects_drift_and_hand_edits(fleet_copy: Path) -> None:
 def test_removed_cluster_is_pruned(fleet_copy: Path) -> None:
     assert _render(fleet_copy).exit_code == 0
     shutil.rmtree(fleet_copy / "clusters/fra1-staging-01")
+    control = fleet_copy / "clusters/nyc3-control-01/cluster.yaml"
+    probe = "    - cluster: fra1-staging-01\n      url: https://edge.fra1-staging-01.starform.cloud/healthz\n"
+    result = _render(fleet_copy)
+    assert result.exit_code == 2   # the control plane still probes its load balancer
+    assert "clusters/nyc3-control-01/cluster.yaml:" in result.output and "'fra1-staging-01'" in result.output
+    control.write_text(control.read_text().replace(probe, ""))
     assert _render(fleet_copy).exit_code == 0
     assert not (fleet_copy / "rendered/clusters/fra1-staging-01").exists()
     assert (fleet_copy / "rendered/clusters/fra1-prod-01").exists()
@@ -120,7 +126,7 @@ def test_flux_apis_are_current_and_install_order_is_a_chain(repo_root: Path) -> 
             kinds[s["metadata"]["name"]] = sorted(d["metadata"]["name"] for d in docs if d["kind"] in ("HelmRelease", "Deployment"))
         assert kinds == {"stage-01-gateway": ["envoy-gateway"],
                          "stage-02-cluster-metrics": ["kube-state-metrics", "metrics-server"],
-                         "stage-03-telemetry": ["alloy", "fluent-bit", "vmagent"],
+                         "stage-03-telemetry": ["alloy", "fluent-bit", "node-exporter", "vmagent"],
                          "stage-04-shuttle": ["shuttle"]}
     text = "\n".join(files.values())
     assert not re.search(r"(helm|kustomize|source)\.toolkit\.fluxcd\.io/v[0-9]+beta", text)
