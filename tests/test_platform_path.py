@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "rendered/clusters").glob("*/stages/03-telemetry/config.alloy"))
 
 
+def _environment(cluster_id: str) -> str:
+    return yamlio.plain(yamlio.load_file(ROOT / f"clusters/{cluster_id}/cluster.yaml"))["environment"]
+
+
 def _profile(cluster_id: str) -> str:
     doc = yamlio.plain(yamlio.load_file(ROOT / f"clusters/{cluster_id}/cluster.yaml"))
     return doc.get("profile", "customer")
@@ -79,6 +83,8 @@ def test_every_platform_job_reaches_grafana_cloud_as_itself(config: Path) -> Non
                 assert out is not None, f"{scrape}: up from a {target_job} target is dropped before Grafana Cloud"
                 assert target_job == job_name == out["job"], (scrape, target_job, out)
                 assert out["cluster_id"] == cluster_id
+                # the severity of every alert derives from it: the cluster's own, or a probed one's
+                assert out["environment"] == target.get("environment", _environment(cluster_id))
                 reached[job_name] = out
     assert sorted(reached) == sorted(_targets(_profile(cluster_id))), "every platform job is scraped by exactly its own scrape"
     assert set(reached) <= set(policy.job_allow)
