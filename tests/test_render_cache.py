@@ -24,7 +24,7 @@ def _fresh(root: Path) -> dict[str, bytes]:
 
 def test_second_render_reuses_every_cluster(fleet_copy: Path) -> None:
     _render(fleet_copy)
-    assert "(0 rendered, 5 reused)" in _render(fleet_copy)
+    assert "(0 rendered, 6 reused)" in _render(fleet_copy)
 
 
 def test_hand_edited_file_is_rendered_again_not_trusted(fleet_copy: Path) -> None:
@@ -32,7 +32,7 @@ def test_hand_edited_file_is_rendered_again_not_trusted(fleet_copy: Path) -> Non
     target = fleet_copy / "rendered/clusters/nyc3-prod-01/stages/04-shuttle/shuttle.yaml"
     target.write_text(target.read_text().replace("replicas: 1", "replicas: 5"))
     out = _render(fleet_copy)
-    assert "(1 rendered, 4 reused)" in out
+    assert "(1 rendered, 5 reused)" in out
     assert "replicas: 5" not in target.read_text()
     assert read_tree(fleet_copy / "rendered") == _fresh(fleet_copy)
 
@@ -41,7 +41,17 @@ def test_one_cluster_change_renders_only_that_cluster(fleet_copy: Path) -> None:
     _render(fleet_copy)
     path = fleet_copy / "clusters/fra1-prod-01/cluster.yaml"
     path.write_text(path.read_text() + "components:\n  envoy-gateway:\n    values:\n      deployment:\n        replicas: 4\n")
-    assert "(1 rendered, 4 reused)" in _render(fleet_copy)
+    # the control-plane cluster probes fra1-prod-01's load balancer (its environment is an input)
+    assert "(2 rendered, 4 reused)" in _render(fleet_copy)
+    assert read_tree(fleet_copy / "rendered") == _fresh(fleet_copy)
+    path = fleet_copy / "clusters/nyc3-staging-01/cluster.yaml"
+    path.write_text(path.read_text().replace("replicas: 1\n", "replicas: 2\n", 1))
+    control = fleet_copy / "clusters/nyc3-control-01/cluster.yaml"
+    control.write_text(control.read_text().replace(
+        "    - cluster: nyc3-staging-01\n      url: https://edge.nyc3-staging-01.starform.cloud/healthz\n", ""))
+    _render(fleet_copy)
+    path.write_text(path.read_text().replace("replicas: 2\n", "replicas: 3\n", 1))
+    assert "(1 rendered, 5 reused)" in _render(fleet_copy)
     assert read_tree(fleet_copy / "rendered") == _fresh(fleet_copy)
 
 
@@ -52,7 +62,7 @@ def test_shared_input_change_renders_everything(fleet_copy: Path) -> None:
                           ("base/relabel/platform.yaml", "regex: __platform_namespace\n", "regex: __platform_namespace|__tmp\n")):
         path = fleet_copy / rel
         path.write_text(path.read_text().replace(old, new, 1))
-        assert "(5 rendered, 0 reused)" in _render(fleet_copy), rel
+        assert "(6 rendered, 0 reused)" in _render(fleet_copy), rel
         assert read_tree(fleet_copy / "rendered") == _fresh(fleet_copy), rel
 
 
