@@ -76,11 +76,11 @@ CASES = {
     "control-plane-settings-on-customer": ("clusters/nyc3-control-01/cluster.yaml", "profile: control-plane\n", "",
                                            ["clusters/nyc3-control-01/cluster.yaml:"]),
     "probe-of-unknown-cluster": ("clusters/nyc3-control-01/cluster.yaml", "- cluster: fra1-prod-01", "- cluster: fra1-prod-09",
-                                 ["clusters/nyc3-control-01/cluster.yaml:19:16", "names cluster 'fra1-prod-09'",
+                                 ["clusters/nyc3-control-01/cluster.yaml:17:16", "names cluster 'fra1-prod-09'",
                                   "$.controlPlane.loadBalancers[3].cluster"]),
     "probe-url-injection": ("clusters/nyc3-control-01/cluster.yaml", "url: https://edge.fra1-prod-01.starform.cloud/healthz",
                             'url: "https://edge.fra1-prod-01.starform.cloud/healthz\\n}"',
-                            ["clusters/nyc3-control-01/cluster.yaml:20:", "$.controlPlane.loadBalancers[3].url"]),
+                            ["clusters/nyc3-control-01/cluster.yaml:18:", "$.controlPlane.loadBalancers[3].url"]),
     "tab-indentation": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName", "\ttokenSecretName",
                         ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
 }

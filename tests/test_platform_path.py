@@ -85,6 +85,7 @@ def test_every_platform_job_reaches_grafana_cloud_as_itself(config: Path) -> Non
                 assert out["cluster_id"] == cluster_id
                 # the severity of every alert derives from it: the cluster's own, or a probed one's
                 assert out["environment"] == target.get("environment", _environment(cluster_id))
+                assert out["cluster_profile"] == _profile(cluster_id)
                 reached[job_name] = out
     assert sorted(reached) == sorted(_targets(_profile(cluster_id))), "every platform job is scraped by exactly its own scrape"
     assert set(reached) <= set(policy.job_allow)

@@ -107,6 +107,11 @@ class Fleet:
     def components_in_stage(self, cluster: Cluster, stage: str) -> list[Component]:
         return [c for c in cluster.components.values() if c.stage == stage]
 
+    def stages_of(self, cluster: Cluster) -> list[str]:
+        """The stages this cluster installs, in order: those with a component for its profile
+        (the control-plane cluster has no Shuttle stage). Numbering stays the fleet's."""
+        return [s for s in self.stages if self.components_in_stage(cluster, s)]
+
 
 def build(raw: inputs.RawInputs) -> Fleet:
     """Merge every cluster's layers; raise InputErrors for patches naming unknown components."""
@@ -156,7 +161,10 @@ def _cluster(raw: inputs.RawInputs, doc: inputs.Document, region: Region) -> Clu
     if errors:
         raise InputErrors(errors)
     components = {}
+    profile = doc.data.get("profile", "customer")
     for name, base_doc in sorted(raw.components.items()):
+        if profile not in base_doc.data.get("profiles", [profile]):
+            continue  # not installed on this profile of cluster
         stack = [base_doc.layered] + [layer[name] for layer in layers if name in layer]
         components[name] = _component(merge_layers(stack))
     files = [raw.settings.name, overlay_doc.name, region_doc.name, doc.name]
@@ -170,10 +178,10 @@ def _cluster(raw: inputs.RawInputs, doc: inputs.Document, region: Region) -> Clu
     return Cluster(
         input_digest=digest,
         id=doc.data["id"], region=region, environment=doc.data["environment"],
-        shuttle_token_secret=doc.data["shuttle"]["tokenSecretName"], components=components,
+        shuttle_token_secret=(doc.data.get("shuttle") or {}).get("tokenSecretName", ""), components=components,
         customer_relabel=_relabel(raw, doc, "customer"), platform_relabel=_relabel(raw, doc, "platform"),
         source=doc.name, inputs=sorted(set(files)),
-        profile=doc.data.get("profile", "customer"), control_plane=_control_plane(raw, doc),
+        profile=profile, control_plane=_control_plane(raw, doc),
     )
 
 

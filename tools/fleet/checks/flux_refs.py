@@ -134,13 +134,15 @@ def cycle_violations(objs: ClusterObjects) -> Iterator[tuple[RenderedObject, Vio
 
 def stage_chain_violations(ctx: Any, objs: ClusterObjects, cluster_dir: str
                            ) -> Iterator[tuple[RenderedObject | None, Violation]]:
-    """The stage Kustomizations of base/fleet.yaml exist and chain stage-01 → … → stage-NN."""
+    """The stage Kustomizations of base/fleet.yaml exist and chain stage-01 → … → stage-NN (the
+    stages the cluster's profile installs: the control plane has no Shuttle stage)."""
     from ..render.cluster import stage_dir, stage_name  # the renderer's own naming
 
     fleet = ctx.fleet
     namespace = ((fleet.settings.get("flux") or {}).get("namespace")) or "flux-system"
     previous: str | None = None
-    for stage in fleet.stages:
+    cluster = fleet.clusters.get(objs.cluster)
+    for stage in fleet.stages_of(cluster) if cluster is not None else fleet.stages:
         name = stage_name(fleet, stage)
         obj = objs.index.get(("Kustomization", namespace, name))
         if obj is None:

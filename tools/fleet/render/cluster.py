@@ -108,7 +108,7 @@ def render_cluster(fleet: Fleet, cluster: Cluster, shared: Shared) -> dict[str, 
 
     stage_objs = []
     previous: str | None = None
-    for stage in fleet.stages:
+    for stage in fleet.stages_of(cluster):
         name = stage_name(fleet, stage)
         stage_objs.append(flux.kustomization(
             name, fx_ns, f"{cluster_path(cluster)}/{stage_dir(fleet, stage)}", "flux-system",
