@@ -76,6 +76,17 @@ CASES = {
                                    ["regions/nyc3/region.yaml:14:15", "$.vmagentQueue.volumeSize"]),
     "vmagent-queue-missing": ("regions/nyc3/region.yaml", "vmagentQueue:\n  volumeSize: 10Gi\n", "",
                               ["regions/nyc3/region.yaml:1:1", "vmagentQueue"]),
+    # The control-plane profile: its probes name real clusters, its settings exist, and only there.
+    "control-plane-without-settings": ("clusters/nyc3-control-01/cluster.yaml", "controlPlane:\n", "unused:\n",
+                                       ["clusters/nyc3-control-01/cluster.yaml:", "controlPlane"]),
+    "control-plane-settings-on-customer": ("clusters/nyc3-control-01/cluster.yaml", "profile: control-plane\n", "",
+                                           ["clusters/nyc3-control-01/cluster.yaml:"]),
+    "probe-of-unknown-cluster": ("clusters/nyc3-control-01/cluster.yaml", "- cluster: fra1-prod-01", "- cluster: fra1-prod-09",
+                                 ["clusters/nyc3-control-01/cluster.yaml:17:16", "names cluster 'fra1-prod-09'",
+                                  "$.controlPlane.loadBalancers[3].cluster"]),
+    "probe-url-injection": ("clusters/nyc3-control-01/cluster.yaml", "url: https://edge.fra1-prod-01.starform.cloud/healthz",
+                            'url: "https://edge.fra1-prod-01.starform.cloud/healthz\\n}"',
+                            ["clusters/nyc3-control-01/cluster.yaml:18:", "$.controlPlane.loadBalancers[3].url"]),
     "tab-indentation": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName", "\ttokenSecretName",
                         ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
 }

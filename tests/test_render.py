@@ -56,6 +56,12 @@ def test_check_detects_drift_and_hand_edits(fleet_copy: Path) -> None:
 def test_removed_cluster_is_pruned(fleet_copy: Path) -> None:
     assert _render(fleet_copy).exit_code == 0
     shutil.rmtree(fleet_copy / "clusters/fra1-staging-01")
+    control = fleet_copy / "clusters/nyc3-control-01/cluster.yaml"
+    probe = "    - cluster: fra1-staging-01\n      url: https://edge.fra1-staging-01.starform.cloud/healthz\n"
+    result = _render(fleet_copy)
+    assert result.exit_code == 2   # the control plane still probes its load balancer
+    assert "clusters/nyc3-control-01/cluster.yaml:" in result.output and "'fra1-staging-01'" in result.output
+    control.write_text(control.read_text().replace(probe, ""))
     assert _render(fleet_copy).exit_code == 0
     assert not (fleet_copy / "rendered/clusters/fra1-staging-01").exists()
     assert (fleet_copy / "rendered/clusters/fra1-prod-01").exists()
@@ -103,12 +109,13 @@ def test_every_file_has_the_generated_header(repo_root: Path) -> None:
 def test_flux_apis_are_current_and_install_order_is_a_chain(repo_root: Path) -> None:
     fleet = model.load(repo_root)
     files = render_fleet(fleet)
-    for cid in fleet.clusters:
+    for cid, cluster in fleet.clusters.items():
+        customer = cluster.profile == "customer"   # the control plane runs no Shuttle
         stages = _docs(files[f"clusters/{cid}/stages.yaml"])
-        assert [s["apiVersion"] for s in stages] == ["kustomize.toolkit.fluxcd.io/v1"] * 5
+        assert [s["apiVersion"] for s in stages] == ["kustomize.toolkit.fluxcd.io/v1"] * (5 if customer else 4)
         names = [s["metadata"]["name"] for s in stages]
         assert names == ["stage-01-gateway", "stage-01-gateway-custom-resources", "stage-02-cluster-metrics",
-                         "stage-03-telemetry", "stage-04-shuttle"]
+                         "stage-03-telemetry", "stage-04-shuttle"][:len(stages)]
         for prev, stage in zip(stages, stages[1:]):
             assert stage["spec"]["dependsOn"] == [{"name": prev["metadata"]["name"]}]
             assert stage["spec"]["wait"] is True
@@ -123,8 +130,9 @@ def test_flux_apis_are_current_and_install_order_is_a_chain(repo_root: Path) -> 
         assert kinds == {"stage-01-gateway": ["envoy-gateway", "envoy-gateway-crds"],
                          "stage-01-gateway-custom-resources": [],
                          "stage-02-cluster-metrics": ["kube-state-metrics", "metrics-server"],
-                         "stage-03-telemetry": ["alloy", "fluent-bit", "vmagent"],
-                         "stage-04-shuttle": ["shuttle"]}
+                         "stage-03-telemetry": ["alloy", "fluent-bit", "node-exporter", "vmagent"],
+                         **({"stage-04-shuttle": ["shuttle"]} if customer else {})}
+        assert customer or not any(rel.startswith(f"clusters/{cid}/stages/04-") for rel in files)
     text = "\n".join(files.values())
     assert not re.search(r"(helm|kustomize|source)\.toolkit\.fluxcd\.io/v[0-9]+beta", text)
 

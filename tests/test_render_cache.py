@@ -37,6 +37,12 @@ def _cluster_count(root: Path) -> int:
     return len(model.load(root).clusters)
 
 
+def _probers(root: Path, cluster_id: str) -> int:
+    """How many control-plane clusters probe `cluster_id`'s load balancer (its inputs are theirs too)."""
+    return sum(any(lb.get("cluster") == cluster_id for lb in c.control_plane.get("loadBalancers", []))
+               for c in model.load(root).clusters.values())
+
+
 def _fresh(root: Path) -> dict[str, bytes]:
     return {k: v.encode() for k, v in fleet_render.render_fleet(model.load(root)).items()}
 
@@ -60,7 +66,9 @@ def test_one_cluster_change_renders_only_that_cluster(fleet_copy: Path) -> None:
     _render(fleet_copy)
     path = fleet_copy / "clusters/fra1-prod-01/cluster.yaml"
     path.write_text(path.read_text() + "components:\n  envoy-gateway:\n    values:\n      deployment:\n        replicas: 4\n")
-    assert f"(1 rendered, {_cluster_count(fleet_copy) - 1} reused)" in _render(fleet_copy)
+    # a control-plane cluster that probes fra1-prod-01's load balancer reads its environment
+    changed = 1 + _probers(fleet_copy, "fra1-prod-01")
+    assert f"({changed} rendered, {_cluster_count(fleet_copy) - changed} reused)" in _render(fleet_copy)
     assert read_tree(fleet_copy / "rendered") == _fresh(fleet_copy)
 
 

@@ -167,9 +167,9 @@ def test_a_failing_base_case_is_reported_at_its_line(root):
     path = root / "tests/rules/platform-telemetry-pipeline.test.yaml"
     text = path.read_text()
     path.write_text(text.replace("      - eval_time: 3h\n        alertname: AlloyStoppedReporting\n        exp_alerts:\n"
-                                 "          - exp_labels: {severity: critical, cluster_id: c1}",
+                                 "          - exp_labels: {severity: critical, cluster_id: c1, environment: production}",
                                  "      - eval_time: 3h\n        alertname: AlloyStoppedReporting\n        exp_alerts:\n"
-                                 "          - exp_labels: {severity: critical, cluster_id: c9}", 1))
+                                 "          - exp_labels: {severity: critical, cluster_id: c9, environment: production}", 1))
     (f,) = lint.unit_test_findings(root)
     lines = path.read_text().splitlines()
     assert f.source.file == "tests/rules/platform-telemetry-pipeline.test.yaml"

@@ -305,3 +305,56 @@ def test_identity_rules_copying_ksm_labels_pass_the_tenant_id_check(root):
     text = (REPO / "base/rules/recording/00-identity.yaml").read_text()
     assert text.count('"label_starform_io_project_id", "(.+)"') >= 2   # what the check accepts is used
     assert findings(root, "rules-tenant-ids") == []
+
+
+# --- staging never pages (rules-environment) ---------------------------------------------------
+ENV_SEVERITY = ('{{ if or (eq $labels.environment "production") (eq $labels.environment "") }}'
+                'critical{{ else }}warning{{ end }}')
+
+
+def _paging_alert(expr: str, severity: str = ENV_SEVERITY) -> str:
+    return f"""groups:
+  - name: env
+    rules:
+      - alert: Paging
+        expr: {expr}
+        for: 5m
+        labels: {{severity: '{severity}'}}
+        annotations: {{summary: s, description: d}}
+"""
+
+
+@pytest.mark.parametrize("expr", [
+    'up{job="shuttle"} == 0',
+    'count by (cluster_id, environment) (up{job="alloy"}) unless on (cluster_id) count by (cluster_id) (up{job="shuttle"})',
+    'absent(up{job="starbase-api", environment="production"})',
+    'max_over_time(up{job="alloy"}[1d]) unless on (instance) up{job="alloy"} or absent_over_time(up{job="alloy", environment="production"}[1d])',
+])
+def test_environment_derived_severity_that_keeps_environment_is_clean(root, expr):
+    write(root, "base/rules/alerts/env.yaml", _paging_alert(expr))
+    assert findings(root, "rules-environment") == []
+    assert findings(root, "rules-alert-fields") == []
+
+
+@pytest.mark.parametrize("expr, words", [
+    ('count by (cluster_id) (up{job="shuttle"} == 0)', "`count by (cluster_id)` does not keep it"),
+    ('absent(up{job="starbase-api"})', 'environment="production"'),
+    ('sum(up{job="shuttle"}) == 0', "without `by` keeps no labels"),
+])
+def test_severity_that_cannot_tell_staging_fails_at_its_expr_line(root, expr, words):
+    write(root, "base/rules/alerts/env.yaml", _paging_alert(expr))
+    (f,) = findings(root, "rules-environment")
+    assert (f.source.file, f.source.line) == ("base/rules/alerts/env.yaml", 5)
+    assert words in f.message + f.hint and "Paging" in f.message
+
+
+def test_static_critical_pages_for_staging_and_fails_at_the_alert_line(root):
+    write(root, "base/rules/alerts/env.yaml", _paging_alert('up{job="shuttle"} == 0', "critical"))
+    (f,) = findings(root, "rules-environment")
+    assert (f.source.file, f.source.line) == ("base/rules/alerts/env.yaml", 4)
+    assert "staging" in f.message
+
+
+def test_shipped_severity_template_is_the_checked_one():
+    from fleet.rules.static import ENV_SEVERITY as shipped
+    assert shipped == ENV_SEVERITY

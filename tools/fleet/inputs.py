@@ -265,6 +265,12 @@ def _check_references(c: _Collector, clusters: dict[str, Document], regions: dic
             c.errors.append(InputError(f"cluster {cid!r} names region {region!r}, which does not exist",
                                        doc.value_ref("region"), path="$.region",
                                        expected=f"a folder regions/<region>/ (have: {', '.join(sorted(regions)) or 'none'})"))
+        for i, lb in enumerate((doc.data.get("controlPlane") or {}).get("loadBalancers") or []):
+            if lb["cluster"] not in clusters:
+                c.errors.append(InputError(f"load balancer probe names cluster {lb['cluster']!r}, which does not exist",
+                                           doc.value_ref("controlPlane", "loadBalancers", i, "cluster"),
+                                           path=f"$.controlPlane.loadBalancers[{i}].cluster",
+                                           expected="a folder clusters/<cluster-id>/"))
         env = doc.data["environment"]
         if f"overlays/{env}/overlay.yaml" in c.invalid:
             continue

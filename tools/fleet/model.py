@@ -6,6 +6,7 @@ A cluster's merged inputs are everything its render depends on, so `Cluster.fing
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ class Cluster:
     customer_relabel: list[RelabelRule]
     platform_relabel: list[RelabelRule]
     source: str                    # clusters/<id>/cluster.yaml
+    profile: str = "customer"      # "customer" | "control-plane" (Starbase's cluster)
+    control_plane: dict = field(default_factory=dict)   # controlPlane of cluster.yaml (+ probed clusters' environments)
     inputs: list[str] = field(default_factory=list)   # input files this cluster's render reads
     input_digest: str = ""         # see fingerprint
 
@@ -113,6 +116,11 @@ class Fleet:
 
     def components_in_stage(self, cluster: Cluster, stage: str) -> list[Component]:
         return [c for c in cluster.components.values() if c.stage == stage]
+
+    def stages_of(self, cluster: Cluster) -> list[str]:
+        """The stages this cluster installs, in order: those with a component for its profile
+        (the control-plane cluster has no Shuttle stage). Numbering stays the fleet's."""
+        return [s for s in self.stages if self.components_in_stage(cluster, s)]
 
 
 def build(raw: inputs.RawInputs) -> Fleet:
@@ -172,21 +180,37 @@ def _cluster(raw: inputs.RawInputs, doc: inputs.Document, region: Region) -> Clu
     if errors:
         raise InputErrors(errors)
     components = {}
+    profile = doc.data.get("profile", "customer")
     for name, base_doc in sorted(raw.components.items()):
+        if profile not in base_doc.data.get("profiles", [profile]):
+            continue  # not installed on this profile of cluster
         stack = [base_doc.layered] + [layer[name] for layer in layers if name in layer]
         components[name] = _component(merge_layers(stack))
     files = [raw.settings.name, overlay_doc.name, region_doc.name, doc.name]
     files += [d.name for d in raw.components.values()] + [d.name for d in raw.relabel.values()]
+    # A control-plane cluster's probes carry the probed clusters' environments.
+    probed = [raw.clusters[lb["cluster"]] for lb in (doc.data.get("controlPlane") or {}).get("loadBalancers", [])]
+    files += [d.name for d in probed]
     shared = sorted(d.digest for d in (*raw.components.values(), *raw.relabel.values()))
     digest = hashlib.sha256("\0".join([raw.settings.digest, overlay_doc.digest, region_doc.digest, doc.digest,
-                                          *shared]).encode()).hexdigest()
+                                          *shared, *(d.digest for d in probed)]).encode()).hexdigest()
     return Cluster(
         input_digest=digest,
         id=doc.data["id"], region=region, environment=doc.data["environment"],
-        shuttle_token_secret=doc.data["shuttle"]["tokenSecretName"], components=components,
+        shuttle_token_secret=(doc.data.get("shuttle") or {}).get("tokenSecretName", ""), components=components,
         customer_relabel=_relabel(raw, doc, "customer"), platform_relabel=_relabel(raw, doc, "platform"),
         source=doc.name, inputs=sorted(set(files)),
+        profile=profile, control_plane=_control_plane(raw, doc),
     )
+
+
+def _control_plane(raw: inputs.RawInputs, doc: inputs.Document) -> dict:
+    """The control-plane settings, each probed load balancer with its cluster's environment:
+    the probe's series carry it, so a staging cluster's load balancer never pages critical."""
+    cp = copy.deepcopy(doc.data.get("controlPlane") or {})
+    for lb in cp.get("loadBalancers", []):
+        lb["environment"] = raw.clusters[lb["cluster"]].data["environment"]
+    return cp
 
 
 def _component(merged: Layered) -> Component:

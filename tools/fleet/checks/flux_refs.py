@@ -135,7 +135,8 @@ def cycle_violations(objs: ClusterObjects) -> Iterator[tuple[RenderedObject, Vio
 def stage_chain_violations(ctx: Any, objs: ClusterObjects, cluster_dir: str
                            ) -> Iterator[tuple[RenderedObject | None, Violation]]:
     """The stage Kustomizations of base/fleet.yaml (and a stage's custom-resources step) exist and
-    chain stage-01 → … → stage-NN, each dependsOn exactly the step before."""
+    chain stage-01 → … → stage-NN, each dependsOn exactly the step before (the stages the cluster's
+    profile installs: the control plane has no Shuttle stage)."""
     from ..render.cluster import stage_steps  # the renderer's own naming
 
     fleet = ctx.fleet

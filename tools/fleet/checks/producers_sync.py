@@ -2,8 +2,7 @@
 
 "No rule reads a series nothing produces" is only as true as the catalogue: customer-plane jobs
 must be vmagent's scrape jobs (both ways), and every platform job Alloy scrapes must be listed.
-Platform jobs that no cluster's Alloy scrapes (Starbase, Postgres, ClickHouse, …) are scraped
-outside customer clusters and are not checked here.
+Whether each job a rule reads is scraped at all, by a rendered config, is the `rule-jobs` check.
 """
 from __future__ import annotations
 

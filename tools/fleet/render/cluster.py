@@ -63,10 +63,11 @@ CUSTOM_RESOURCES = "custom-resources"
 
 
 def stage_steps(fleet: Fleet, cluster: Cluster) -> list[tuple[str, str, str]]:
-    """(stage, Kustomization name, folder) in install order: each stage, then its custom-resources
-    step when a component of the stage has `afterReleases`. Each step dependsOn the one before."""
+    """(stage, Kustomization name, folder) in install order: each stage the cluster's profile
+    installs (the control plane has no Shuttle stage), then its custom-resources step when a
+    component of the stage has `afterReleases`. Each step dependsOn the one before."""
     steps = []
-    for stage in fleet.stages:
+    for stage in fleet.stages_of(cluster):
         steps.append((stage, stage_name(fleet, stage), stage_dir(fleet, stage)))
         if any(c.after_releases for c in fleet.components_in_stage(cluster, stage)):
             steps.append((stage, f"{stage_name(fleet, stage)}-{CUSTOM_RESOURCES}",
@@ -144,7 +145,7 @@ def render_cluster(fleet: Fleet, cluster: Cluster, shared: Shared) -> dict[str, 
             interval=fx["interval"], retry=fx.get("retryInterval", "2m"), timeout=fx.get("timeout", "5m"),
             depends_on=[previous] if previous else []))
         previous = name
-    for stage in fleet.stages:
+    for stage in fleet.stages_of(cluster):
         files.update(_stage_files(fleet, cluster, stage, shared))
     files["stages.yaml"] = yamlio.dump_documents(stage_objs, header(base_sources))
     files["kustomization.yaml"] = yamlio.dump(flux.kustomize_file(["flux-system", "stages.yaml"]), header(base_sources))
@@ -170,12 +171,14 @@ def _stage_files(fleet: Fleet, cluster: Cluster, stage: str, shared: Shared) -> 
     if later:
         files.update(_folder_files(fleet, cluster, f"{stage_dir(fleet, stage)}/{CUSTOM_RESOURCES}", later, shared))
     files.update(_folder_files(fleet, cluster, stage_dir(fleet, stage),
-                               [c for c in components if not c.after_releases], shared))
+                               [c for c in components if not c.after_releases], shared, network_of=stage))
     return files
 
 
 def _folder_files(fleet: Fleet, cluster: Cluster, folder: str, components: list[Component],
-                  shared: Shared) -> dict[str, str]:
+                  shared: Shared, network_of: str | None = None) -> dict[str, str]:
+    """One Kustomization folder: its components' objects (+ config.alloy), and with `network_of`
+    the network policies of that whole stage (applied with its releases, not after them)."""
     files: dict[str, str] = {}
     resources: list[str] = []
     generators: list[dict] = []
@@ -197,7 +200,7 @@ def _folder_files(fleet: Fleet, cluster: Cluster, folder: str, components: list[
                 fleet, cluster, header(alloy_sources, "//")[3:].rstrip("\n"), shared.alloy_jobs)
             generators.append({"name": alloy.CONFIGMAP_NAME, "namespace": component.namespace,
                                "files": [alloy.CONFIG_FILE], "options": {"disableNameSuffixHash": True}})
-    text = _network_policy_text(fleet, cluster, stage, shared)
+    text = _network_policy_text(fleet, cluster, network_of, shared) if network_of else ""
     if text:
         files[f"{folder}/network-policy.yaml"] = text
         resources.append("network-policy.yaml")

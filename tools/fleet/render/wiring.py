@@ -38,9 +38,19 @@ def _vmagent(root: Path, cluster: Cluster, values: dict) -> dict:
     return values
 
 
+def _alloy(root: Path, cluster: Cluster, values: dict) -> dict:
+    """The control plane's Alloy reads the managed Postgres DSN from a Secret (by name only)."""
+    if cluster.profile == "control-plane":
+        env = values.setdefault("alloy", {}).setdefault("extraEnv", [])
+        env.append({"name": "POSTGRES_DSN", "valueFrom": {"secretKeyRef": {
+            "name": cluster.control_plane["postgresDsnSecretName"], "key": "dsn"}}})
+    return values
+
+
 WIRING: dict[str, Callable[[Path, Cluster, dict], dict]] = {
     "fluent-bit": _fluent_bit,
     "vmagent": _vmagent,
+    "alloy": _alloy,
 }
 
 

@@ -25,6 +25,12 @@ _TEMPLATE_LABEL = re.compile(
 RECORD_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z0-9_]+\Z")
 ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*\Z")
 SEVERITIES = ("critical", "warning", "info")
+# The one way a platform alert pages: critical for production (or, fail-safe, a series that lost
+# its environment), warning for every other environment. `environment` is Alloy's external label
+# (the cluster's environment), so a staging cluster never pages critical. `rules-environment`
+# holds every alert to it: a static `critical` would page for staging too.
+ENV_SEVERITY = ('{{ if or (eq $labels.environment "production") (eq $labels.environment "") }}'
+                'critical{{ else }}warning{{ end }}')
 REQUIRED_ANNOTATIONS = {
     "summary": "one line: what is wrong, and where (instance, cluster_id)",
     "description": "why it matters and what to check first (a short runbook)",
@@ -106,7 +112,7 @@ def check_alert_fields(rules: PlaneRules) -> Iterator[Finding]:
         if severity is None:
             yield _finding("rules-alert-fields", rule.source, f"alert {rule.name!r} has no `severity` label",
                            f"one of: {', '.join(SEVERITIES)}")
-        elif severity not in SEVERITIES:
+        elif severity not in SEVERITIES and severity != ENV_SEVERITY:
             yield _finding("rules-alert-fields", rule.source,
                            f"alert {rule.name!r}: severity {severity!r} is not one of {', '.join(SEVERITIES)}")
         annotations = rule.data.get("annotations") or {}
@@ -183,7 +189,8 @@ def _producer_problem(use: promql.SelectorUse, plane: Plane | None, recorded: se
 class _FlowIndex:
     """Label flow of every recording rule, resolving rule-on-rule reads (memoised, cycle-safe)."""
 
-    def __init__(self, rules: PlaneRules, asts: dict[int, pp.Expr], catalogue: Catalogue):
+    def __init__(self, rules: PlaneRules, asts: dict[int, pp.Expr], catalogue: Catalogue,
+                 watch: tuple[str, ...] = CUSTOMER_IDS[:1]):
         self.by_name: dict[str, list[Rule]] = {}
         for _g, r in rules.rules:
             if r.kind == "record":
@@ -192,7 +199,7 @@ class _FlowIndex:
         self.plane = catalogue.planes.get(rules.plane)
         self.memo: dict[int, promql.LabelFlow] = {}
         self.active: set[int] = set()
-        self.analyzer = promql.FlowAnalyzer(self.resolve, CUSTOMER_IDS[:1])
+        self.analyzer = promql.FlowAnalyzer(self.resolve, watch)
 
     def resolve(self, use: promql.SelectorUse) -> tuple[frozenset[str], bool]:
         external = self.plane.external_labels if self.plane else frozenset()
@@ -243,6 +250,40 @@ def check_customer_project_id(rules: PlaneRules, asts: dict[int, pp.Expr], catal
                            f"customer rule {rule.name!r}: result is not sure to carry project_id",
                            "join kube_pod_labels/kube_service_labels with a label_starform_io_project_id!=\"\" "
                            "matcher and keep project_id in the aggregation")
+
+
+# --- platform: staging never pages ------------------------------------------------------------
+def check_environment_severity(rules: PlaneRules, asts: dict[int, pp.Expr], catalogue: Catalogue) -> Iterator[Finding]:
+    """A platform alert pages only for production: its severity is a static non-paging one
+    (warning, info) or ENV_SEVERITY, and then its result keeps `environment` (an aggregation
+    without it, or an absent() without an `environment="production"` matcher, would make every
+    environment's alert look like production's)."""
+    index = _FlowIndex(rules, asts, catalogue, watch=("environment",))
+    for _group, rule in rules.rules:
+        if rule.kind != "alert":
+            continue
+        labels = rule.data.get("labels") or {}
+        severity = labels.get("severity") if isinstance(labels, dict) else None
+        if severity == "critical":
+            yield _finding("rules-environment", rule.source,
+                           f"alert {rule.name!r}: a static `severity: critical` pages for staging clusters too",
+                           f"use severity '{ENV_SEVERITY}' (or warning/info)")
+            continue
+        if severity != ENV_SEVERITY or id(rule) not in asts:
+            continue
+        flow = index.rule_flow(rule)
+        if "environment" in flow.known:
+            continue
+        if flow.losses:
+            for loss in flow.losses:
+                yield _finding("rules-environment", rule.expr_source,
+                               f"alert {rule.name!r} drops environment: {loss.why}, in `{loss.where}`",
+                               "keep environment in every aggregation (by (..., environment))")
+        else:
+            yield _finding("rules-environment", rule.expr_source,
+                           f"alert {rule.name!r}: result is not sure to carry environment, so its severity "
+                           "cannot tell staging from production",
+                           'give absent()/absent_over_time() an environment="production" matcher')
 
 
 # --- customer: a ratio reads one evaluation ---------------------------------------------------
@@ -339,6 +380,7 @@ def run_all(rules: PlaneRules, catalogue: Catalogue) -> list[Finding]:
     findings.extend(check_producers(rules, asts, catalogue))
     if rules.plane == "platform":
         findings.extend(check_platform_identifiers(rules, asts))
+        findings.extend(check_environment_severity(rules, asts, catalogue))
     if rules.plane == "customer":
         findings.extend(check_customer_project_id(rules, asts, catalogue))
         findings.extend(check_ratio_inputs(rules, asts))

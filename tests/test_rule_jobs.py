@@ -1,0 +1,71 @@
+"""`rule-jobs`: a rule reading a job that no rendered scrape config produces is an error at its line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fleet import model
+from fleet.checks import CheckContext, rule_jobs
+from fleet.render.fleet import render_fleet
+from fleet.writer import write_tree
+
+
+def _findings(root: Path, render: bool = True):
+    fleet = model.load(root)
+    if render:
+        write_tree(root / "rendered", render_fleet(fleet))
+    return list(rule_jobs.check(CheckContext(root=root, fleet=fleet, rendered=root / "rendered")))
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_shipped_rules_read_only_rendered_jobs(repo_root: Path) -> None:
+    assert _findings(repo_root, render=False) == []
+
+
+def test_jobs_come_from_the_rendered_configs(repo_root: Path) -> None:
+    rendered = repo_root / "rendered"
+    platform = rule_jobs.alloy_jobs(rendered)
+    assert {"shuttle", "node-exporter", "alloy", "starbase-api", "starbase-worker", "postgres",
+            "do-loadbalancer"} <= platform
+    assert not {"clickhouse", "victoriametrics"} & platform
+    assert {"envoy", "kubelet-cadvisor", "kube-state-metrics", "customer-pods"} == rule_jobs.vmagent_jobs(rendered)
+
+
+def test_alert_on_an_unscraped_job_fails_at_its_line(fleet_copy: Path) -> None:
+    alerts = fleet_copy / "base/rules/alerts/starform-platform.yaml"
+    alerts.write_text(alerts.read_text() + """  - name: stores
+    rules:
+      - alert: ClickHouseDown
+        expr: up{job=~"clickhouse|postgres"} == 0
+        for: 2m
+        labels: {severity: warning}
+        annotations: {summary: s, description: d}
+""")
+    found = _findings(fleet_copy)
+    assert [(f.source.file, f.source.line) for f in found] == [
+        ("base/rules/alerts/starform-platform.yaml", _line_of(alerts, "alert: ClickHouseDown"))]
+    assert "'clickhouse'" in found[0].message and found[0].severity.value == "error"
+
+
+def test_control_plane_jobs_need_a_control_plane_cluster(fleet_copy: Path) -> None:
+    """Without a control-plane cluster nothing scrapes Starbase, Postgres or the load balancers."""
+    (fleet_copy / "clusters/nyc3-control-01/cluster.yaml").unlink()
+    (fleet_copy / "clusters/nyc3-control-01").rmdir()
+    found = _findings(fleet_copy)
+    jobs = {f.message.split("reads job ")[1].split("'")[1] for f in found}
+    assert jobs == {"starbase-api", "starbase-worker", "postgres", "do-loadbalancer"}
+    alerts = fleet_copy / "base/rules/alerts/starform-platform.yaml"
+    assert {f.source.line for f in found if "'StarbaseAPIDown'" in f.message} == {
+        _line_of(alerts, "alert: StarbaseAPIDown")}
+
+
+def test_customer_rule_on_a_job_vmagent_does_not_scrape(fleet_copy: Path) -> None:
+    rules = fleet_copy / "base/rules/recording/10-resources.yaml"
+    text = rules.read_text()
+    assert 'job="kubelet-cadvisor"' in text
+    rules.write_text(text.replace('job="kubelet-cadvisor"', 'job="cadvisor"', 1))
+    found = _findings(fleet_copy)
+    assert found and all("'cadvisor'" in f.message and "vmagent" in f.message for f in found)
+    assert found[0].source.file == "base/rules/recording/10-resources.yaml"

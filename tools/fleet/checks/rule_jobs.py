@@ -1,0 +1,97 @@
+"""Every job a rule reads is scraped by a configuration this repo renders.
+
+An alert on `up{job="clickhouse"} == 0` is silent forever if nothing scrapes a `clickhouse` job:
+it reads as coverage and is none. The producer catalogue (base/rules/producers.yaml) says what a
+job would yield; this check asks whether the job exists at all in what Flux applies:
+
+* platform alerts (Grafana Cloud) read only what Alloy ships: the `job` of every
+  `prometheus.scrape` in the rendered `config.alloy` files (any cluster, any profile);
+* customer recording rules (vmalert, the region's VictoriaMetrics) read only what vmagent ships:
+  the `job_name`s of every rendered vmagent scrape config.
+
+A `job="X"` matcher (or each alternative of a `job=~"a|b"` literal alternation) naming a job no
+rendered config of its plane produces is an error at the rule's `alert:`/`record:` line.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from ..alloy import graph as alloy_graph
+from ..alloy import syntax
+from ..errors import Finding, Severity, SourceRef
+from ..rules import promql
+from ..rules.lint import alert_files, region_sets
+from . import CheckContext
+
+NAME = "rule-jobs"
+DESCRIPTION = "every job a rule reads is scraped by a rendered Alloy (platform) or vmagent (customer) config"
+ORDER = 61
+_ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
+
+
+def alloy_jobs(rendered: Path) -> set[str]:
+    """The `job` label of every prometheus.scrape in every rendered config.alloy."""
+    jobs: set[str] = set()
+    for path in sorted(rendered.glob("clusters/*/stages/*/config.alloy")):
+        graph = alloy_graph.build_graph(syntax.parse(path.read_text(), str(path)), str(path))
+        jobs |= {job.job_name for job in alloy_graph.scrape_jobs(graph)}
+    return jobs
+
+
+def vmagent_jobs(rendered: Path) -> set[str]:
+    """The job_name of every scrape config in every rendered vmagent HelmRelease."""
+    jobs: set[str] = set()
+    for path in sorted(rendered.glob("clusters/*/stages/*/vmagent.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "HelmRelease":
+                config = (doc["spec"].get("values") or {}).get("config") or {}
+                jobs |= {str(j["job_name"]) for j in config.get("scrape_configs") or [] if "job_name" in j}
+    return jobs
+
+
+def jobs_read(expr: str) -> set[str]:
+    """Job names a PromQL expression selects by a literal `job` matcher."""
+    try:
+        ast = promql.parse(expr)
+    except ValueError:
+        return set()  # rules-promql reports it
+    out: set[str] = set()
+    for use in promql.selectors(ast):
+        for label, op, value in use.matchers:
+            if label != "job":
+                continue
+            if op == "=":
+                out.add(value)
+            elif op == "=~" and _ALTERNATION.match(value):
+                out |= set(value.split("|"))
+    return out
+
+
+def _unfed(rules: Iterable, produced: set[str], plane: str, scraper: str) -> Iterable[Finding]:
+    for rule in rules:
+        for job in sorted(jobs_read(rule.expr) - produced):
+            yield Finding(NAME, Severity.ERROR, rule.source,
+                          f"{plane} {rule.kind} {rule.name!r} reads job {job!r}, which no rendered {scraper} scrapes",
+                          "scrape the job in a rendered config (platform-jobs.yaml, a cluster profile) "
+                          "or stop shipping the rule")
+
+
+def check(ctx: CheckContext) -> Iterable[Finding]:
+    if not (ctx.rendered / "clusters").is_dir():
+        yield Finding(NAME, Severity.ERROR, SourceRef("rendered/"), "nothing rendered: run `fleet render` first")
+        return
+    alerts = [r for f in alert_files(ctx.root, ctx.cache) for g in f.groups for r in g.rules]
+    yield from _unfed(alerts, alloy_jobs(ctx.rendered), "platform", "config.alloy")
+    seen: set[tuple] = set()
+    recording = []
+    for merged in region_sets(ctx.root, ctx.fleet, ctx.cache).values():
+        for _group, rule in merged.rules():
+            key = (rule.source, rule.name)
+            if key not in seen:
+                seen.add(key)
+                recording.append(rule)
+    yield from _unfed(recording, vmagent_jobs(ctx.rendered), "customer", "vmagent config")
