@@ -149,3 +149,15 @@ def test_lint_fails_on_a_single_proxy(fleet_copy: Path) -> None:
     _render(fleet_copy)
     result = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy), "--only", "gateway-dataplane"])
     assert result.exit_code == 1 and f"{CLUSTER}:{_line(lines, 'replicas')}:" in result.output, result.output
+
+
+def test_custom_resources_folder_without_its_kustomization_is_an_orphan(fleet_copy: Path) -> None:
+    from fleet.checks import flux_refs
+    _render(fleet_copy)
+    stages = fleet_copy / "rendered/clusters/nyc3-prod-01/stages.yaml"
+    docs = stages.read_text().split("\n---\n")
+    stages.write_text("\n---\n".join(d for d in docs if "name: stage-01-gateway-custom-resources" not in d))
+    ctx = CheckContext(root=fleet_copy, fleet=model.load(fleet_copy), rendered=fleet_copy / "rendered")
+    messages = [f.message for f in flux_refs.check(ctx)]
+    assert any("stages/01-gateway/custom-resources is applied by no Flux Kustomization" in m for m in messages), messages
+    assert any("stage-01-gateway-custom-resources is not rendered" in m for m in messages), messages

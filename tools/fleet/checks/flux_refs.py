@@ -163,13 +163,13 @@ def stage_chain_violations(ctx: Any, objs: ClusterObjects, cluster_dir: str
 
 
 def orphan_folders(root: Path, objs: ClusterObjects, cluster_dir: str) -> Iterator[str]:
-    """Rendered folders with a kustomization.yaml under stages/ that no Kustomization applies."""
+    """Rendered folders with a kustomization.yaml under stages/ (at any depth) that no Kustomization applies."""
     applied = {Path(str(_spec(o).get("path", ""))).as_posix().removeprefix("./").rstrip("/")
                for o in objs.of_kind("Kustomization")}
     stages = root / cluster_dir / "stages"
     if not stages.is_dir():
         return
-    for folder in sorted(p for p in stages.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in stages.rglob("*") if p.is_dir()):  # a stage's custom-resources too
         rel = folder.relative_to(root).as_posix()
         if any((folder / n).is_file() for n in KUSTOMIZE_FILES) and rel not in applied:
             yield rel
