@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fleet import model
 from fleet.cli import cli
 
 
@@ -37,6 +38,11 @@ def test_bad_input_is_2(fleet_copy: Path) -> None:
     assert result.exit_code == 2 and "clusters/nyc3-prod-01/cluster.yaml:" in result.output
 
 
+def _first_cluster(root: Path) -> str:
+    """The cluster rendered first (IDs in order): the one a crash in every cluster names."""
+    return sorted(model.load(root).clusters)[0]
+
+
 def _boom(*args, **kwargs):
     raise ZeroDivisionError("division by zero\nsecond line")
 
@@ -47,7 +53,7 @@ def test_an_unexpected_exception_is_3_with_one_line_naming_the_input(fleet_copy:
     assert result.exit_code == 3, result.output
     lines = result.output.splitlines()
     assert len(lines) == 1, result.output
-    assert "internal error while processing clusters/fra1-prod-01/cluster.yaml" in lines[0]
+    assert f"internal error while processing clusters/{_first_cluster(fleet_copy)}/cluster.yaml" in lines[0]
     assert "ZeroDivisionError: division by zero second line" in lines[0] and "--debug" in lines[0]
     assert "Traceback" not in result.output
     assert not (fleet_copy / "rendered").exists()
@@ -75,3 +81,11 @@ def test_a_crash_while_loading_an_input_names_the_file(fleet_copy: Path, monkeyp
     monkeypatch.setattr("fleet.inputs.schema.validate", _boom)
     result = _fleet("render", "--root", str(fleet_copy))
     assert result.exit_code == 3 and "while processing base/" in result.output, result.output
+
+
+def test_a_crash_while_merging_names_the_cluster_file(fleet_copy: Path, monkeypatch) -> None:
+    first = _first_cluster(fleet_copy)
+    monkeypatch.setattr("fleet.model.merge_layers", _boom)
+    result = _fleet("render", "--root", str(fleet_copy))
+    assert result.exit_code == 3, result.output
+    assert f"while processing clusters/{first}/cluster.yaml (merging its layers)" in result.output

@@ -31,8 +31,8 @@ class FleetGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the edge where a bug becomes a report
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            where = input_of(exc)
-            click.echo(f"fleet: internal error{f' while processing {where}' if where else ''}: "
+            where = input_of(exc) or f"the inputs of `fleet {ctx.invoked_subcommand}`"
+            click.echo(f"fleet: internal error while processing {where}: "
                        f"{type(exc).__name__}: {_one_line(str(exc))} (a bug: please report it"
                        f"{'' if ctx.params.get('debug') else '; `fleet --debug ...` shows the traceback'})", err=True)
             ctx.exit(EXIT_BUG)

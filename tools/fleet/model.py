@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import inputs
-from .errors import InputError, InputErrors, SourceRef, clip
+from .errors import InputError, InputErrors, SourceRef, clip, processing
 from .merge import Layered, from_indexed, merge_layers
 
 
@@ -130,7 +130,8 @@ def build(raw: inputs.RawInputs) -> Fleet:
     clusters = {}
     for cid, doc in sorted(raw.clusters.items()):
         try:
-            clusters[cid] = _cluster(raw, doc, regions[doc.data["region"]])
+            with processing(f"{doc.name} (merging its layers)"):
+                clusters[cid] = _cluster(raw, doc, regions[doc.data["region"]])
         except InputErrors as exc:
             errors.extend(exc.errors)
     if errors:
