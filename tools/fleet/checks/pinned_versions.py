@@ -29,6 +29,16 @@ MOVING_TAGS = re.compile(r"(^|[-_.])(latest|stable|main|master|edge|nightly|dev|
 MAJOR_OR_MINOR = re.compile(r"^v?[0-9]+(\.[0-9]+)?$")
 SKIPPED_PARENTS = {"testFramework"}
 
+#: Chart parts rendered only under a condition other than a sibling `enabled`: chart → {top-level
+#: values key: whether the templates render it}. prometheus-node-exporter 4.56.1
+#: templates/daemonset.yaml adds the `permission-fix` init container only when a fix is on.
+CONDITIONAL_PARTS: dict[str, dict[str, Any]] = {
+    "prometheus-node-exporter": {
+        "permissionInitContainer": lambda v: bool((v.get("fixes") or {}).get("rapl") or (v.get("fixes") or {}).get("slabinfo")
+                                                 or v.get("extraCommands")),
+    },
+}
+
 
 def floating_tag(tag: str) -> str | None:
     """Why a tag floats, or None when it names one build."""
@@ -82,7 +92,9 @@ def images_in_use(ctx: CheckContext, cluster: Cluster, component: Component) -> 
     key = ("images-in-use", cluster.id, component.name)
     if key not in ctx.cache:
         values, _ = effective_values(ctx, cluster, component)
-        ctx.cache[key] = list(images(values))
+        parts = CONDITIONAL_PARTS.get(component.chart.name, {}) if component.chart else {}
+        ctx.cache[key] = [(path, image) for path, image in images(values)
+                          if not (path[0] in parts and not parts[path[0]](values.get(path[0]) or {}))]
     return ctx.cache[key]
 
 
