@@ -244,3 +244,13 @@ def test_bad_network_input_is_exit_2_at_its_line(fleet_copy: Path, old: str, new
     assert result.exit_code == 2, result.output
     assert expected in result.output
     assert f"{NETWORK}:{_line(lines, new)}" in result.output
+
+
+def test_nodes_reachable_without_the_nodes_deny_is_found_at_customer_isolation(fleet_copy: Path) -> None:
+    lines = _edit(fleet_copy, "    - nodes\n", "")
+    _render(fleet_copy)
+    found = _findings(fleet_copy)
+    assert {(f.source.line, f.details["what"].split(" on ")[0]) for f in found} == {
+        (_line(lines, "customerIsolation:"), "a pod in a customer namespace reaches a node"),
+        (_line(lines, "customerIsolation:"), "a pod in a customer namespace reaches the local node")}
+    assert all("9100/TCP" in f.message and "10250/TCP" in f.message for f in found)
