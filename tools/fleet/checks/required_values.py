@@ -18,7 +18,7 @@ from ..render.wiring import WIRED_TEMPLATES, final_values
 from . import CheckContext
 
 NAME = "required-values"
-DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA) survive all layers; no layer re-points or replaces an agent"
+DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA, Fluent Bit buffering, ack and tenant filter, vmagent persistent queue) survive all layers; no layer re-points or replaces an agent"
 ORDER = 45
 
 MISSING = object()  # the value is absent from the merged values
