@@ -244,3 +244,37 @@ def test_bad_network_input_is_exit_2_at_its_line(fleet_copy: Path, old: str, new
     assert result.exit_code == 2, result.output
     assert expected in result.output
     assert f"{NETWORK}:{_line(lines, new)}" in result.output
+
+
+def test_nodes_reachable_without_the_nodes_deny_is_found_at_customer_isolation(fleet_copy: Path) -> None:
+    lines = _edit(fleet_copy, "    - nodes\n", "")
+    _render(fleet_copy)
+    found = _findings(fleet_copy)
+    assert {(f.source.line, f.details["what"].split(" on ")[0]) for f in found} == {
+        (_line(lines, "customerIsolation:"), "a pod in a customer namespace reaches a node"),
+        (_line(lines, "customerIsolation:"), "a pod in a customer namespace reaches the local node")}
+    assert all("9100/TCP" in f.message and "10250/TCP" in f.message for f in found)
+
+
+def test_every_platform_scrape_job_has_its_flow_from_alloy(repo_root: Path) -> None:
+    """Alloy's platform jobs select pods by namespace and label: each such pod is a pod of the
+    network input (same namespace, same label) that Alloy may reach; node-exporter runs in the
+    host network, reached as `nodes`."""
+    from fleet.render import alloy, network
+    net = network.load(repo_root)
+    reached = {f.to for f in net.flows if "alloy" in f.sources}
+    for job in alloy.platform_jobs(repo_root):
+        label = (job["podLabel"]["name"], job["podLabel"]["value"])
+        pods = [p.name for p in net.pods.values() if p.namespace in job["namespaces"] and label in p.labels.items()]
+        if job["job"] == "node-exporter":
+            assert not pods and "nodes" in reached
+            continue
+        assert pods and set(pods) <= reached, (job["job"], pods)
+
+
+def test_shuttle_pods_match_the_network_selector(repo_root: Path) -> None:
+    from fleet.render import network, shuttle
+    (deployment,) = [d for d in shuttle.load_manifests(repo_root) if d["kind"] == "Deployment"]
+    pod = network.load(repo_root).pods["shuttle"]
+    assert deployment["metadata"]["namespace"] == pod.namespace
+    assert pod.labels.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()

@@ -314,3 +314,20 @@ def test_vmagent_queue_volume_and_cap_follow_the_region(fleet) -> None:
         assert size_gib * 1024 * 0.7 <= cap_mib <= size_gib * 1024 - 1024
         seen[cluster.region.slug] = size_gib
     assert seen == {"fra1": 20, "nyc3": 10}
+
+
+def test_vmagent_accepts_the_rendered_queue_cap(fleet, tmp_path) -> None:
+    """The cap's unit syntax as the real vmagent parses it (flagutil.Bytes), per region."""
+    import subprocess
+    from _binaries import require_binary
+    from fleet.render.wiring import final_values
+    vmagent = require_binary("vmagent")
+    config = tmp_path / "scrape.yml"
+    config.write_text("scrape_configs: []\n")
+    caps = {final_values(fleet.root, c, c.components["vmagent"])["remoteWrite"][0]["maxDiskUsagePerURL"]
+            for c in fleet.clusters.values()}
+    for cap in sorted(caps) + ["16Mix"]:
+        done = subprocess.run([vmagent, "-dryRun", f"-promscrape.config={config}", "-remoteWrite.url=http://127.0.0.1:1/w",
+                               f"-remoteWrite.maxDiskUsagePerURL={cap}"], capture_output=True, text=True, timeout=60)
+        assert (done.returncode == 0) is (cap != "16Mix"), (cap, done.stderr[-500:])
+    assert caps == {"8192MiB", "16384MiB"}

@@ -65,6 +65,10 @@ AUDIT = {
     "fluent-bit-no-tenant-filter": ({"fluent-bit": {"values": {"config": {"filters": (
         "[FILTER]\n    Name kubernetes\n    Match kube.*\n    Labels On\n")}}}},
         "filters", "values.config.filters must run the kubernetes filter (Labels On) and then the lua filter"),
+    "fluent-bit-merge-at-root": ({"fluent-bit": {"values": {"config": {"filters": (
+        "[FILTER]\n    Name kubernetes\n    Match kube.*\n    Merge_Log On\n    Labels On\n[FILTER]\n    Name lua\n"
+        "    script /fluent-bit/scripts/starform-tenant.lua\n    call starform_tenant\n")}}}},
+        "filters", "values.config.filters the kubernetes filter merges JSON logs at the record's root"),
     "fluent-bit-some-taints": ({"fluent-bit": {"values": {"tolerations": [
         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}}},
         "tolerations", "values.tolerations must hold a toleration {operator: Exists}"),

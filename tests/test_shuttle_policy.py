@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import celpy
 import pytest
 
+from fleet import admission
 from fleet.render.shuttle import load_manifests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,11 +22,6 @@ def _policy() -> dict:
     return policy
 
 
-def _eval(expression: str, activation: dict) -> object:
-    env = celpy.Environment()
-    return env.program(env.compile(expression)).evaluate(activation)
-
-
 def _ns(name: str, **labels: str) -> dict:
     return {"metadata": {"name": name, **({"labels": labels} if labels else {})}}
 
@@ -34,17 +29,7 @@ def _ns(name: str, **labels: str) -> dict:
 def admitted(resource: str, operation: str, namespace: dict | None, obj: dict | None = None,
              old: dict | None = None, user: str = SHUTTLE) -> bool:
     """True when the policy lets the request through (not matched, or every validation holds)."""
-    spec = _policy()["spec"]
-    request = {"resource": {"resource": resource}, "operation": operation, "userInfo": {"username": user}}
-    activation = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(obj),
-                  "oldObject": celpy.json_to_cel(old), "namespaceObject": celpy.json_to_cel(namespace)}
-    if not all(bool(_eval(c["expression"], activation)) for c in spec["matchConditions"]):
-        return True
-    variables = {v["name"]: _eval(v["expression"], activation) for v in spec.get("variables", [])}
-    activation["variables"] = celpy.celtypes.MapType({celpy.celtypes.StringType(k): v for k, v in variables.items()})
-    results = [_eval(v["expression"], activation) for v in spec["validations"]]
-    assert all(isinstance(r, celpy.celtypes.BoolType) for r in results), results  # no evaluation errors
-    return all(bool(r) for r in results)
+    return admission.admitted(_policy()["spec"], admission.Request(resource, operation, user, namespace, obj, old))
 
 
 PSA = "pod-security.kubernetes.io/enforce"
@@ -130,3 +115,56 @@ def test_baseline_or_stricter_is_enough(level):
 
 def test_deleting_a_customer_namespace_needs_no_pod_security_label():
     assert admitted("namespaces", "DELETE", None, old=_ns("p-42", **{"starform.io/project-id": "42"}))
+
+
+# --- the lint check (shuttle-admission) ----------------------------------------------------------
+
+def _check(root):
+    from click.testing import CliRunner
+    from fleet import model
+    from fleet.checks import CheckContext, shuttle_admission
+    from fleet.cli import cli
+    assert CliRunner().invoke(cli, ["render", "--root", str(root)]).exit_code == 0
+    ctx = CheckContext(root=root, fleet=model.load(root), rendered=root / "rendered")
+    return list(shuttle_admission.check(ctx))
+
+
+def _manifest_line(root, text: str) -> int:
+    lines = (root / "base/components/shuttle/manifests.yaml").read_text().splitlines()
+    hits = [i + 1 for i, line in enumerate(lines) if line.strip() == text]
+    assert len(hits) == 1, hits
+    return hits[0]
+
+
+def test_shipped_policy_decides_every_required_request(repo_root):
+    assert _check(repo_root) == []
+
+
+def test_policy_without_the_old_object_rule_is_found_at_its_validations(fleet_copy):
+    path = fleet_copy / "base/components/shuttle/manifests.yaml"
+    text = path.read_text()
+    old = '        request.resource.resource != "namespaces" || request.operation != "UPDATE"\n'
+    assert old in text
+    path.write_text(text.replace(old, '        true || request.resource.resource != "namespaces" || request.operation != "UPDATE"\n'))
+    found = _check(fleet_copy)
+    assert {(f.source.file, f.source.line) for f in found} == {
+        ("base/components/shuttle/manifests.yaml", _manifest_line(fleet_copy, "validations:"))}
+    messages = sorted(f.message.split(";")[0] for f in found)
+    assert messages == [
+        "starform-shuttle-customer-namespaces: labelling an existing unlabelled namespace into a customer one "
+        "must be denied but is admitted",
+        "starform-shuttle-customer-namespaces: moving a customer namespace to another project must be denied but is admitted"]
+
+
+def test_policy_that_denies_too_much_is_found_at_the_denying_validation(fleet_copy):
+    path = fleet_copy / "base/components/shuttle/manifests.yaml"
+    text = path.read_text()
+    old = '&& object.metadata.labels["pod-security.kubernetes.io/enforce"] in ["baseline", "restricted"])'
+    assert old in text
+    path.write_text(text.replace(old, old.replace('"baseline", ', "")))
+    found = _check(fleet_copy)
+    lines = path.read_text().splitlines()
+    psa_item = max(i + 1 for i, line in enumerate(lines) if line.strip().startswith("- expression:")
+                   and i < next(j for j, l in enumerate(lines) if "pod-security.kubernetes.io/enforce\" in" in l))
+    assert [(f.source.line, f.message.split(";")[0]) for f in found] == [
+        (psa_item, "starform-shuttle-customer-namespaces: updating a customer namespace must be admitted but is denied")]

@@ -8,8 +8,8 @@ over a population built from base/network/policies.yaml and the cluster's region
 - a pod in a customer namespace under several label sets: none, the starform.io/* IDs, and each
   platform pod's own labels (a customer chooses its pod labels; only the namespace is Shuttle's);
 - the region's VPC (its first and last address: the stores), a public address, the API server
-  and the nodes.
-Isolation: every (customer pod, platform pod or store, port) must be blocked, but for the
+  and the nodes (Cilium's host and remote-node: kubelets, host-network agents).
+Isolation: every (customer pod, platform pod, store or node, port) must be blocked, but for the
 `customerIsolation.reachable` exceptions (the public listeners). The ports probed are every port
 a policy names plus one it does not name per protocol: with no port ranges in the policies, every
 unnamed port behaves like that one. Findings point at the input line that let the flow through:
@@ -100,6 +100,7 @@ def isolation_problems(net: network.Network, policies: list[Policy], vpc_cidr: s
     reachable = {(pod, p) for pod, ps, _ in net.reachable for p in ps}
     targets = [(pod.name, Endpoint.pod(pod.name, pod.namespace, pod.labels)) for pod in net.pods.values() if pod.component]
     targets += [("region-vpc", ep) for ep in store_endpoints(vpc_cidr)]
+    targets += [("nodes", ep) for ep in peer_endpoints(net, "nodes", vpc_cidr)]
     found: dict[tuple, set] = {}
     for customer in customer_pods(net):
         for name, target in targets:

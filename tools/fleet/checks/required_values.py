@@ -18,7 +18,7 @@ from ..render.wiring import WIRED_TEMPLATES, final_values
 from . import CheckContext
 
 NAME = "required-values"
-DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA) survive all layers; no layer re-points or replaces an agent"
+DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA, Fluent Bit buffering, ack and tenant filter, vmagent persistent queue) survive all layers; no layer re-points or replaces an agent"
 ORDER = 45
 
 MISSING = object()  # the value is absent from the merged values
@@ -180,6 +180,10 @@ def fluent_tenant_filter(value: Any, component: Component) -> str | None:
     if k8s is None or lua is None or lua < k8s:
         return ("must run the kubernetes filter (Labels On) and then the lua filter "
                 "(script /fluent-bit/scripts/starform-tenant.lua, call starform_tenant)")
+    kube = names[k8s][1]
+    if kube.get("merge_log", "off").lower() == "on" and not kube.get("merge_log_key"):
+        return ("the kubernetes filter merges JSON logs at the record's root (Merge_Log On without Merge_Log_Key): "
+                "an application could write the `kubernetes` map the tenant filter trusts")
     return None
 
 

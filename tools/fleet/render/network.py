@@ -115,8 +115,8 @@ def load(root: Path) -> Network:
     denies = []
     for i, entry in enumerate(iso["denyEgressTo"]):
         ref = ix.key_ref(("customerIsolation", "denyEgressTo", i))
-        if entry == "region-vpc":
-            denies.append(Deny("region-vpc", "region-vpc", source=ref))
+        if entry in ("region-vpc", "nodes"):
+            denies.append(Deny(entry, entry, source=ref))
         elif "namespaces" in entry:
             denies.append(Deny("namespaces", "namespaces", tuple(entry["namespaces"]), source=ref))
         elif "exceptPods" in entry:
@@ -231,6 +231,8 @@ def _ingress(net: Network, flow: Flow, dst: Pod, peer: str, vpc_cidr: str) -> di
 def _deny_rule(net: Network, deny: Deny, vpc_cidr: str) -> dict:
     if deny.kind == "region-vpc":
         return {"toCIDRSet": [{"cidr": vpc_cidr}]}
+    if deny.kind == "nodes":
+        return {"toEntities": list(ENTITIES["nodes"])}
     if deny.kind == "namespaces":
         return {"toEndpoints": [{"matchExpressions": [
             {"key": CILIUM_NAMESPACE, "operator": "In", "values": sorted(deny.namespaces)}]}]}
