@@ -218,14 +218,14 @@ def test_hand_edited_policy_that_drops_a_needed_flow_is_found(fleet_copy: Path) 
 
 def test_cilium_objects_are_validated_against_our_strict_schema(fleet_copy: Path) -> None:
     _render(fleet_copy)
-    path = fleet_copy / "rendered/clusters/nyc3-prod-01/stages/04-shuttle/network-policy.yaml"
+    path = fleet_copy / "rendered/clusters/nyc3-prod-01/stages/01-gateway/network-policy.yaml"
     text = path.read_text()
     path.write_text(text.replace("  egressDeny:\n", "  egressDenied:\n", 1).replace("operator: Exists\n", "operator: Exist\n"))
     found = _findings(fleet_copy, k8s_schema)
     messages = sorted(f.message for f in found)
     assert any("unknown field 'egressDenied'" in m for m in messages), messages
     assert any("$.spec.endpointSelector.matchExpressions[0]" in m for m in messages), messages
-    assert all(f.source.file.endswith("04-shuttle/network-policy.yaml") for f in found)
+    assert all(f.source.file.endswith("01-gateway/network-policy.yaml") for f in found)
 
 
 @pytest.mark.parametrize("old, new, expected", [

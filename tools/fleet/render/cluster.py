@@ -32,9 +32,11 @@ class Shared:
     network_texts: dict = field(default_factory=dict, compare=False)
 
 
-#: The component whose stage carries the customer-isolation policies: the one that creates
-#: customer namespaces.
-ISOLATION_COMPONENT = "shuttle"
+#: The component whose stage carries the customer-isolation policies: the first one installed,
+#: on every cluster profile, so the fence stands before Shuttle creates a customer namespace and
+#: also on a cluster without Shuttle (the control plane), where nothing else would keep a pod in
+#: a namespace labelled starform.io/project-id away from the stores.
+ISOLATION_COMPONENT = "envoy-gateway"
 
 
 def load_shared(fleet: Fleet) -> Shared:
