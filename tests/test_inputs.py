@@ -87,6 +87,10 @@ CASES = {
     "probe-url-injection": ("clusters/nyc3-control-01/cluster.yaml", "url: https://edge.fra1-prod-01.starform.cloud/healthz",
                             'url: "https://edge.fra1-prod-01.starform.cloud/healthz\\n}"',
                             ["clusters/nyc3-control-01/cluster.yaml:18:", "$.controlPlane.loadBalancers[3].url"]),
+    # keepLabels is pasted into a labelkeep regex: a name, never a pattern that widens it.
+    "keep-labels-pattern": ("base/components/alloy/platform-jobs.yaml", "keepLabels: [instance, namespace, pod, le, quantile, method,",
+                            "keepLabels: [\".*\", namespace, pod, le, quantile, method,",
+                            ["base/components/alloy/platform-jobs.yaml:", ".keepLabels[0]"]),
     "tab-indentation": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName", "\ttokenSecretName",
                         ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
 }

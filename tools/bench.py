@@ -34,6 +34,15 @@ def make_fleet(dest: Path, clusters: int) -> None:
         extra = "" if i % 10 else "components:\n  vmagent:\n    values:\n      resources:\n        limits:\n          memory: 3Gi\n"
         (folder / "cluster.yaml").write_text(
             f"id: {cid}\nregion: {region}\nenvironment: {env}\nshuttle:\n  tokenSecretName: shuttle-registration\n{extra}")
+    # The control plane (profile control-plane): the producers of the control-plane alerts.
+    probed = sorted(p.name for p in (dest / "clusters").iterdir())[:20]
+    cp_region = "nyc3" if "nyc3" in regions else regions[0]
+    folder = dest / "clusters" / f"{cp_region}-control-01"
+    folder.mkdir(parents=True)
+    lbs = "".join(f"    - cluster: {c}\n      url: https://edge.{c}.starform.cloud/healthz\n" for c in probed)
+    (folder / "cluster.yaml").write_text(
+        f"id: {cp_region}-control-01\nregion: {cp_region}\nenvironment: production\nprofile: control-plane\n"
+        f"controlPlane:\n  postgresDsnSecretName: starbase-postgres-dsn\n  loadBalancers:\n{lbs}")
 
 
 def timed(label: str, cmd: list[str], cwd: Path) -> float:

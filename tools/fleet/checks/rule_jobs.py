@@ -14,6 +14,7 @@ rendered config of its plane produces is an error at the rule's `alert:`/`record
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Iterable
@@ -23,6 +24,7 @@ import yaml
 from ..alloy import graph as alloy_graph
 from ..alloy import syntax
 from ..errors import Finding, Severity, SourceRef
+from ..normalize import cluster_of, normalize
 from ..rules import promql
 from ..rules.lint import alert_files, region_sets
 from . import CheckContext
@@ -30,14 +32,28 @@ from . import CheckContext
 NAME = "rule-jobs"
 DESCRIPTION = "every job a rule reads is scraped by a rendered Alloy (platform) or vmagent (customer) config"
 ORDER = 61
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
+
+
+def _distinct(rendered: Path, pattern: str) -> Iterable[tuple[Path, str]]:
+    """(path, text) of each rendered file matching `pattern`, once per shape: files that differ
+    only by cluster ID are read as one (a fleet has a handful of shapes, not 1,000)."""
+    seen: set[str] = set()
+    for path in sorted(rendered.glob(pattern)):
+        text = path.read_text()
+        rel = path.relative_to(rendered.parent).as_posix()
+        shape = hashlib.sha256(normalize(text, cluster_of(rel)).encode()).hexdigest()
+        if shape not in seen:
+            seen.add(shape)
+            yield path, text
 
 
 def alloy_jobs(rendered: Path) -> set[str]:
     """The `job` label of every prometheus.scrape in every rendered config.alloy."""
     jobs: set[str] = set()
-    for path in sorted(rendered.glob("clusters/*/stages/*/config.alloy")):
-        graph = alloy_graph.build_graph(syntax.parse(path.read_text(), str(path)), str(path))
+    for path, text in _distinct(rendered, "clusters/*/stages/*/config.alloy"):
+        graph = alloy_graph.build_graph(syntax.parse(text, str(path)), str(path))
         jobs |= {job.job_name for job in alloy_graph.scrape_jobs(graph)}
     return jobs
 
@@ -45,8 +61,8 @@ def alloy_jobs(rendered: Path) -> set[str]:
 def vmagent_jobs(rendered: Path) -> set[str]:
     """The job_name of every scrape config in every rendered vmagent HelmRelease."""
     jobs: set[str] = set()
-    for path in sorted(rendered.glob("clusters/*/stages/*/vmagent.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+    for _path, text in _distinct(rendered, "clusters/*/stages/*/vmagent.yaml"):
+        for doc in yaml.load_all(text, Loader=_LOADER):
             if isinstance(doc, dict) and doc.get("kind") == "HelmRelease":
                 config = (doc["spec"].get("values") or {}).get("config") or {}
                 jobs |= {str(j["job_name"]) for j in config.get("scrape_configs") or [] if "job_name" in j}
