@@ -19,10 +19,9 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-import yaml
-
 from ..alloy import graph as alloy_graph
 from ..alloy import syntax
+from .. import yamlio
 from ..errors import Finding, Severity, SourceRef
 from ..normalize import cluster_of, normalize
 from ..rules import promql
@@ -32,7 +31,6 @@ from . import CheckContext
 NAME = "rule-jobs"
 DESCRIPTION = "every job a rule reads is scraped by a rendered Alloy (platform) or vmagent (customer) config"
 ORDER = 61
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
 
 
@@ -61,8 +59,8 @@ def alloy_jobs(rendered: Path) -> set[str]:
 def vmagent_jobs(rendered: Path) -> set[str]:
     """The job_name of every scrape config in every rendered vmagent HelmRelease."""
     jobs: set[str] = set()
-    for _path, text in _distinct(rendered, "clusters/*/stages/*/vmagent.yaml"):
-        for doc in yaml.load_all(text, Loader=_LOADER):
+    for path, text in _distinct(rendered, "clusters/*/stages/*/vmagent.yaml"):
+        for doc in yamlio.load_all_text(text, str(path)):
             if isinstance(doc, dict) and doc.get("kind") == "HelmRelease":
                 config = (doc["spec"].get("values") or {}).get("config") or {}
                 jobs |= {str(j["job_name"]) for j in config.get("scrape_configs") or [] if "job_name" in j}
