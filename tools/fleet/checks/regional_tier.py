@@ -17,6 +17,7 @@ from ..relabel.proof import prove
 from ..render.wiring import final_values
 from ..tier import checks as tc
 from ..tier.model import VECTOR_FLUENT_PORT, Tier, tier_of
+from ..tier.render import REGIONAL_RELABEL
 from . import CheckContext
 from .gdpr import _leak_source, _message, _policy, platform_paths
 
@@ -117,7 +118,8 @@ def _vrl(ctx: CheckContext, config: dict, text: str, name: str, cache: ResultCac
 
 
 def _agents(ctx: CheckContext, folder: Path, rel: str) -> Iterator[Finding]:
-    """Each droplet's Alloy config through the GDPR proof (the clusters' proof, same policy)."""
+    """Each droplet's Alloy config through the GDPR proof (the clusters' proof, same policy). A leak
+    no rule causes is reported at the gate, base/relabel/regional.yaml, where the fix goes."""
     policy = _policy(ctx)
     for path in sorted((folder / "alloy").glob("*.alloy")):
         name = f"{rel}/alloy/{path.name}"
@@ -128,6 +130,6 @@ def _agents(ctx: CheckContext, folder: Path, rel: str) -> Iterator[Finding]:
             if not p.external:
                 continue
             for leak in prove(p.pipeline, policy):
-                yield Finding(NAME, Severity.ERROR, _leak_source(leak, SourceRef(name)),
+                yield Finding(NAME, Severity.ERROR, _leak_source(leak, SourceRef(REGIONAL_RELABEL)),
                               f"{_message(leak)} ({name})", hint="drop it in base/relabel/regional.yaml",
                               details={"file": name, **leak.to_json()})
