@@ -258,3 +258,24 @@ def test_agent_jobs_are_the_platform_alerts_jobs(repo_root: Path) -> None:
         assert any(j == job for jobs in AGENT_JOBS.values() for j, _a, _p in jobs)
     for path in (repo_root / "rendered/regions").glob("*/alloy/*.alloy"):
         assert re.search(r'job_name\s+= "(clickhouse|victoriametrics|vector)"', path.read_text())
+
+
+@pytest.mark.binary
+def test_vmauth_loads_the_rendered_users(tmp_path: Path, fleet_copy: Path) -> None:
+    """Debian's vmauth (1.79.5) loads the rendered users and routes. It predates
+    `unauthorized_user` (the droplet runs v1.150), so that one key is left out here."""
+    import subprocess
+    import yaml
+    _require("vmauth")
+    regions = _rendered(fleet_copy)
+    config = yaml.safe_load((regions / "fra1/victoria-metrics/vmauth.yaml").read_text())
+    assert config.pop("unauthorized_user")["url_map"][0]["src_paths"] == ["/api/v1/write"]
+    path = tmp_path / "vmauth.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(["timeout", "3", "vmauth", f"-auth.config={path}", "-httpListenAddr=127.0.0.1:0"],
+                          capture_output=True, text=True, env={**os.environ, "VMAUTH_CONTROL_PLANE_PASSWORD": "x"})
+    assert "started vmauth" in proc.stderr + proc.stdout and "fatal" not in proc.stderr + proc.stdout
+    path.write_text(yaml.safe_dump({"users": [{"username": "u", "url_map": [{"src_paths": ["("], "url_prefix": "http://x"}]}]}))
+    bad = subprocess.run(["timeout", "3", "vmauth", f"-auth.config={path}", "-httpListenAddr=127.0.0.1:0"],
+                         capture_output=True, text=True)
+    assert "fatal" in bad.stderr + bad.stdout
