@@ -279,3 +279,74 @@ def test_vmauth_loads_the_rendered_users(tmp_path: Path, fleet_copy: Path) -> No
     bad = subprocess.run(["timeout", "3", "vmauth", f"-auth.config={path}", "-httpListenAddr=127.0.0.1:0"],
                          capture_output=True, text=True)
     assert "fatal" in bad.stderr + bad.stdout
+
+
+# --- VRL with the real compiler and runtime (tools/vrl-check, `make vrl-check`) -------------------------
+
+def _vrl_binary(repo_root: Path) -> Path:
+    binary = tc.vrl_binary(repo_root)
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("tools/vrl-check is not built: .ci/run runs `make vrl-check`")
+        pytest.skip("tools/vrl-check not built (make vrl-check)")
+    return binary
+
+
+#: Records as Vector's fluent source emits them from Fluent Bit's tail + kubernetes filter.
+CUSTOMER_RECORD = {
+    "timestamp": "2026-12-06T10:00:00.123456789Z", "tag": "kube.var.log.containers.web-0", "host": "10.114.0.7:51234",
+    "stream": "stdout", "log": "GET / 200",
+    "kubernetes": {"namespace_name": "p-1-web", "pod_name": "web-0", "container_name": "web",
+                   "labels": {"starform.io/project-id": "p-1", "starform.io/service-id": "s-1",
+                              "starform.io/workspace-id": "w-1"}},
+}
+PLATFORM_RECORD = {**CUSTOMER_RECORD, "kubernetes": {"namespace_name": "kube-system", "pod_name": "coredns-0",
+                                                     "container_name": "coredns", "labels": {"k8s-app": "kube-dns"}}}
+AUDIT_RECORD = {
+    "timestamp": "2026-12-06T10:00:01.5Z", "tag": "kube.var.log.containers.shuttle", "host": "10.114.0.8:40000",
+    "stream": "stdout", "audit": "billing", "event": "meter", "project_id": "p-2", "workspace_id": "w-2", "cpu_ms": 1200,
+    "kubernetes": {"namespace_name": "starform-system", "pod_name": "shuttle-0", "container_name": "shuttle",
+                   "labels": {"app.kubernetes.io/name": "shuttle"}},
+}
+
+
+def test_every_vrl_program_compiles_and_a_broken_one_does_not(repo_root: Path) -> None:
+    binary = _vrl_binary(repo_root)
+    config = tc.load_yaml((repo_root / "rendered/regions/fra1/vector/vector.yaml").read_text())
+    programs = tc.vrl_programs(config)
+    assert {name for name, _ in programs} == {"logs_row", "billing_audit_row", "audit_route.billing"}
+    for name, program in programs:
+        assert tc.vrl_compile(binary, program) is None, name
+    error = tc.vrl_compile(binary, PROGRAMS["logs_row"][0].replace("string(k.pod_name) ??", "string(k.pod_name) ?!"))
+    assert error and "error" in error.lower()
+
+
+def test_vrl_rows_insert_into_clickhouse_and_read_back_per_tenant(repo_root: Path, tmp_path: Path, fleet) -> None:
+    """Fluent Bit records → the real VRL runtime → JSONEachRow into the real table DDL (chdb)."""
+    from chdb import session
+    from fleet.tier.model import tier_of
+    binary = _vrl_binary(repo_root)
+    logs_vrl, billing_vrl = PROGRAMS["logs_row"][0], PROGRAMS["billing_audit_row"][0]
+    row = tc.vrl_run(binary, logs_vrl, CUSTOMER_RECORD)
+    assert row["project_id"] == "p-1" and row["message"] == "GET / 200" and row["pod"] == "web-0"
+    assert row["timestamp"] == "2026-12-06 10:00:00.123456789"
+    assert tc.vrl_run(binary, logs_vrl, PLATFORM_RECORD) is None  # no tenant: dropped
+    audit = tc.vrl_run(binary, billing_vrl, AUDIT_RECORD)
+    assert audit["project_id"] == "p-2" and json.loads(audit["record"])["cpu_ms"] == 1200
+    doc = fleet.raw.regions["fra1"]
+    s = session.Session(str(tmp_path / "ch"))
+    try:
+        for stmt in schema_statements(tier_of(doc.data, doc.name)):
+            s.query(stmt)
+        for table, produced in (("logs", row), ("billing_audit", audit)):
+            s.query(f"INSERT INTO starform.{table} SETTINGS input_format_skip_unknown_fields = 0 "
+                    f"FORMAT JSONEachRow {json.dumps(produced)}")
+        for table, tenant in (("logs", "p-1"), ("billing_audit", "p-2")):
+            where = tenant_filter().replace(f"getSetting('{TENANT_SETTING}')", f"'{tenant}'")
+            got = json.loads(str(s.query(f"SELECT count() AS n FROM starform.{table} WHERE {where}", "JSON")))
+            assert got["data"] == [{"n": 1}], table
+            other = tenant_filter().replace(f"getSetting('{TENANT_SETTING}')", "'p-9'")
+            none = json.loads(str(s.query(f"SELECT count() AS n FROM starform.{table} WHERE {other}", "JSON")))
+            assert none["data"] == [{"n": 0}], table
+    finally:
+        s.close()

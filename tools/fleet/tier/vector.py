@@ -38,7 +38,8 @@ if project_id == "" {
   # Not a customer pod: platform logs carry no tenant and are not stored here.
   abort
 }
-ts = timestamp(del(.timestamp)) ?? now()
+ts = del(.timestamp)
+ts = timestamp(ts) ?? parse_timestamp(string(ts) ?? "", format: "%+") ?? now()
 stream = string(del(.stream)) ?? ""
 del(.tag)
 del(.host)
@@ -60,7 +61,8 @@ BILLING_VRL = """\
 # One Shuttle billing audit event (a JSON log line, merged by Fluent Bit) → one billing_audit row.
 # Never dropped: an event without a tenant is stored with an empty project_id for review.
 del(.kubernetes)
-ts = timestamp(del(.timestamp)) ?? now()
+ts = del(.timestamp)
+ts = timestamp(ts) ?? parse_timestamp(string(ts) ?? "", format: "%+") ?? now()
 host = string(del(.host)) ?? ""
 del(.tag)
 del(.stream)

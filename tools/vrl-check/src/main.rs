@@ -2,10 +2,10 @@
 //!
 //! Compiles PROGRAM with VRL's standard library; exit 1 with the compiler's diagnostics when it
 //! does not compile. With EVENT (one JSON object), runs the program on it and prints the
-//! resulting event as JSON: what Vector's remap transform would pass on.
+//! resulting event as JSON (`null` when the program aborts): what Vector's remap would pass on.
 use std::{env, fs, process};
 
-use vrl::compiler::{compile, state::RuntimeState, Context, TargetValue, TimeZone};
+use vrl::compiler::{compile, state::RuntimeState, Context, TargetValue, Terminate, TimeZone};
 use vrl::diagnostic::Formatter;
 use vrl::value::{Secrets, Value};
 
@@ -31,7 +31,9 @@ fn main() {
     let mut ctx = Context::new(&mut target, &mut state, &TimeZone::default());
     match program.resolve(&mut ctx) {
         Ok(_) => println!("{}", serde_json::to_string(&target.value).unwrap()),
-        Err(e) => fail(&format!("runtime error: {e}")),
+        // `abort`: Vector's remap drops the event (drop_on_abort defaults to true).
+        Err(Terminate::Abort(_)) => println!("null"),
+        Err(Terminate::Error(e)) => fail(&format!("runtime error: {e}")),
     }
 }
 
