@@ -237,6 +237,7 @@ def test_mtls_off_and_a_cluster_forwarding_elsewhere_are_found(fleet_copy: Path)
     messages = tc.cluster_forward_problems(outputs, "vector.nyc3.starform.internal", 24224, 24224)
     assert any("not the aggregator" in m for m in messages)
     assert any("tls.crt_file" in m for m in messages)
+    assert any("Require_ack_response" in m for m in messages)
 
 
 def test_a_regional_agent_gate_without_labeldrop_leaks(fleet_copy: Path) -> None:

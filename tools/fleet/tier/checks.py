@@ -239,6 +239,9 @@ def cluster_forward_problems(outputs: str, host: str, port: int, listen_port: in
                    f"{host}:{listen_port}")
     if fb.get("tls", "").lower() != "on" or fb.get("tls.verify", "on").lower() != "on":
         out.append("its Fluent Bit forward output does not use verified TLS (tls On, tls.verify On)")
+    if fb.get("require_ack_response", "off").lower() not in ("on", "true"):
+        out.append("its Fluent Bit forward output does not wait for acks (Require_ack_response On): "
+                   "a chunk counts as sent before the aggregator has stored it")
     for key in ("tls.crt_file", "tls.key_file", "tls.ca_file"):
         if not fb.get(key):
             out.append(f"its Fluent Bit presents no client certificate ({key} unset): the aggregator refuses it")
