@@ -128,19 +128,20 @@ def access_statements(tier: Tier) -> list[str]:
         *[f"GRANT SELECT ON {DATABASE}.{t.name} TO telemetry_reader;\n" for t in TABLES],
         # Vector: insert only, from the region's VPC only.
         f"CREATE USER IF NOT EXISTS {VECTOR_USER} IDENTIFIED WITH sha256_hash BY '${{vector_password_sha256}}' "
-        f"HOST IP {_sql_str(tier.vpc_cidr)} DEFAULT ROLE telemetry_writer DEFAULT DATABASE {DATABASE};\n",
+        f"HOST IP {_sql_str(tier.vpc_cidr)} DEFAULT DATABASE {DATABASE};\n",
         f"GRANT telemetry_writer TO {VECTOR_USER};\n",
+        f"ALTER USER {VECTOR_USER} DEFAULT ROLE telemetry_writer;\n",
         # The control plane: read only (readonly = 2 lets it set the tenant setting, nothing writes),
         # from its peering range only.
         f"CREATE USER IF NOT EXISTS {CONTROL_PLANE_USER} IDENTIFIED WITH sha256_hash BY '${{control_plane_password_sha256}}' "
-        f"HOST IP {_sql_str(tier.control_plane_cidr)} DEFAULT ROLE telemetry_reader DEFAULT DATABASE {DATABASE} "
-        "SETTINGS readonly = 2;\n",
+        f"HOST IP {_sql_str(tier.control_plane_cidr)} DEFAULT DATABASE {DATABASE} SETTINGS readonly = 2;\n",
         f"GRANT telemetry_reader TO {CONTROL_PLANE_USER};\n",
+        f"ALTER USER {CONTROL_PLANE_USER} DEFAULT ROLE telemetry_reader;\n",
     ]
     # One row policy per table: the control plane sees only the tenant its query names.
     for t in TABLES:
         out.append(f"CREATE ROW POLICY IF NOT EXISTS tenant_isolation ON {DATABASE}.{t.name} "
-                   f"USING {tenant_filter()} AS restrictive TO {CONTROL_PLANE_USER};\n")
+                   f"USING {tenant_filter()} TO {CONTROL_PLANE_USER};\n")
     return out
 
 
