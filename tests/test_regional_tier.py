@@ -351,3 +351,15 @@ def test_vrl_rows_insert_into_clickhouse_and_read_back_per_tenant(repo_root: Pat
             assert none["data"] == [{"n": 0}], table
     finally:
         s.close()
+
+
+def test_lint_reports_vrl_that_does_not_compile_at_its_component(repo_root: Path, fleet_copy: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLEET_VRL_CHECK", str(_vrl_binary(repo_root)))
+    regions = _rendered(fleet_copy)
+    assert [f for f in _findings(fleet_copy) if "VRL" in f.message] == []
+    vector = regions / "fra1/vector/vector.yaml"
+    _edit(vector, "string(k.pod_name) ??", "strng(k.pod_name) ??")
+    found = [f for f in _findings(fleet_copy) if "VRL" in f.message]
+    assert len(found) == 1 and "logs_row does not compile" in found[0].message and "strng" in found[0].message
+    assert vector.read_text().splitlines()[found[0].source.line - 1] == "  logs_row:"

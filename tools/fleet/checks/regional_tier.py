@@ -109,8 +109,10 @@ def _vrl(ctx: CheckContext, config: dict, text: str, name: str, cache: ResultCac
     binary = tc.vrl_binary(ctx.root)
     if binary is None:
         return
+    stat = binary.stat()
+    build = f"{stat.st_size}:{stat.st_mtime_ns}"  # a rebuilt compiler re-checks every program
     for component, program in tc.vrl_programs(config):
-        error = cache.get_or_compute(digest("vrl", binary.stat().st_size, program),
+        error = cache.get_or_compute(digest("vrl", build, program),
                                      lambda: tc.vrl_compile(binary, program))
         if error:
             yield Finding(NAME, Severity.ERROR, SourceRef(name, tc.line_of(text, f"  {component.split('.')[0]}:")),

@@ -5,7 +5,7 @@
 //! resulting event as JSON (`null` when the program aborts): what Vector's remap would pass on.
 use std::{env, fs, process};
 
-use vrl::compiler::{compile, state::RuntimeState, Context, TargetValue, Terminate, TimeZone};
+use vrl::compiler::{compile, state::RuntimeState, Context, ExpressionError, TargetValue, TimeZone};
 use vrl::diagnostic::Formatter;
 use vrl::value::{Secrets, Value};
 
@@ -28,12 +28,13 @@ fn main() {
     let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("{event_path}: {e}")));
     let mut target = TargetValue { value: Value::from(json), metadata: Value::Object(Default::default()), secrets: Secrets::default() };
     let mut state = RuntimeState::default();
-    let mut ctx = Context::new(&mut target, &mut state, &TimeZone::default());
+    let timezone = TimeZone::default();
+    let mut ctx = Context::new(&mut target, &mut state, &timezone);
     match program.resolve(&mut ctx) {
         Ok(_) => println!("{}", serde_json::to_string(&target.value).unwrap()),
         // `abort`: Vector's remap drops the event (drop_on_abort defaults to true).
-        Err(Terminate::Abort(_)) => println!("null"),
-        Err(Terminate::Error(e)) => fail(&format!("runtime error: {e}")),
+        Err(ExpressionError::Abort { .. }) => println!("null"),
+        Err(e) => fail(&format!("runtime error: {e}")),
     }
 }
 
