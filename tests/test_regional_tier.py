@@ -28,11 +28,15 @@ def _rendered(fleet_copy: Path) -> Path:
 
 def _findings(root: Path) -> list:
     fleet = model.load(root)
-    os.environ["FLEET_NO_CACHE"] = "1"
+    before = os.environ.get("FLEET_NO_CACHE")
+    os.environ["FLEET_NO_CACHE"] = "1"  # every result computed, none remembered
     try:
         return list(regional_tier.check(CheckContext(root, fleet, root / "rendered")))
     finally:
-        del os.environ["FLEET_NO_CACHE"]
+        if before is None:
+            del os.environ["FLEET_NO_CACHE"]
+        else:
+            os.environ["FLEET_NO_CACHE"] = before
 
 
 def _edit(path: Path, old: str, new: str) -> None:
