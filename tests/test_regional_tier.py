@@ -367,3 +367,11 @@ def test_lint_reports_vrl_that_does_not_compile_at_its_component(repo_root: Path
     found = [f for f in _findings(fleet_copy) if "VRL" in f.message]
     assert len(found) == 1 and "logs_row does not compile" in found[0].message and "strng" in found[0].message
     assert vector.read_text().splitlines()[found[0].source.line - 1] == "  logs_row:"
+
+
+def test_an_unescaped_template_directive_in_cloud_init_is_found(fleet_copy: Path) -> None:
+    regions = _rendered(fleet_copy)
+    _edit(regions / "fra1/cloud-init/vmstorage.yml", "%%{VMAUTH_CONTROL_PLANE_PASSWORD}", "%{VMAUTH_CONTROL_PLANE_PASSWORD}")
+    problems = tc.terraform_problems(regions / "fra1/terraform", "t")
+    assert len(problems) == 1 and "templatefile() directive" in problems[0].message
+    assert "vmstorage.yml line" in problems[0].message

@@ -39,8 +39,12 @@ def _finding(p: tc.Problem, hint: str = "") -> Finding:
     return Finding(NAME, Severity.ERROR, SourceRef(p.file, p.line), p.message, hint=hint)
 
 
+#: Cached results are keyed by the checking code too: a changed check re-checks everything.
+_CODE = digest(Path(tc.__file__).read_bytes(), Path(__file__).read_bytes())
+
+
 def _cached(cache: ResultCache, key: str, compute) -> list[tc.Problem]:
-    raw = cache.get_or_compute(key, lambda: [[p.file, p.line, p.message] for p in compute()])
+    raw = cache.get_or_compute(digest(_CODE, key), lambda: [[p.file, p.line, p.message] for p in compute()])
     return [tc.Problem(*p) for p in raw]
 
 

@@ -123,7 +123,12 @@ def _templatefile_problems(folder: Path, rel: str, texts: dict[str, str]) -> lis
             if not target.is_file():
                 out.append(Problem(f"{rel}/{name}", line, f"templatefile() reads {m.group(1)}, which is not rendered"))
                 continue
-            used = template_names(target.read_text(encoding="utf-8"))
+            template = target.read_text(encoding="utf-8")
+            used = template_names(template)
+            for d in re.finditer(r"(%+)\{", template):
+                if len(d.group(1)) % 2:
+                    out.append(Problem(f"{rel}/{name}", line, f"{m.group(1)} line {template.count(chr(10), 0, d.start()) + 1} "
+                                       "has a templatefile() directive (%{…}); escape it as %%{"))
             for var in sorted(used - passed):
                 out.append(Problem(f"{rel}/{name}", line, f"{m.group(1)} uses ${{{var}}}, which templatefile() does not pass"))
             for var in sorted(passed - used):
