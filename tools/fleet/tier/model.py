@@ -163,6 +163,11 @@ def _network(doc: Any, path: tuple, errors: list[InputError]) -> ipaddress.IPv4N
 
 
 def _check_tier(slug: str, doc: Any, vpcs: dict[str, ipaddress.IPv4Network]) -> list[InputError]:
+    return _check_control_plane(doc, vpcs) + _check_endpoints(slug, doc)
+
+
+def _check_control_plane(doc: Any, vpcs: dict[str, ipaddress.IPv4Network]) -> list[InputError]:
+    """The control plane's VPC is peered with every region's: it may overlap none of them."""
     errors: list[InputError] = []
     cp = _network(doc, ("tier", "controlPlaneCidr"), errors)
     for region, net in sorted(vpcs.items()) if cp is not None else ():
@@ -171,22 +176,33 @@ def _check_tier(slug: str, doc: Any, vpcs: dict[str, ipaddress.IPv4Network]) -> 
                 f"control-plane range {cp} overlaps region {region}'s VPC {net}",
                 doc.value_ref("tier", "controlPlaneCidr"), path="$.tier.controlPlaneCidr",
                 expected="the control plane's VPC range, disjoint from every region's (it is peered with each)"))
+    return errors
+
+
+#: endpoints.<key>.url → (droplet host, port, what listens there).
+_URL_ENDPOINTS = {
+    "victoriaMetrics": ("victoria-metrics", VMAUTH_PORT, "vmauth"),
+    "clickhouse": ("clickhouse", CLICKHOUSE_HTTP_PORT, "ClickHouse HTTP"),
+}
+
+
+def _check_endpoints(slug: str, doc: Any) -> list[InputError]:
+    """Clusters (and the control plane) use the region's endpoints: each must be the droplet the
+    region's Terraform creates, on the port its firewall opens."""
+    errors: list[InputError] = []
     e = doc.data["endpoints"]
-    expected = {
-        ("endpoints", "victoriaMetrics", "url"): ("http", fqdn("victoria-metrics", slug), VMAUTH_PORT, "vmauth"),
-        ("endpoints", "clickhouse", "url"): ("http", fqdn("clickhouse", slug), CLICKHOUSE_HTTP_PORT, "ClickHouse HTTP"),
-    }
-    for path, (scheme, host, port, what) in expected.items():
-        url = urlsplit(str(e[path[1]]["url"]))
+    for key, (host, port, what) in _URL_ENDPOINTS.items():
+        url = urlsplit(str(e[key]["url"]))
         try:
             actual_port = url.port
         except ValueError:
             actual_port = None
-        if (url.scheme, (url.hostname or "").lower(), actual_port) != (scheme, host, port):
+        want = ("http", fqdn(host, slug), port)
+        if (url.scheme, (url.hostname or "").lower(), actual_port) != want:
             errors.append(InputError(
-                f"endpoint {e[path[1]]['url']!r} does not point at region {slug}'s {path[1]} droplet",
-                doc.value_ref(*path), path="$." + ".".join(path),
-                expected=f"{scheme}://{host}:{port} ({what}, the droplet the region's Terraform creates)"))
+                f"endpoint {e[key]['url']!r} does not point at region {slug}'s {key} droplet",
+                doc.value_ref("endpoints", key, "url"), path=f"$.endpoints.{key}.url",
+                expected=f"http://{want[1]}:{port} ({what}, the droplet the region's Terraform creates)"))
     vector = e["vector"]
     if (str(vector["host"]).lower().rstrip("."), int(vector["port"])) != (fqdn("vector", slug), VECTOR_FLUENT_PORT):
         errors.append(InputError(
