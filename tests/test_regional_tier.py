@@ -375,3 +375,13 @@ def test_an_unescaped_template_directive_in_cloud_init_is_found(fleet_copy: Path
     problems = tc.terraform_problems(regions / "fra1/terraform", "t")
     assert len(problems) == 1 and "templatefile() directive" in problems[0].message
     assert "vmstorage.yml line" in problems[0].message
+
+
+def test_a_region_without_tier_is_a_warning_at_its_file(fleet_copy: Path) -> None:
+    path = fleet_copy / "regions/nyc3/region.yaml"
+    text = path.read_text()
+    path.write_text(text[:text.index("# The regional telemetry tier")])
+    _rendered(fleet_copy)
+    found = [f for f in _findings(fleet_copy) if "no tier" in f.message]
+    assert [(f.source.file, f.source.line, f.severity.value) for f in found] == [("regions/nyc3/region.yaml", 1, "warning")]
+    assert not (fleet_copy / "rendered/regions/nyc3/terraform").exists()

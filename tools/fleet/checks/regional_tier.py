@@ -35,6 +35,16 @@ def _tiers(ctx: CheckContext) -> Iterator[Tier]:
             yield tier
 
 
+def _regions_without_tier(ctx: CheckContext) -> Iterator[Finding]:
+    """A region without `tier:` renders no stores: its endpoints point at droplets nothing creates."""
+    raw = getattr(ctx.fleet, "raw", None)
+    for slug, doc in sorted((raw.regions if raw else {}).items()):
+        if "tier" not in doc.data:
+            yield Finding(NAME, Severity.WARNING, doc.value_ref("region"),
+                          f"region {slug} has no tier: block; its telemetry tier is not rendered or checked",
+                          hint="add tier: {controlPlaneCidr: ...} (README: Add a region)")
+
+
 def _finding(p: tc.Problem, hint: str = "") -> Finding:
     return Finding(NAME, Severity.ERROR, SourceRef(p.file, p.line), p.message, hint=hint)
 
@@ -50,6 +60,7 @@ def _cached(cache: ResultCache, key: str, compute) -> list[tc.Problem]:
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
     cache = ResultCache(ctx.root, "regional-tier")
+    yield from _regions_without_tier(ctx)
     try:
         for tier in _tiers(ctx):
             yield from _check_region(ctx, tier, cache)
