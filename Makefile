@@ -20,13 +20,14 @@ LINT_FLAGS := $(if $(wildcard $(SHARED)/crds/flux),--crds $(SHARED)/crds/flux) \
               $(if $(wildcard $(SHARED)/crds/envoy-gateway),--crds $(SHARED)/crds/envoy-gateway) \
               $(if $(wildcard $(SHARED)/charts),--charts $(SHARED)/charts)
 
-.PHONY: help setup system render render-check lint test bench clean
+.PHONY: help setup system render render-check lint test bench clean vrl-check
 
 help:
 	@echo "make render lint   render rendered/ and lint everything (sets itself up)"
 	@echo "make test          run the tests"
 	@echo "make render-check  fail if rendered/ differs from what the inputs produce"
 	@echo "make bench         speed benchmark on a generated 1,000-cluster fleet"
+	@echo "make vrl-check     build tools/vrl-check (the real VRL compiler; lint and tests then compile Vector's VRL)"
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -38,6 +39,12 @@ setup: $(STAMP) system
 
 system:
 	@tools/setup-system.sh
+
+# The real VRL compiler (crates.io `vrl`, pinned in tools/vrl-check/Cargo.lock) for Vector's programs.
+VRL_CHECK := .cache/vrl-check-target/release/vrl-check
+vrl-check: $(VRL_CHECK)
+$(VRL_CHECK): tools/vrl-check/Cargo.toml tools/vrl-check/Cargo.lock tools/vrl-check/src/main.rs
+	CARGO_TARGET_DIR=.cache/vrl-check-target nice cargo build --release --locked --manifest-path tools/vrl-check/Cargo.toml
 
 render: $(STAMP)
 	$(FLEET) render

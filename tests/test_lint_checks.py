@@ -129,7 +129,7 @@ def test_vmagent_flags_that_redirect_customer_series_are_findings(fleet_copy: Pa
 
 
 @pytest.mark.parametrize("old, new, key", [
-    ("url: http://victoria-metrics.nyc3.starform.internal:8428", "url: https://vm.evil.example", "VictoriaMetrics"),
+    ("url: http://victoria-metrics.nyc3.starform.internal:8427", "url: https://vm.evil.example", "VictoriaMetrics"),
     ("host: vector.nyc3.starform.internal", "host: logs.evil.example", "Vector host"),
 ])
 def test_region_endpoints_outside_the_region_are_findings(fleet_copy: Path, old, new, key) -> None:
@@ -137,7 +137,10 @@ def test_region_endpoints_outside_the_region_are_findings(fleet_copy: Path, old,
     from fleet.checks import gdpr
     path = fleet_copy / "regions/nyc3/region.yaml"
     assert old in path.read_text()
-    path.write_text(path.read_text().replace(old, new))
+    # Without a `tier:` block (whose endpoint rule rejects this as bad input) the lint check decides.
+    text = path.read_text()
+    text = text[:text.index("# The regional telemetry tier")]
+    path.write_text(text.replace(old, new))
     _render(fleet_copy)
     found = [f for f in gdpr.check(_ctx(fleet_copy)) if f.source.file == "regions/nyc3/region.yaml"]
     assert len(found) == 1 and key in found[0].message and found[0].source.line in (6, 8), found

@@ -37,7 +37,8 @@ def test_shipped_policy_job_allowlist(shipped):
     assert set(shipped.job_allow) == {"shuttle", "node-exporter", "kube-state-metrics", "envoy-gateway",
                                       "envoy-proxy", "alloy", "vmagent", "fluent-bit",
                                       # the control-plane cluster's Alloy
-                                      "starbase-api", "starbase-worker", "postgres", "do-loadbalancer"}
+                                      "starbase-api", "starbase-worker", "postgres", "do-loadbalancer",
+                                      "clickhouse", "victoriametrics", "vector"}  # the regional tier's droplets
     assert shipped.job_allowed("shuttle")
     assert not shipped.job_allowed("envoy-self")
     assert not shipped.job_allowed(None)  # require_job

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for bin in promtool vmagent vmalert victoria-metrics luajit; do
+for bin in promtool vmagent vmalert victoria-metrics luajit cloud-init; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 command -v kubectl >/dev/null 2>&1 || need+=(kubectl)

@@ -18,6 +18,7 @@ from typing import Any
 from . import schema, yamlio
 from .errors import InputError, InputErrors, SourceRef, processing
 from .merge import Layered, from_indexed
+from .tier.model import check_regions
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: `$` accepts a final newline
 
@@ -149,6 +150,7 @@ def load(root: Path) -> RawInputs:
     if settings is not None:
         _check_stages(c, settings, components)
     _check_references(c, clusters, regions, overlays)
+    c.errors.extend(check_regions(regions))
     if c.errors:
         raise InputErrors(c.errors)
     assert settings is not None

@@ -19,6 +19,8 @@ from typing import Callable
 
 from ..errors import processing
 from ..model import Cluster, Fleet
+from ..tier.model import tier_of
+from ..tier.render import render_tier
 from .cluster import Shared, load_shared, render_cluster
 
 PARALLEL_MIN_CLUSTERS = 64
@@ -109,6 +111,7 @@ def render_fleet(fleet: Fleet, only: set[str] | None = None,
                 region_files = region_rules(fleet.root, slug, ids)
             for rel, text in region_files.items():
                 out[f"regions/{slug}/vmalert/{rel}"] = text
+    out.update(_render_tiers(fleet, out))
     platform_alerts = _optional("fleet.rules.render", "render_platform_alerts")
     if platform_alerts is not None:
         with processing("base/rules/alerts (rendering the platform alerts)"):
@@ -116,3 +119,18 @@ def render_fleet(fleet: Fleet, only: set[str] | None = None,
         for rel, text in alert_files.items():
             out[f"platform/alerts/{rel}"] = text
     return dict(sorted(out.items()))
+
+
+def _render_tiers(fleet: Fleet, rendered: dict[str, str]) -> dict[str, str]:
+    """Each region's telemetry tier (regions with a `tier:` block); vmalert's rendered rules and
+    flags go into the VictoriaMetrics droplet's cloud-init."""
+    out: dict[str, str] = {}
+    for slug, doc in sorted(fleet.raw.regions.items()):
+        tier = tier_of(doc.data, doc.name)
+        if tier is None:
+            continue
+        prefix = f"regions/{slug}/vmalert/"
+        vmalert = {rel[len(prefix):]: text for rel, text in rendered.items() if rel.startswith(prefix)}
+        for rel, text in render_tier(fleet.root, tier, fleet.settings, vmalert).items():
+            out[f"regions/{slug}/{rel}"] = text
+    return out

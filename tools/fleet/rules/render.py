@@ -78,8 +78,20 @@ def render_region_rules(root: Path, region: str, cluster_ids: list[str]) -> dict
     merged = merged_region(root, region, cluster_ids)
     out = region_rule_texts(merged)
     vm_url, _where = victoria_metrics_url(root, region)
+    if _has_tier(root, region):
+        vm_url = LOCAL_STORE_URL  # vmalert runs on the VictoriaMetrics droplet, beside the store
     out[FLAGS_FILE] = flags_text(vm_url, [str(region_file(root, region).relative_to(root))])
     return dict(sorted(out.items()))
+
+
+#: The store as vmalert sees it on the regional tier's VictoriaMetrics droplet (loopback, no auth).
+LOCAL_STORE_URL = "http://127.0.0.1:8428"
+
+
+def _has_tier(root: Path, region: str) -> bool:
+    """Whether the region file has a `tier:` block (then vmalert runs on the tier's droplet)."""
+    doc = yamlio.load_file(region_file(root, region))
+    return isinstance(doc, dict) and "tier" in doc
 
 
 def render_platform_alerts(root: Path) -> dict[str, str]:
