@@ -241,6 +241,7 @@ def t_labelmap(an, state, rule, flavor, index):
     refs = template_refs(rule.replacement, rule)
     before = state.copy()
     copies: list[tuple[Lang, Cell, frozenset[str], bool]] = []   # (names, cell, name taint, was added)
+    sources: list[Lang] = []                                      # the names each copy reads
     for n, cell in before.cells.items():
         if (R is not None and not R.contains(n)) or (flavor == "prometheus" and not present(cell.values)):
             continue
@@ -253,6 +254,7 @@ def t_labelmap(an, state, rule, flavor, index):
         values = cell.values - EPS if flavor == "prometheus" else cell.values
         copies.append((target, Cell(values, cell.taint, cell.writers | {index}, False), frozenset(),
                        bool(cell.writers)))
+        sources.append(lit(n))
     for rc in before.rest:
         matching = rc.names if R is None else rc.names & R
         # customer-id names apart from the others, so that only their copies carry the taint
@@ -265,11 +267,9 @@ def t_labelmap(an, state, rule, flavor, index):
             values = ANY - EPS if flavor == "prometheus" else ANY
             copies.append((target, Cell(values, an._self_origins(rc, names), rc.writers | {index}, False),
                            name_taint, bool(rc.writers)))
+            sources.append(names)
     if flavor == "vmagent" and len(copies) > 1:
-        merged = copies[0][1]
-        for _, c, _, _ in copies[1:]:
-            merged = merged.join(c)
-        copies = [(t, merged, nt, a) for t, _, nt, a in copies]
+        copies = _vm_hops(copies, sources)
     for target, cell, name_taint, added in copies:
         if an.alloy_targets and flavor == "prometheus" and added:
             target = _renamed_again(rule, flavor, target, R, refs, partial)
@@ -299,6 +299,27 @@ TRANSFER = {
     "replace": t_replace, "lowercase": t_lowercase, "uppercase": t_uppercase, "hashmod": t_hashmod,
     "labeldrop": t_labeldrop, "labelkeep": t_labelkeep, "labelmap": t_labelmap,
 }
+
+
+def _vm_hops(copies: list, sources: list[Lang]) -> list:
+    """vmagent's labelmap writes into entries it has yet to visit: a value copied onto a label
+    that the rule later copies on carries over. A copy therefore writes its own value joined with
+    the value of every copy whose target may be (transitively) one of its source labels, in any
+    order of the entries."""
+    n = len(copies)
+    feeds = [[i != j and not (copies[i][0] & sources[j]).is_empty() for j in range(n)] for i in range(n)]
+    for k in range(n):  # transitive closure
+        for i in range(n):
+            if feeds[i][k]:
+                for j in range(n):
+                    feeds[i][j] = feeds[i][j] or feeds[k][j]
+    out = []
+    for j, (target, cell, name_taint, added) in enumerate(copies):
+        for i in range(n):
+            if feeds[i][j]:
+                cell = cell.join(copies[i][1])
+        out.append((target, cell, name_taint, added))
+    return out
 
 
 def _renamed(rule: Rule, flavor: str, names: Lang, R: Lang | None, refs: list, partial: bool) -> Lang:
