@@ -141,3 +141,18 @@ def test_region_endpoints_outside_the_region_are_findings(fleet_copy: Path, old,
     _render(fleet_copy)
     found = [f for f in gdpr.check(_ctx(fleet_copy)) if f.source.file == "regions/nyc3/region.yaml"]
     assert len(found) == 1 and key in found[0].message and found[0].source.line in (6, 8), found
+
+
+def test_alloy_endpoint_sending_exemplars_is_a_gdpr_finding(fleet_copy: Path) -> None:
+    """Issue 15, class 1: the shipped endpoint switches exemplars and metadata off (no finding);
+    without that, every cluster's Grafana Cloud write sends exemplar labels no rule cleans."""
+    from fleet.checks import gdpr
+    _render(fleet_copy)
+    assert list(gdpr.check(_ctx(fleet_copy))) == []
+    template = fleet_copy / "base/components/alloy/config.alloy.j2"
+    template.write_text(template.read_text().replace("    send_exemplars = false\n", ""))
+    _render(fleet_copy)
+    found = list(gdpr.check(_ctx(fleet_copy)))
+    assert found and all(f.details["kind"] == "exemplar" and "send_exemplars" in f.message for f in found)
+    assert {f.details["cluster"] for f in found} == {p.name for p in (fleet_copy / "rendered/clusters").iterdir()}
+    assert all(f.source.file.endswith("config.alloy") and f.source.line for f in found)
