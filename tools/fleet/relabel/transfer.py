@@ -53,25 +53,19 @@ _PRESENCE_LABELS = 4
 
 def _refine_presence(an, state: State, rule: Rule, R: Lang, keep: bool) -> None:
     """A filter over several labels, by which of them are present: each presence pattern (each
-    label absent, or present with its possible values) survives when its joined values can pass;
-    a label absent in every surviving pattern is absent after the filter, one present in every
-    surviving pattern is present (`keep` on `project_id;service_id` = ";" keeps only series
-    with neither)."""
+    label absent, or present with any value) survives when its joined values can pass; a label
+    absent in every surviving pattern is absent after the filter, one present in every surviving
+    pattern is present (`keep` on `project_id;service_id` = ";" keeps only series with neither).
+    Patterns are judged with any value per present label (coarser than the cells, so sound, and
+    computed once per rule: `_surviving_patterns`)."""
     names = list(dict.fromkeys(rule.source_labels))
     cells = {n: state.cells[n] for n in names}
     can_absent = {n for n in names if cells[n].values.contains("")}
     can_present = {n for n in names if present(cells[n].values)}
     seen_absent: set[str] = set()
     seen_present: set[str] = set()
-    for mask in range(1 << len(names)):
-        on = {n for i, n in enumerate(names) if mask >> i & 1}
+    for on in _surviving_patterns(rule, R, keep):
         if not on <= can_present or not (set(names) - on) <= can_absent:
-            continue
-        joined = EPS
-        for i, n in enumerate(rule.source_labels):
-            part = cells[n].values - EPS if n in on else EPS
-            joined = (joined if i == 0 else joined.concat(lit(rule.separator))).concat(part)
-        if ((joined & R) if keep else (joined - R)).is_empty():
             continue
         seen_present |= on
         seen_absent |= set(names) - on
@@ -86,6 +80,29 @@ def _refine_presence(an, state: State, rule: Rule, R: Lang, keep: bool) -> None:
         state.cells[n] = replace(cell, values=values)
         if cell.ident:
             state.constraints[n] = state.constraints.get(n, ANY) & values
+
+
+_PATTERNS: dict[tuple, tuple[Lang, list[frozenset[str]]]] = {}
+
+
+def _surviving_patterns(rule: Rule, R: Lang, keep: bool) -> list[frozenset[str]]:
+    """The sets of present source labels with which some series can pass the filter."""
+    key = (rule.source_labels, rule.separator, rule.regex, rule.action, keep, id(R))
+    hit = _PATTERNS.get(key)
+    if hit is not None and hit[0] is R:
+        return hit[1]
+    names = list(dict.fromkeys(rule.source_labels))
+    out = []
+    for mask in range(1 << len(names)):
+        on = frozenset(n for i, n in enumerate(names) if mask >> i & 1)
+        joined = EPS
+        for i, n in enumerate(rule.source_labels):
+            part = ANY - EPS if n in on else EPS
+            joined = (joined if i == 0 else joined.concat(lit(rule.separator))).concat(part)
+        if not ((joined & R) if keep else (joined - R)).is_empty():
+            out.append(on)
+    _PATTERNS[key] = (R, out)  # R kept alive with the entry, so its id stays its own
+    return out
 
 
 def t_keep(an, state, rule, flavor, index):
