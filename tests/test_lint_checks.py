@@ -154,9 +154,9 @@ def test_region_victoriametrics_host_outside_the_policy_patterns_names_them(flee
     from fleet.relabel import policy as pol
     path = fleet_copy / "regions/nyc3/region.yaml"
     text = path.read_text()
-    path.write_text(text.replace("url: http://victoria-metrics.nyc3.starform.internal:8428",
-                                 "url: http://vm.nyc3.starform.internal:8428"))
-    line = text.splitlines().index("    url: http://victoria-metrics.nyc3.starform.internal:8428") + 1
+    path.write_text(text.replace("url: http://victoria-metrics.nyc3.starform.internal:8427",
+                                 "url: http://vm.nyc3.starform.internal:8427"))
+    line = text.splitlines().index("    url: http://victoria-metrics.nyc3.starform.internal:8427") + 1
     _render(fleet_copy)
     found = [f for f in gdpr.check(_ctx(fleet_copy)) if f.source.file == "regions/nyc3/region.yaml"]
     assert [f.source.line for f in found] == [line], found
@@ -164,3 +164,18 @@ def test_region_victoriametrics_host_outside_the_policy_patterns_names_them(flee
     in_region = [d.url for d in policy.destinations if d.klass == pol.IN_REGION]
     assert in_region and all(pattern in found[0].hint for pattern in in_region), found[0].hint
     assert "policies/gdpr-labeldrop.yaml" in found[0].message
+
+
+def test_alloy_endpoint_sending_exemplars_is_a_gdpr_finding(fleet_copy: Path) -> None:
+    """Issue 15, class 1: the shipped endpoint switches exemplars and metadata off (no finding);
+    without that, every cluster's Grafana Cloud write sends exemplar labels no rule cleans."""
+    from fleet.checks import gdpr
+    _render(fleet_copy)
+    assert list(gdpr.check(_ctx(fleet_copy))) == []
+    template = fleet_copy / "base/components/alloy/config.alloy.j2"
+    template.write_text(template.read_text().replace("    send_exemplars = false\n", ""))
+    _render(fleet_copy)
+    found = list(gdpr.check(_ctx(fleet_copy)))
+    assert found and all(f.details["kind"] == "exemplar" and "send_exemplars" in f.message for f in found)
+    assert {f.details["cluster"] for f in found} == {p.name for p in (fleet_copy / "rendered/clusters").iterdir()}
+    assert all(f.source.file.endswith("config.alloy") and f.source.line for f in found)

@@ -126,3 +126,46 @@ def test_a_witness_is_verified_only_when_a_fresh_run_leaks(monkeypatch):
     monkeypatch.setattr(witness.WitnessFinder, "find", real)
     monkeypatch.setattr(proof, "_CACHE", {})
     assert all(lk.verified for lk in proof.prove(pipe, POLICY))
+
+
+# -- the engine's ReplaceAllString and the domain's exact renames
+
+@pytest.mark.parametrize("regex, name, replacement, expected", [
+    ("__meta_(.+)", "__meta_x", "$1", "x"),             # a balanced pattern: one whole match
+    ("a)|(b", "abc", "$1", "bc"),                       # escaping: the prefix `a` replaced by ""
+    ("a)|(b", "xab", "z${1}_", "xazb_"),                 # the suffix branch, its group expanded
+    ("a)|(", "abc", "q", "qbcq"),                       # an empty match at the end is replaced
+    ("a)|(", "", "q", "q"),                             # ... and at the start of an empty name
+])
+def test_labelmap_rename_is_go_replace_all_on_the_anchored_pattern(regex, name, replacement, expected):
+    from fleet.relabel.engine import replace_all
+
+    rule = rule_from_mapping({"action": "labelmap", "regex": regex, "replacement": replacement})
+    assert replace_all(rule.pattern("prometheus"), name, replacement) == expected
+
+
+def test_prefix_capture_renames_a_language_exactly():
+    from fleet.relabel.absdomain import prefix_capture
+    from fleet.relabel.regexlang import Lang
+    from fleet.relabel.transfer import _renamed
+
+    rule = rule_from_mapping({"action": "labelmap", "regex": "tmp_(?P<v>.+)", "replacement": "x_${v}"})
+    assert prefix_capture(rule) == ("tmp_", "x_", "")
+    names = Lang.from_re2("tmp_(?:team|owner_.*)")
+    out = _renamed(rule, "prometheus", names, rule_lang(rule, "prometheus"), ["v"], False)
+    assert out.contains("x_team") and out.contains("x_owner_1") and not out.contains("x_tmp_team")
+    assert Lang.from_re2("ab(c|d)").strip_prefix("ab").members() == ["c", "d"]
+
+
+def test_an_endpoint_sends_exemplars_and_metadata_unless_switched_off():
+    from fleet.alloy import syntax
+    from fleet.alloy.graph import endpoint_sends
+
+    def sends(body: str) -> set[str]:
+        (block,) = syntax.parse('prometheus.remote_write "x" {\n  endpoint {\n    url = "https://a"\n' + body
+                                + '  }\n}\n', "x.alloy")
+        return set(endpoint_sends(block.blocks("endpoint")[0]))
+
+    assert sends("") == {"exemplars", "metadata"}
+    assert sends("    send_exemplars = false\n    metadata_config {\n      send = false\n    }\n") == set()
+    assert sends("    send_exemplars = true\n    metadata_config {\n      send = false\n    }\n") == {"exemplars"}

@@ -202,7 +202,27 @@ def copies_whole_value(rule: Rule, template: str) -> bool:
     refs = template_refs(template)
     if template in ("$0", "${0}"):
         return True
-    return template in ("$1", "${1}") and refs == ["1"] and _whole_group(rule.regex)
+    pattern = _unwrap(rule.regex)
+    if template in ("$1", "${1}") and refs == ["1"]:
+        return _whole_group(pattern) or (pattern.startswith("(?P<") and _whole_group("(" + pattern[pattern.index(">") + 1:]))
+    named = re2.compile(r"^\$(?:\{(\w+)\}|(\w+))$").search(template)
+    if named is None or not pattern.startswith("(?P<"):
+        return False
+    name = named.group(1) or named.group(2)
+    return pattern[4:pattern.index(">")] == name and _whole_group("(" + pattern[pattern.index(">") + 1:])
+
+
+_NONCAPTURING = re2.compile(r"^\(\?[imsU-]*:")
+
+
+def _unwrap(pattern: str) -> str:
+    """The pattern without non-capturing groups around all of it (`(?i:(x))` → `(x)`; flags only
+    change which strings match, never what a group spans)."""
+    while True:
+        m = _NONCAPTURING.search(pattern)
+        if m is None or not _whole_group("(" + pattern[m.end():]):
+            return pattern
+        pattern = pattern[m.end():-1]
 
 
 # --------------------------------------------------------------------------------------------

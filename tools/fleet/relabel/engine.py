@@ -7,7 +7,10 @@ Two flavours, because the agents disagree in places that matter for what leaves 
 * ``"prometheus"`` — current Prometheus and Grafana Alloy (`prometheus.relabel`,
   `discovery.relabel`): regexes are ``^(?s:re)$`` (``.`` matches a newline), labels form a set
   (setting a label to "" deletes it; ``labelmap`` and ``labeldrop`` walk the labels sorted by
-  name), ``replace`` ignores an expanded ``target_label`` that is not a valid label name,
+  name; ``labelmap`` renames with Go's ``ReplaceAllString`` on the anchored pattern, so a regex
+  escaping the anchors renames part of a name, see `replace_all`; Alloy's ``discovery.relabel``
+  walks added labels again, see `apply_alloy_targets`), ``replace`` ignores an expanded
+  ``target_label`` that is not a valid label name,
   ``hashmod`` is md5-based.
 * ``"vmagent"`` — vmagent 1.79.5 (the Debian build the differential tests run): regexes are
   ``^(?:re)$`` (``.`` does not match a newline), labels are a *list* in arrival order whose

@@ -202,8 +202,9 @@ def add_external_labels(an: "Analyzer", state: State, external_labels: dict[str,
     return state
 
 def sent_leaks(an: "Analyzer", state: State) -> list[AbstractLeak]:
-    """What may reach an external destination in `state`."""
-    if state.dead:
+    """What may reach an external destination in `state` (a series with no label left is no
+    series: both agents drop it)."""
+    if state.dead or (not state.rest and not any(present(c.values) for c in state.cells.values())):
         return []
     out: list[AbstractLeak] = []
     derived = an.policy.derived_forbidden

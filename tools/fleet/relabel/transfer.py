@@ -53,25 +53,19 @@ _PRESENCE_LABELS = 4
 
 def _refine_presence(an, state: State, rule: Rule, R: Lang, keep: bool) -> None:
     """A filter over several labels, by which of them are present: each presence pattern (each
-    label absent, or present with its possible values) survives when its joined values can pass;
-    a label absent in every surviving pattern is absent after the filter, one present in every
-    surviving pattern is present (`keep` on `project_id;service_id` = ";" keeps only series
-    with neither)."""
+    label absent, or present with any value) survives when its joined values can pass; a label
+    absent in every surviving pattern is absent after the filter, one present in every surviving
+    pattern is present (`keep` on `project_id;service_id` = ";" keeps only series with neither).
+    Patterns are judged with any value per present label (coarser than the cells, so sound, and
+    computed once per rule: `_surviving_patterns`)."""
     names = list(dict.fromkeys(rule.source_labels))
     cells = {n: state.cells[n] for n in names}
     can_absent = {n for n in names if cells[n].values.contains("")}
     can_present = {n for n in names if present(cells[n].values)}
     seen_absent: set[str] = set()
     seen_present: set[str] = set()
-    for mask in range(1 << len(names)):
-        on = {n for i, n in enumerate(names) if mask >> i & 1}
+    for on in _surviving_patterns(rule, R, keep):
         if not on <= can_present or not (set(names) - on) <= can_absent:
-            continue
-        joined = EPS
-        for i, n in enumerate(rule.source_labels):
-            part = cells[n].values - EPS if n in on else EPS
-            joined = (joined if i == 0 else joined.concat(lit(rule.separator))).concat(part)
-        if ((joined & R) if keep else (joined - R)).is_empty():
             continue
         seen_present |= on
         seen_absent |= set(names) - on
@@ -86,6 +80,29 @@ def _refine_presence(an, state: State, rule: Rule, R: Lang, keep: bool) -> None:
         state.cells[n] = replace(cell, values=values)
         if cell.ident:
             state.constraints[n] = state.constraints.get(n, ANY) & values
+
+
+_PATTERNS: dict[tuple, tuple[Lang, list[frozenset[str]]]] = {}
+
+
+def _surviving_patterns(rule: Rule, R: Lang, keep: bool) -> list[frozenset[str]]:
+    """The sets of present source labels with which some series can pass the filter."""
+    key = (rule.source_labels, rule.separator, rule.regex, rule.action, keep, id(R))
+    hit = _PATTERNS.get(key)
+    if hit is not None and hit[0] is R:
+        return hit[1]
+    names = list(dict.fromkeys(rule.source_labels))
+    out = []
+    for mask in range(1 << len(names)):
+        on = frozenset(n for i, n in enumerate(names) if mask >> i & 1)
+        joined = EPS
+        for i, n in enumerate(rule.source_labels):
+            part = ANY - EPS if n in on else EPS
+            joined = (joined if i == 0 else joined.concat(lit(rule.separator))).concat(part)
+        if not ((joined & R) if keep else (joined - R)).is_empty():
+            out.append(on)
+    _PATTERNS[key] = (R, out)  # R kept alive with the entry, so its id stays its own
+    return out
 
 
 def t_keep(an, state, rule, flavor, index):
@@ -241,6 +258,7 @@ def t_labelmap(an, state, rule, flavor, index):
     refs = template_refs(rule.replacement, rule)
     before = state.copy()
     copies: list[tuple[Lang, Cell, frozenset[str], bool]] = []   # (names, cell, name taint, was added)
+    sources: list[Lang] = []                                      # the names each copy reads
     for n, cell in before.cells.items():
         if (R is not None and not R.contains(n)) or (flavor == "prometheus" and not present(cell.values)):
             continue
@@ -253,6 +271,7 @@ def t_labelmap(an, state, rule, flavor, index):
         values = cell.values - EPS if flavor == "prometheus" else cell.values
         copies.append((target, Cell(values, cell.taint, cell.writers | {index}, False), frozenset(),
                        bool(cell.writers)))
+        sources.append(lit(n))
     for rc in before.rest:
         matching = rc.names if R is None else rc.names & R
         # customer-id names apart from the others, so that only their copies carry the taint
@@ -265,11 +284,9 @@ def t_labelmap(an, state, rule, flavor, index):
             values = ANY - EPS if flavor == "prometheus" else ANY
             copies.append((target, Cell(values, an._self_origins(rc, names), rc.writers | {index}, False),
                            name_taint, bool(rc.writers)))
+            sources.append(names)
     if flavor == "vmagent" and len(copies) > 1:
-        merged = copies[0][1]
-        for _, c, _, _ in copies[1:]:
-            merged = merged.join(c)
-        copies = [(t, merged, nt, a) for t, _, nt, a in copies]
+        copies = _vm_hops(copies, sources)
     for target, cell, name_taint, added in copies:
         if an.alloy_targets and flavor == "prometheus" and added:
             target = _renamed_again(rule, flavor, target, R, refs, partial)
@@ -299,6 +316,27 @@ TRANSFER = {
     "replace": t_replace, "lowercase": t_lowercase, "uppercase": t_uppercase, "hashmod": t_hashmod,
     "labeldrop": t_labeldrop, "labelkeep": t_labelkeep, "labelmap": t_labelmap,
 }
+
+
+def _vm_hops(copies: list, sources: list[Lang]) -> list:
+    """vmagent's labelmap writes into entries it has yet to visit: a value copied onto a label
+    that the rule later copies on carries over. A copy therefore writes its own value joined with
+    the value of every copy whose target may be (transitively) one of its source labels, in any
+    order of the entries."""
+    n = len(copies)
+    feeds = [[i != j and not (copies[i][0] & sources[j]).is_empty() for j in range(n)] for i in range(n)]
+    for k in range(n):  # transitive closure
+        for i in range(n):
+            if feeds[i][k]:
+                for j in range(n):
+                    feeds[i][j] = feeds[i][j] or feeds[k][j]
+    out = []
+    for j, (target, cell, name_taint, added) in enumerate(copies):
+        for i in range(n):
+            if feeds[i][j]:
+                cell = cell.join(copies[i][1])
+        out.append((target, cell, name_taint, added))
+    return out
 
 
 def _renamed(rule: Rule, flavor: str, names: Lang, R: Lang | None, refs: list, partial: bool) -> Lang:

@@ -173,7 +173,7 @@ class WitnessFinder:
                 if rng is not None and self.hints.get(n) and rng.random() < 0.5:
                     marker = rng.choice(self.hints[n])  # a value the rules reading it match (or miss)
                 labels[n] = marker
-                if self.an.is_origin(n) or n in map_sources:
+                if self.an.is_origin(n):  # only a customer id is a marker (a map source is not one)
                     markers[n] = marker
             yield labels, markers
             rng = rng or random.Random(attempt + 7)
