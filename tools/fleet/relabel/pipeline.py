@@ -284,6 +284,10 @@ _META_ONLY_DISCOVERY = frozenset({
 SELF_METRICS_CONFIG_ONLY = frozenset({
     "discovery.kubernetes", "discovery.relabel", "prometheus.scrape", "prometheus.exporter.self",
     "prometheus.relabel", "prometheus.remote_write",
+    # Exporter components serve what they export on their own target (their `targets` export,
+    # scraped like any target and analysed as such); in Alloy's own registry they leave only
+    # controller metrics labelled with the component id (the control plane's Postgres and probes).
+    "prometheus.exporter.postgres", "prometheus.exporter.blackbox",
 })
 
 
