@@ -60,9 +60,6 @@ FAILING = {
     "image-tag-minor-line": (
         "pinned-versions", {"vmagent": {"values": {"image": {"tag": "v1.150"}}}},
         "tag", "tag 'v1.150' is a major/minor line"),
-    "string-image-without-tag": (
-        "pinned-versions", {"shuttle": {"image": "registry.digitalocean.com/starform/shuttle"}},
-        "image", "has no tag (pulls latest)"),
     "enabled-sidecar-image-floats": (
         "pinned-versions", {"fluent-bit": {"values": {"hotReload": {"enabled": True, "image": {"tag": "edge"}}}}},
         "tag", "values.hotReload.image: tag 'edge' moves"),
@@ -77,6 +74,19 @@ def test_failing_fixture_is_reported_at_its_source_line(fleet_copy: Path, case: 
     assert len(found) == 1, _findings(fleet_copy, check)
     assert (found[0].source.file, found[0].source.line) == (CLUSTER, _line(lines, key))
     assert "nyc3-prod-01" in found[0].message
+
+
+def test_untagged_manifests_image_is_reported_at_the_component_line(fleet_copy: Path) -> None:
+    """A manifests component's string image (Shuttle's, which no cluster may patch) without a tag
+    pulls latest: found at the component.yaml line that names it."""
+    rel = "base/components/shuttle/component.yaml"
+    path = fleet_copy / rel
+    text = path.read_text()
+    tagged = next(line for line in text.splitlines() if line.startswith("image: "))
+    path.write_text(text.replace(tagged, tagged.rsplit(":", 1)[0]))
+    found = [f for f in _findings(fleet_copy, "pinned-versions") if "has no tag (pulls latest)" in f.message]
+    assert len(found) == 1, _findings(fleet_copy, "pinned-versions")
+    assert (found[0].source.file, found[0].source.line) == (rel, text.splitlines().index(tagged) + 1)
 
 
 PASSING = {

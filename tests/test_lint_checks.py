@@ -1,6 +1,8 @@
 """Lint checks of the foundation: yamllint, kustomize build, chart values, and cluster-ID sharing."""
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -153,7 +155,10 @@ def test_region_victoriametrics_host_outside_the_policy_patterns_names_them(flee
     from fleet.checks import gdpr
     from fleet.relabel import policy as pol
     path = fleet_copy / "regions/nyc3/region.yaml"
-    text = path.read_text()
+    # A region without the rendered tier (whose own check would refuse an endpoint that is not its
+    # droplet at load): the policy's patterns are then all that classifies the URL.
+    text = re.sub(r"(?m)^tier:\n(?:[ #].*\n|\n)*", "", path.read_text())
+    assert "\ntier:" not in text
     path.write_text(text.replace("url: http://victoria-metrics.nyc3.starform.internal:8427",
                                  "url: http://vm.nyc3.starform.internal:8427"))
     line = text.splitlines().index("    url: http://victoria-metrics.nyc3.starform.internal:8427") + 1

@@ -6,6 +6,7 @@ the README cannot drift from what render and lint accept.
 from __future__ import annotations
 
 import re
+import textwrap
 import shutil
 from pathlib import Path
 
@@ -47,18 +48,20 @@ def _add_cluster(root: Path, doc: dict) -> str:
 
 
 def _add_region(root: Path) -> str:
-    """A region written by "Add a region": its VictoriaMetrics URL in the README's documented form."""
+    """A region written by "Add a region": its example region.yaml, as a reader would copy it,
+    under a slug and a VPC range no region of the fleet has yet."""
     section = _readme_section("Add a region")
     assert "policies/gdpr-labeldrop.yaml" in section and "victoria-metrics" in section
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block, "README 'Add a region' has no region.yaml example"
+    example = textwrap.dedent(block.group(1))
+    doc = yaml.safe_load(example)
     slug = _unused({p.name for p in (root / "regions").iterdir()}, NEW_REGIONS)
     taken = {model.load(root).regions[s].vpc_cidr for s in model.load(root).regions}
     cidr = _unused(taken, (f"10.{n}.0.0/20" for n in range(130, 250)))
+    text = example.replace(doc["region"], slug).replace(doc["vpcCidr"], cidr)
     (root / "regions" / slug).mkdir()
-    (root / "regions" / slug / "region.yaml").write_text(
-        f"region: {slug}\ndescription: A region added by the README's steps.\nvpcCidr: {cidr}\nendpoints:\n"
-        f"  victoriaMetrics:\n    url: http://victoria-metrics.{slug}.starform.internal:8428\n"
-        f"  vector:\n    host: vector.{slug}.starform.internal\n    port: 24224\n"
-        f"  clickhouse:\n    url: http://clickhouse.{slug}.starform.internal:8123\n")
+    (root / "regions" / slug / "region.yaml").write_text(text)
     return slug
 
 

@@ -225,7 +225,7 @@ def test_a_field_the_table_lacks_is_found_at_its_line(fleet_copy: Path) -> None:
     regions = _rendered(fleet_copy)
     vector = regions / "fra1/vector/vector.yaml"
     _edit(vector, '"pod": string(k.pod_name)', '"pod_name": string(k.pod_name)')
-    problems = tc.vector_problems(tc.load_yaml(vector.read_text()), vector.read_text(), "v.yaml")
+    problems = tc.vector_problems(tc.load_yaml(vector.read_text(), "v.yaml"), vector.read_text(), "v.yaml")
     assert [p.message for p in problems] == ["remap logs_row writes field 'pod_name', which table logs has no column for"]
     assert vector.read_text().splitlines()[problems[0].line - 1].strip().startswith('"pod_name"')
 
@@ -235,7 +235,7 @@ def test_mtls_off_and_a_cluster_forwarding_elsewhere_are_found(fleet_copy: Path)
     vector = regions / "nyc3/vector/vector.yaml"
     _edit(vector, "verify_certificate: true", "verify_certificate: false")
     text = vector.read_text()
-    problems = tc.mtls_problems(tc.load_yaml(text), text, "v.yaml")
+    problems = tc.mtls_problems(tc.load_yaml(text, "v.yaml"), text, "v.yaml")
     assert len(problems) == 1 and "verify_certificate" in problems[0].message
     outputs = "[OUTPUT]\n    Name forward\n    Host vector.fra1.starform.internal\n    Port 24224\n    tls On\n"
     messages = tc.cluster_forward_problems(outputs, "vector.nyc3.starform.internal", 24224, 24224)
@@ -317,7 +317,7 @@ AUDIT_RECORD = {
 
 def test_every_vrl_program_compiles_and_a_broken_one_does_not(repo_root: Path) -> None:
     binary = _vrl_binary(repo_root)
-    config = tc.load_yaml((repo_root / "rendered/regions/fra1/vector/vector.yaml").read_text())
+    config = tc.load_yaml((repo_root / "rendered/regions/fra1/vector/vector.yaml").read_text(), "vector.yaml")
     programs = tc.vrl_programs(config)
     assert {name for name, _ in programs} == {"logs_row", "billing_audit_row", "audit_route.billing"}
     for name, program in programs:

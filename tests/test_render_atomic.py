@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,9 +40,16 @@ def _change_every_unit_kind(root: Path) -> None:
     (root / "clusters/nyc3-prod-77").mkdir()
     (root / "clusters/nyc3-prod-77/cluster.yaml").write_text(
         (src / "cluster.yaml").read_text().replace("id: nyc3-prod-01", "id: nyc3-prod-77"))
-    for path in sorted((root / "clusters/fra1-staging-01").rglob("*"), reverse=True):
+    gone = "fra1-staging-01"
+    for path in sorted((root / f"clusters/{gone}").rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
-    (root / "clusters/fra1-staging-01").rmdir()
+    (root / f"clusters/{gone}").rmdir()
+    # a control-plane cluster that probed its load balancer stops probing it (else: bad input)
+    for cluster_yaml in (root / "clusters").glob("*/cluster.yaml"):
+        text = cluster_yaml.read_text()
+        probe = re.compile(rf"(?m)^    - cluster: {gone}\n      url: .*\n")
+        if probe.search(text):
+            cluster_yaml.write_text(probe.sub("", text))
 
 
 #: `fleet render` in a child whose n-th os.rename/os.replace call (the swap's steps: the journal's

@@ -161,8 +161,10 @@ def _patch_layers(doc: inputs.Document, kinds: dict[str, str], errors: list[Inpu
                                      path=f"$.components.{name}", expected=f"one of {sorted(kinds)}"))
             continue
         if kinds[name] == "manifests" and patch:
-            # Shuttle is identical on every cluster but for the three values the fleet sets from the
-            # cluster itself (ID, region, token Secret name): nothing else of it may be patched.
+            # A manifests component without values (Shuttle) is identical on every cluster but for
+            # the values the fleet sets from the cluster itself (ID, region, token Secret name):
+            # nothing of it may be patched. One rendered from values (the Envoy data plane) takes
+            # patches of its values like a Helm component.
             errors.append(InputError(f"patch for {name!r}, whose manifests no layer may change",
                                      doc.ref("components", name), path=f"$.components.{name}",
                                      expected=f"no components.{name} patch (its cluster ID, region and "
@@ -174,7 +176,8 @@ def _patch_layers(doc: inputs.Document, kinds: dict[str, str], errors: list[Inpu
 
 def _cluster(raw: inputs.RawInputs, doc: inputs.Document, region: Region) -> Cluster:
     errors: list[InputError] = []
-    kinds = {name: component.data["kind"] for name, component in raw.components.items()}
+    kinds = {name: "values" if "values" in component.data else component.data["kind"]
+             for name, component in raw.components.items()}
     overlay_doc = raw.overlays[doc.data["environment"]]
     region_doc = raw.regions[region.slug]
     layers = [_patch_layers(d, kinds, errors) for d in (overlay_doc, region_doc, doc)]

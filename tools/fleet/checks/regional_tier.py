@@ -85,8 +85,8 @@ def _check_region(ctx: CheckContext, tier: Tier, cache: ResultCache) -> Iterator
     for p in _cached(cache, tf_key, lambda: tc.terraform_problems(tf, f"{rel}/terraform")):
         yield _finding(p)
     vector_text = (folder / "vector" / "vector.yaml").read_text(encoding="utf-8")
-    config = tc.load_yaml(vector_text)
     vector_name = f"{rel}/vector/vector.yaml"
+    config = tc.load_yaml(vector_text, vector_name)
     for p in tc.vector_problems(config, vector_text, vector_name) + tc.mtls_problems(config, vector_text, vector_name):
         yield _finding(p)
     yield from _cluster_contract(ctx, tier, config)

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import yamlio
 from .clickhouse import TABLES
 
 USER_DATA_LIMIT = 64 * 1024
@@ -325,5 +324,6 @@ def vrl_run(binary: Path, program: str, event: dict) -> dict:
     return json.loads(proc.stdout)
 
 
-def load_yaml(text: str) -> Any:
-    return yaml.safe_load(text)
+def load_yaml(text: str, name: str) -> Any:
+    """A rendered YAML file, through the one loader (its limits on aliases, depth and tags)."""
+    return yamlio.load_text(text, name)
