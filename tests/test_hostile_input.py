@@ -121,7 +121,7 @@ def test_no_other_yaml_loader_in_tools() -> None:
 
 # --- every input kind, through the command that reads it ----------------------------------------
 
-#: input file → the command that reads it (argv; the fleet root is appended or used as cwd).
+#: input file (and a note) → the command that reads it (argv; the fleet root is appended or is the cwd).
 INPUT_KINDS = {
     "base/fleet.yaml": ["render"],
     "base/components/vmagent/component.yaml": ["render"],
@@ -135,7 +135,9 @@ INPUT_KINDS = {
     "base/rules/recording/10-resources.yaml": ["render"],
     "base/rules/producers.yaml": ["lint", "--only", "producers-sync"],
     "tests/rules/customer-resources.test.yaml": ["lint", "--only", "rules-tests"],
-    "policies/gdpr-labeldrop.yaml": ["policy", "check", "base/relabel/platform.yaml"],
+    "policies/gdpr-labeldrop.yaml": ["policy", "check", "base/relabel/customer.yaml"],
+    "base/relabel/platform.yaml (policy check)": ["policy", "check", "base/relabel/platform.yaml"],
+    "base/relabel/platform.yaml (explain)": ["explain", "base/relabel/platform.yaml", "--series", "up"],
     "tests/relabel/customer.test.yaml": ["test-relabel", "tests/relabel/customer.test.yaml"],
 }
 
@@ -173,19 +175,21 @@ def _assert_refused(result, rel: str, line: int | None, expected: str, root: Pat
 @pytest.mark.parametrize("rel", sorted(INPUT_KINDS))
 def test_every_input_kind_refuses_hostile_yaml(hostile_fleet: Path, rel: str, case: str) -> None:
     before = read_tree(hostile_fleet / "rendered")
-    path = hostile_fleet / rel
+    file = rel.split(" ")[0]
+    path = hostile_fleet / file
     text, line = _with_value(path.read_text(encoding="utf-8"), case)
     path.write_text(text, encoding="utf-8")
-    _assert_refused(_invoke(hostile_fleet, rel), rel, line, _expected(case), hostile_fleet, before)
+    _assert_refused(_invoke(hostile_fleet, rel), file, line, _expected(case), hostile_fleet, before)
 
 
 @pytest.mark.parametrize("rel", sorted(INPUT_KINDS))
 def test_every_input_kind_refuses_non_utf8(hostile_fleet: Path, rel: str) -> None:
     before = read_tree(hostile_fleet / "rendered")
-    path = hostile_fleet / rel
+    file = rel.split(" ")[0]
+    path = hostile_fleet / file
     path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
     lines = path.read_bytes().count(b"\n")
-    _assert_refused(_invoke(hostile_fleet, rel), rel, lines, "not UTF-8", hostile_fleet, before)
+    _assert_refused(_invoke(hostile_fleet, rel), file, lines, "not UTF-8", hostile_fleet, before)
 
 
 def test_new_non_utf8_rule_and_test_files(hostile_fleet: Path) -> None:
@@ -440,8 +444,9 @@ HUGE_FIELDS = {
     "cluster-region": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", f"region: {HUGE}"),
     "token-secret": ("clusters/nyc3-prod-01/cluster.yaml", "tokenSecretName: shuttle-registration",
                      f"tokenSecretName: {HUGE}-"),
-    "unknown-key": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", f"region: nyc3\n{HUGE}: 1"),
-    "patch-component": ("clusters/nyc3-prod-02/cluster.yaml", "  vmagent:", f"  {HUGE}:"),
+    # YAML's implicit keys stop at 1,024 characters: a huge key is written explicitly (`? key`).
+    "unknown-key": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", f"region: nyc3\n? {HUGE}\n: 1"),
+    "patch-component": ("clusters/nyc3-prod-02/cluster.yaml", "  vmagent:", f"  ? {HUGE}\n  :"),
     "wrong-type": ("regions/nyc3/region.yaml", "port: 24224", f"port: [{HUGE}]"),
     "vpc-cidr": ("regions/nyc3/region.yaml", "vpcCidr: 10.", f"vpcCidr: 1{HUGE}10."),
     "relabel-regex": ("base/relabel/customer.yaml", "regex: id|image_id|uid|container_id", f"regex: '({HUGE}'"),
