@@ -336,6 +336,29 @@ def load_indexed(text: str, name: str) -> Indexed:
     return Indexed(name, data, keys, values)
 
 
+class UnsafeStructure(yaml.YAMLError):
+    """check_structure's refusal as a PyYAML error, for fast paths that fall back on YAMLError."""
+
+
+def load_all_fast(text: str, loader: Any) -> list[Any]:
+    """Every document of `text` through PyYAML `loader` (a SafeLoader subclass), after
+    check_structure: the fast path for rendered output and reference CRDs. Raises yaml.YAMLError
+    (UnsafeStructure for a refused structure) so callers keep one error path."""
+    try:
+        check_structure(text, "")
+    except InputError as exc:
+        raise UnsafeStructure(exc.message) from None
+    return list(yaml.load_all(text, Loader=loader))  # noqa: S506 - a SafeLoader subclass
+
+
+def load_fast(text: str, loader: Any) -> Any:
+    """The one document of `text`, as load_all_fast."""
+    docs = load_all_fast(text, loader)
+    if len(docs) > 1:
+        raise yaml.YAMLError("expected a single document in the stream")
+    return docs[0] if docs else None
+
+
 def load_indexed_file(path: Path, name: str | None = None) -> Indexed:
     name = name or str(path)
     return load_indexed(read_text(path, name), name)

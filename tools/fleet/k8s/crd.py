@@ -24,6 +24,7 @@ from typing import Any, Iterable
 import yaml
 from jsonschema import Draft202012Validator
 
+from .. import yamlio
 from ..errors import InputError, Severity, SourceRef
 from .objects import FastLoader
 from .validate import Violation, schema_violations
@@ -296,7 +297,7 @@ class CrdSet:
         try:
             text = path.read_text(encoding="utf-8")
             content.update(path.name.encode() + b"\0" + text.encode())
-            docs = list(yaml.load_all(text, Loader=FastLoader))  # noqa: S506
+            docs = yamlio.load_all_fast(text, FastLoader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise InputError(f"cannot read CRD file: {exc}", SourceRef(str(path))) from None
         for doc in docs:
