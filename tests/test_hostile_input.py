@@ -593,3 +593,15 @@ def test_lint_refuses_hostile_yaml_in_rendered_files(fleet_copy: Path, case: str
     assert result.exit_code == 2, result.output[-2000:]
     assert "Traceback" not in result.output and len(result.output) < 5000
     assert re.search(rf"{re.escape(rel)}:[0-9]+:", result.output) and _expected(case) in result.output, result.output
+
+
+def test_secrets_check_reads_urls_in_rendered_config_alloy(fleet_copy: Path) -> None:
+    """A credential URL written in the Alloy template itself: reported at the template's line."""
+    template = fleet_copy / "base/components/alloy/config.alloy.j2"
+    text = template.read_text()
+    template.write_text(text + "// mirror: https://ops:glc_s3cr3t@mirror.example.com/push\n")
+    assert _run(["render", "--root", str(fleet_copy)]).exit_code == 0
+    result = _run(["lint", "--only", "secrets", "--root", str(fleet_copy)])
+    assert result.exit_code == 1, result.output
+    line = text.count("\n") + 1
+    assert f"base/components/alloy/config.alloy.j2:{line}" in result.output and "userinfo" in result.output
