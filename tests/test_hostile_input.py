@@ -45,6 +45,7 @@ HOSTILE = {
     "alias-bomb": (_bomb(), "aliases expand to more than"),
     "deep-flow-nesting": ("[" * 100_000 + "]" * 100_000, "nesting deeper than"),
     "deep-block-nesting": None,   # built per indentation by _with_value
+    "recursive-alias": ("&loop [1, *loop]", "recursive YAML alias"),
     "python-tag-on-mapping": ("!!python/object:os.system {args: [id]}", "unsupported YAML tag"),
     "python-tag-on-scalar": ("!!python/name:os.system ''", "unsupported YAML tag"),
     "local-tag-on-sequence": ("!shuttle [a]", "unsupported YAML tag"),

@@ -61,7 +61,7 @@ _COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def check_structure(text: str, name: str) -> None:
-    """Refuse deep nesting, alias bombs and non-core tags, at the line where they start.
+    """Refuse deep nesting, alias bombs, recursive aliases and non-core tags, where they start.
 
     Streams the C parser's events: sizes are counted, never built, so the check itself is safe
     on any input (a syntax error it meets is reported as the loaders report one)."""
@@ -91,6 +91,10 @@ def check_structure(text: str, name: str) -> None:
                 if event.anchor is not None:
                     anchored[event.anchor] = 1
             elif isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for _, anchor in open_sizes):
+                    raise InputError(f"recursive YAML alias *{event.anchor[:40]}",
+                                     _mark_ref(name, event.start_mark),
+                                     expected="an alias to a node that is complete (a node cannot contain itself)")
                 size = anchored.get(event.anchor, 1)
                 added += size
                 if added > MAX_ALIAS_NODES:
