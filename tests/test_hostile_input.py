@@ -606,3 +606,18 @@ def test_secrets_check_reads_urls_in_rendered_config_alloy(fleet_copy: Path) -> 
     assert result.exit_code == 1, result.output
     line = text.count("\n") + 1
     assert f"base/components/alloy/config.alloy.j2:{line}" in result.output and "userinfo" in result.output
+
+
+@pytest.mark.parametrize("pattern,value,valid", [
+    ("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "flux-system\n", False),
+    ("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "flux-system", True),
+    ("^(a|b)$|^c$", "c\n", False),
+    ("[$]x", "$x\n", True),
+    ("^\\$$", "$", True),
+])
+def test_crd_patterns_keep_gos_end_of_text(pattern: str, value: str, valid: bool) -> None:
+    """CRD patterns are Go RE2, where `$` is the end of the text; lint checks them with Python."""
+    from fleet.k8s import crd
+    converted = crd.to_json_schema({"type": "string", "pattern": pattern})["pattern"]
+    assert (re.search(converted, value) is not None) is valid
+    assert not re.search(crd.GO_DURATION, "5m\n") and re.search(crd.GO_DURATION, "5m")
