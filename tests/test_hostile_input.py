@@ -621,3 +621,13 @@ def test_crd_patterns_keep_gos_end_of_text(pattern: str, value: str, valid: bool
     converted = crd.to_json_schema({"type": "string", "pattern": pattern})["pattern"]
     assert (re.search(converted, value) is not None) is valid
     assert not re.search(crd.GO_DURATION, "5m\n") and re.search(crd.GO_DURATION, "5m")
+
+
+@pytest.mark.parametrize("case", ["alias-bomb", "python-tag-on-mapping"])
+def test_yamllint_config_is_guarded_too(fleet_copy: Path, case: str) -> None:
+    assert _run(["render", "--root", str(fleet_copy)]).exit_code == 0
+    path = fleet_copy / ".yamllint.yaml"
+    text, line = _with_value(path.read_text(encoding="utf-8"), case)
+    path.write_text(text, encoding="utf-8")
+    result = _run(["lint", "--only", "yamllint", "--root", str(fleet_copy)])
+    assert result.exit_code == 2 and f".yamllint.yaml:{line}:" in result.output, result.output[-2000:]
