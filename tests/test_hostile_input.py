@@ -45,6 +45,7 @@ HOSTILE = {
     "alias-bomb": (_bomb(), "aliases expand to more than"),
     "deep-flow-nesting": ("[" * 100_000 + "]" * 100_000, "nesting deeper than"),
     "deep-block-nesting": None,   # built per indentation by _with_value
+    "recursive-alias": ("&loop [1, *loop]", "recursive YAML alias"),
     "python-tag-on-mapping": ("!!python/object:os.system {args: [id]}", "unsupported YAML tag"),
     "python-tag-on-scalar": ("!!python/name:os.system ''", "unsupported YAML tag"),
     "local-tag-on-sequence": ("!shuttle [a]", "unsupported YAML tag"),
@@ -106,12 +107,12 @@ def test_anchors_that_reuse_a_little_are_fine() -> None:
 
 
 def test_no_other_yaml_loader_in_tools() -> None:
-    """One loader for every input: a direct yaml.load / safe_load / YAML() elsewhere would skip the
-    guards. (k8s/ parses the fleet's own rendered output and reference CRDs with a C loader.)"""
+    """One loader module for everything (inputs, rendered output, reference CRDs): a direct
+    yaml.load / safe_load / YAML() elsewhere would skip the guards."""
     offenders = []
     for path in (REPO / "tools/fleet").rglob("*.py"):
         rel = path.relative_to(REPO).as_posix()
-        if rel in ("tools/fleet/yamlio.py",) or rel.startswith(("tools/fleet/k8s/", "tools/fleet/checks/flux_crds.py")):
+        if rel == "tools/fleet/yamlio.py":
             continue
         text = path.read_text(encoding="utf-8")
         if re.search(r"yaml\.(safe_load|load|load_all|compose|full_load|unsafe_load)\(|\bYAML\(", text):
@@ -121,7 +122,7 @@ def test_no_other_yaml_loader_in_tools() -> None:
 
 # --- every input kind, through the command that reads it ----------------------------------------
 
-#: input file → the command that reads it (argv; the fleet root is appended or used as cwd).
+#: input file (and a note) → the command that reads it (argv; the fleet root is appended or is the cwd).
 INPUT_KINDS = {
     "base/fleet.yaml": ["render"],
     "base/components/vmagent/component.yaml": ["render"],
@@ -135,7 +136,9 @@ INPUT_KINDS = {
     "base/rules/recording/10-resources.yaml": ["render"],
     "base/rules/producers.yaml": ["lint", "--only", "producers-sync"],
     "tests/rules/customer-resources.test.yaml": ["lint", "--only", "rules-tests"],
-    "policies/gdpr-labeldrop.yaml": ["policy", "check", "base/relabel/platform.yaml"],
+    "policies/gdpr-labeldrop.yaml": ["policy", "check", "base/relabel/customer.yaml"],
+    "base/relabel/platform.yaml (policy check)": ["policy", "check", "base/relabel/platform.yaml"],
+    "base/relabel/platform.yaml (explain)": ["explain", "base/relabel/platform.yaml", "--series", "up"],
     "tests/relabel/customer.test.yaml": ["test-relabel", "tests/relabel/customer.test.yaml"],
 }
 
@@ -173,19 +176,21 @@ def _assert_refused(result, rel: str, line: int | None, expected: str, root: Pat
 @pytest.mark.parametrize("rel", sorted(INPUT_KINDS))
 def test_every_input_kind_refuses_hostile_yaml(hostile_fleet: Path, rel: str, case: str) -> None:
     before = read_tree(hostile_fleet / "rendered")
-    path = hostile_fleet / rel
+    file = rel.split(" ")[0]
+    path = hostile_fleet / file
     text, line = _with_value(path.read_text(encoding="utf-8"), case)
     path.write_text(text, encoding="utf-8")
-    _assert_refused(_invoke(hostile_fleet, rel), rel, line, _expected(case), hostile_fleet, before)
+    _assert_refused(_invoke(hostile_fleet, rel), file, line, _expected(case), hostile_fleet, before)
 
 
 @pytest.mark.parametrize("rel", sorted(INPUT_KINDS))
 def test_every_input_kind_refuses_non_utf8(hostile_fleet: Path, rel: str) -> None:
     before = read_tree(hostile_fleet / "rendered")
-    path = hostile_fleet / rel
+    file = rel.split(" ")[0]
+    path = hostile_fleet / file
     path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
     lines = path.read_bytes().count(b"\n")
-    _assert_refused(_invoke(hostile_fleet, rel), rel, lines, "not UTF-8", hostile_fleet, before)
+    _assert_refused(_invoke(hostile_fleet, rel), file, lines, "not UTF-8", hostile_fleet, before)
 
 
 def test_new_non_utf8_rule_and_test_files(hostile_fleet: Path) -> None:
@@ -440,8 +445,9 @@ HUGE_FIELDS = {
     "cluster-region": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", f"region: {HUGE}"),
     "token-secret": ("clusters/nyc3-prod-01/cluster.yaml", "tokenSecretName: shuttle-registration",
                      f"tokenSecretName: {HUGE}-"),
-    "unknown-key": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", f"region: nyc3\n{HUGE}: 1"),
-    "patch-component": ("clusters/nyc3-prod-02/cluster.yaml", "  vmagent:", f"  {HUGE}:"),
+    # YAML's implicit keys stop at 1,024 characters: a huge key is written explicitly (`? key`).
+    "unknown-key": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3", f"region: nyc3\n? {HUGE}\n: 1"),
+    "patch-component": ("clusters/nyc3-prod-02/cluster.yaml", "  vmagent:", f"  ? {HUGE}\n  :"),
     "wrong-type": ("regions/nyc3/region.yaml", "port: 24224", f"port: [{HUGE}]"),
     "vpc-cidr": ("regions/nyc3/region.yaml", "vpcCidr: 10.", f"vpcCidr: 1{HUGE}10."),
     "relabel-regex": ("base/relabel/customer.yaml", "regex: id|image_id|uid|container_id", f"regex: '({HUGE}'"),
@@ -574,3 +580,54 @@ def test_component_keys_its_kind_does_not_read_are_input_errors(fleet_copy: Path
     result = _run(["render", "--root", str(fleet_copy)])
     assert result.exit_code == 2, result.output
     assert f"{rel}:{text.count(chr(10)) + 1}:" in result.output and expected in result.output, result.output
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_lint_refuses_hostile_yaml_in_rendered_files(fleet_copy: Path, case: str) -> None:
+    """rendered/ is read by lint as it is on disk (a hand edit, a bad merge): same guards."""
+    assert _run(["render", "--root", str(fleet_copy)]).exit_code == 0
+    rel = "rendered/clusters/nyc3-prod-01/stages.yaml"
+    path = fleet_copy / rel
+    text, line = _with_value(path.read_text(encoding="utf-8"), case)
+    path.write_text(text.replace("\nzz_hostile:", "\n---\nzz_hostile:"), encoding="utf-8")
+    result = _run(["lint", "--only", "k8s-schema", "--root", str(fleet_copy)])
+    assert result.exit_code == 2, result.output[-2000:]
+    assert "Traceback" not in result.output and len(result.output) < 5000
+    assert re.search(rf"{re.escape(rel)}:[0-9]+:", result.output) and _expected(case) in result.output, result.output
+
+
+def test_secrets_check_reads_urls_in_rendered_config_alloy(fleet_copy: Path) -> None:
+    """A credential URL written in the Alloy template itself: reported at the template's line."""
+    template = fleet_copy / "base/components/alloy/config.alloy.j2"
+    text = template.read_text()
+    template.write_text(text + "// mirror: https://ops:glc_s3cr3t@mirror.example.com/push\n")
+    assert _run(["render", "--root", str(fleet_copy)]).exit_code == 0
+    result = _run(["lint", "--only", "secrets", "--root", str(fleet_copy)])
+    assert result.exit_code == 1, result.output
+    line = text.count("\n") + 1
+    assert f"base/components/alloy/config.alloy.j2:{line}" in result.output and "userinfo" in result.output
+
+
+@pytest.mark.parametrize("pattern,value,valid", [
+    ("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "flux-system\n", False),
+    ("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "flux-system", True),
+    ("^(a|b)$|^c$", "c\n", False),
+    ("[$]x", "$x\n", True),
+    ("^\\$$", "$", True),
+])
+def test_crd_patterns_keep_gos_end_of_text(pattern: str, value: str, valid: bool) -> None:
+    """CRD patterns are Go RE2, where `$` is the end of the text; lint checks them with Python."""
+    from fleet.k8s import crd
+    converted = crd.to_json_schema({"type": "string", "pattern": pattern})["pattern"]
+    assert (re.search(converted, value) is not None) is valid
+    assert not re.search(crd.GO_DURATION, "5m\n") and re.search(crd.GO_DURATION, "5m")
+
+
+@pytest.mark.parametrize("case", ["alias-bomb", "python-tag-on-mapping"])
+def test_yamllint_config_is_guarded_too(fleet_copy: Path, case: str) -> None:
+    assert _run(["render", "--root", str(fleet_copy)]).exit_code == 0
+    path = fleet_copy / ".yamllint.yaml"
+    text, line = _with_value(path.read_text(encoding="utf-8"), case)
+    path.write_text(text, encoding="utf-8")
+    result = _run(["lint", "--only", "yamllint", "--root", str(fleet_copy)])
+    assert result.exit_code == 2 and f".yamllint.yaml:{line}:" in result.output, result.output[-2000:]

@@ -93,6 +93,24 @@ CASES = {
                             ["base/components/alloy/platform-jobs.yaml:", ".keepLabels[0]"]),
     "tab-indentation": ("clusters/nyc3-prod-01/cluster.yaml", "  tokenSecretName", "\ttokenSecretName",
                         ["cluster.yaml:5:1", "YAML syntax error", "expected spaces for indentation"]),
+    # Issue 16 instances; tests/test_hostile_input.py covers each class over every loader and input kind.
+    "id-trailing-newline": ("clusters/nyc3-prod-01/cluster.yaml", "id: nyc3-prod-01", 'id: "nyc3-prod-01\\n"',
+                            ["clusters/nyc3-prod-01/cluster.yaml:1:5", "is not valid", "$.id"]),
+    "token-secret-trailing-newline": ("clusters/nyc3-prod-01/cluster.yaml", "tokenSecretName: shuttle-registration",
+                                      'tokenSecretName: "shuttle-registration\\n"', ["cluster.yaml:5:20", "$.shuttle.tokenSecretName"]),
+    "vpc-cidr-octet": ("regions/nyc3/region.yaml", "vpcCidr: 10.110.0.0/20", "vpcCidr: 10.999.0.0/20",
+                       ["regions/nyc3/region.yaml:3:10", "Octet 999", "$.vpcCidr", "CIDR"]),
+    "python-tag": ("clusters/nyc3-prod-01/cluster.yaml", "shuttle:", "shuttle: !!python/object:os.system",
+                   ["cluster.yaml:4:10", "unsupported YAML tag"]),
+    "alias-bomb": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3",
+                   "region: nyc3\nx: [&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], "
+                   "&c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b], &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c], [*d,*d,*d,*d,*d]]",
+                   ["cluster.yaml:3:", "aliases expand to more than"]),
+    "shuttle-image-patch": ("clusters/nyc3-prod-01/cluster.yaml", "region: nyc3",
+                            "region: nyc3\ncomponents: {shuttle: {image: evil/shuttle:1}}",
+                            ["cluster.yaml:3:24", "unknown field 'image'"]),
+    "credentials-in-url": ("base/fleet.yaml", "remoteWriteUrl: https://", "remoteWriteUrl: https://u:glc_t@",
+                           ["base/fleet.yaml:20:19", "userinfo"]),
 }
 
 

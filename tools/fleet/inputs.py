@@ -111,21 +111,23 @@ def escaping_links(root: Path) -> list[InputError]:
     folder is refused before anything reads it, so nothing of it is rendered or echoed."""
     errors = []
     root = root.resolve()
-    for top in INPUT_DIRS:
-        for dirpath, dirnames, filenames in os.walk(root / top):   # never follows links
-            for entry in dirnames + filenames:
-                path = Path(dirpath) / entry
-                if not path.is_symlink():
-                    continue
-                try:
-                    inside = path.resolve().is_relative_to(root)
-                except (OSError, RuntimeError):   # a symlink loop
-                    inside = False
-                if not inside:
-                    errors.append(InputError("a symlink that resolves outside the repository",
-                                             SourceRef(path.relative_to(root).as_posix()),
-                                             expected="inputs that live inside the repository"))
-    return errors
+    pending = [root / top for top in INPUT_DIRS if (root / top).is_dir()]
+    while pending:   # scandir's entries know whether they are links without a stat per file
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    path = Path(entry.path)
+                    try:
+                        inside = path.resolve().is_relative_to(root)
+                    except (OSError, RuntimeError):   # a symlink loop
+                        inside = False
+                    if not inside:
+                        errors.append(InputError("a symlink that resolves outside the repository",
+                                                 SourceRef(path.relative_to(root).as_posix()),
+                                                 expected="inputs that live inside the repository"))
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+    return sorted(errors, key=lambda e: str(e.source))
 
 
 def refuse_escaping_links(root: Path) -> None:

@@ -61,7 +61,7 @@ _COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
 def check_structure(text: str, name: str) -> None:
-    """Refuse deep nesting, alias bombs and non-core tags, at the line where they start.
+    """Refuse deep nesting, alias bombs, recursive aliases and non-core tags, where they start.
 
     Streams the C parser's events: sizes are counted, never built, so the check itself is safe
     on any input (a syntax error it meets is reported as the loaders report one)."""
@@ -91,6 +91,10 @@ def check_structure(text: str, name: str) -> None:
                 if event.anchor is not None:
                     anchored[event.anchor] = 1
             elif isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for _, anchor in open_sizes):
+                    raise InputError(f"recursive YAML alias *{event.anchor[:40]}",
+                                     _mark_ref(name, event.start_mark),
+                                     expected="an alias to a node that is complete (a node cannot contain itself)")
                 size = anchored.get(event.anchor, 1)
                 added += size
                 if added > MAX_ALIAS_NODES:
@@ -334,6 +338,29 @@ def load_indexed(text: str, name: str) -> Indexed:
     except yaml.constructor.ConstructorError as exc:
         raise InputError(f"invalid value: {exc.problem}", _mark_ref(name, exc.problem_mark)) from None
     return Indexed(name, data, keys, values)
+
+
+class UnsafeStructure(yaml.YAMLError):
+    """check_structure's refusal as a PyYAML error, for fast paths that fall back on YAMLError."""
+
+
+def load_all_fast(text: str, loader: Any) -> list[Any]:
+    """Every document of `text` through PyYAML `loader` (a SafeLoader subclass), after
+    check_structure: the fast path for rendered output and reference CRDs. Raises yaml.YAMLError
+    (UnsafeStructure for a refused structure) so callers keep one error path."""
+    try:
+        check_structure(text, "")
+    except InputError as exc:
+        raise UnsafeStructure(exc.message) from None
+    return list(yaml.load_all(text, Loader=loader))  # noqa: S506 - a SafeLoader subclass
+
+
+def load_fast(text: str, loader: Any) -> Any:
+    """The one document of `text`, as load_all_fast."""
+    docs = load_all_fast(text, loader)
+    if len(docs) > 1:
+        raise yaml.YAMLError("expected a single document in the stream")
+    return docs[0] if docs else None
 
 
 def load_indexed_file(path: Path, name: str | None = None) -> Indexed:

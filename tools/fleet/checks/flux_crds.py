@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import yaml
-
+from .. import yamlio
 from ..errors import Finding, Severity, SourceRef
 from ..k8s import crd
 from ..k8s.objects import FastLoader, RenderedObject, rendered_objects
@@ -31,7 +30,7 @@ _CACHE = VerdictCache()
 
 def _full_object(obj: RenderedObject) -> object:
     """The document with its opaque subtree as written (when a CRD does look into it)."""
-    docs = [d for d in yaml.load_all(obj.text, Loader=FastLoader) if d is not None]  # noqa: S506
+    docs = [d for d in yamlio.load_all_fast(obj.text, FastLoader) if d is not None]
     return docs[0] if docs else obj.obj
 
 

@@ -23,6 +23,7 @@ INPUT_DIRS = ("base", "overlays", "regions", "clusters", "policies", "tests/rule
 def _config(root: Path) -> tuple[YamlLintConfig, str]:
     path = root / ".yamllint.yaml"
     text = yamlio.read_text(path, ".yamllint.yaml") if path.exists() else "extends: default"
+    yamlio.check_structure(text, ".yamllint.yaml")  # yamllint loads its config with PyYAML itself
     return YamlLintConfig(text), text
 
 

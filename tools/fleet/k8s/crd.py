@@ -24,13 +24,14 @@ from typing import Any, Iterable
 import yaml
 from jsonschema import Draft202012Validator
 
+from .. import yamlio
 from ..errors import InputError, Severity, SourceRef
 from .objects import FastLoader
 from .validate import Violation, schema_violations
 
 CRD_API = "apiextensions.k8s.io/v1"
-GO_DURATION = r"^-?([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+$|^0$"
-RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+GO_DURATION = r"^-?([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h))+\Z|^0\Z"
+RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
 INT_RANGES = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 _COPIED = ("pattern", "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
            "multipleOf", "required", "uniqueItems")
@@ -56,6 +57,8 @@ def to_json_schema(node: Any, *, closed: bool = True, root: bool = False) -> Any
     for key in _COPIED:
         if key in node:
             out[key] = node[key]
+    if isinstance(out.get("pattern"), str):
+        out["pattern"] = go_end_anchors(out["pattern"])
     _bounds(node, out)
     _format(node, out)
     if node.get("x-kubernetes-list-type") == "set":
@@ -82,6 +85,26 @@ def to_json_schema(node: Any, *, closed: bool = True, root: bool = False) -> Any
     if "not" in node:
         out["not"] = to_json_schema(node["not"], closed=False)
     return out
+
+
+def go_end_anchors(pattern: str) -> str:
+    """A CRD pattern (Go RE2) with Go's meaning of `$` under Python's `re.search`: in Go `$` is the
+    end of the text, in Python it also matches before a final newline, so `name\\n` would pass
+    here and fail on the API server. Each `$` outside a character class becomes `$(?!\\n)`."""
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if ch == "[" and not in_class:
+            in_class = True
+        elif ch == "]" and in_class:
+            in_class = False
+        out.append("$(?!\\n)" if ch == "$" and not in_class else ch)
+        i += 1
+    return "".join(out)
 
 
 def _bounds(node: dict, out: dict) -> None:
@@ -296,7 +319,7 @@ class CrdSet:
         try:
             text = path.read_text(encoding="utf-8")
             content.update(path.name.encode() + b"\0" + text.encode())
-            docs = list(yaml.load_all(text, Loader=FastLoader))  # noqa: S506
+            docs = yamlio.load_all_fast(text, FastLoader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise InputError(f"cannot read CRD file: {exc}", SourceRef(str(path))) from None
         for doc in docs:

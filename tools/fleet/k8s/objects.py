@@ -158,7 +158,7 @@ def _parse(body: str, digest: str) -> Any:
         return _PARSED[digest]
     except KeyError:
         pass
-    obj = yaml.load(body, Loader=FastLoader)  # noqa: S506 - a SafeLoader subclass
+    obj = yamlio.load_fast(body, FastLoader)
     if len(_PARSED) >= _PARSED_LIMIT:
         _PARSED.clear()
     _PARSED[digest] = obj
@@ -225,7 +225,7 @@ def parse_templated(body: str, cluster: str) -> Any:
     key = _digest(template)
     entry = _TEMPLATES.get(key)
     if entry is None:
-        parsed = yaml.load(template, Loader=FastLoader)  # noqa: S506 - a SafeLoader subclass
+        parsed = yamlio.load_fast(template, FastLoader)
         try:
             entry = (parsed, _token_tree(parsed))
         except _NotExact:
