@@ -17,7 +17,7 @@ SHARED ?= $(abspath ../shared)
 LINT_FLAGS := $(if $(wildcard $(SHARED)/crds/flux),--crds $(SHARED)/crds/flux) \
               $(if $(wildcard $(SHARED)/charts),--charts $(SHARED)/charts)
 
-.PHONY: help setup system render render-check lint test bench clean
+.PHONY: help setup system upstream render render-check lint test bench clean
 
 help:
 	@echo "make render lint   render rendered/ and lint everything (sets itself up)"
@@ -31,10 +31,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-setup: $(STAMP) system
+setup: $(STAMP) system upstream
 
 system:
 	@tools/setup-system.sh
+
+# The upstream binaries of tools/upstream.lock, built once into .cache/bin (a no-op when present).
+upstream:
+	@tools/build-upstream.sh
 
 render: $(STAMP)
 	$(FLEET) render
