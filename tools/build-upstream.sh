@@ -24,10 +24,10 @@ is_wanted() {
   return 1
 }
 
-# Lines of the lock file: name module version package (the rest is the description).
-entries=$(grep -v '^\s*\(#\|$\)' "$lock" | awk '{print $1, $2, $3, $4}')
+# Lines of the lock file: name module version package tags (the rest is the description).
+entries=$(grep -v '^\s*\(#\|$\)' "$lock" | awk '{print $1, $2, $3, $4, $5}')
 missing=()
-while read -r name module version package; do
+while read -r name module version package tags; do
   is_wanted "$name" || continue
   [ -x "$bindir/$name-$version" ] || missing+=("$name")
 done <<<"$entries"
@@ -56,41 +56,40 @@ for r in mod.get("Replace") or []:
     print("replace %s => %s %s" % (lhs, new["Path"], new["Version"]))
 '
 
-wrapper() {  # module version -> prints the wrapper module's directory, tidied for its packages
+wrapper() {  # module version -> the wrapper module's directory
+  # No `go mod tidy`: it would fetch every dependency regardless of build tags; `go build
+  # -mod=mod` adds only the requirements and sums the packages built with their tags need.
   local module=$1 version=$2 dir gomod
   dir=$workroot/$(echo "$module" | tr '/' '_')@$version
-  shift 2
   mkdir -p "$dir"
   gomod=$(cd "$workroot" && "$go" mod download -json "$module@$version" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
   [ -f "$gomod" ] || { echo "build-upstream: cannot download $module@$version" >&2; return 1; }
+  rm -f "$dir/go.sum"
   {
     echo "module starform.local/upstream/$(basename "$module")"
     echo
     "$go" mod edit -json "$gomod" | python3 -c "$gomod_directives"
     echo "require $module $version"
-    for package in "$@"; do echo "tool $module/$package"; done
   } >"$dir/go.mod"
-  (cd "$dir" && nice "$go" mod tidy >/dev/null 2>"$dir/tidy.log") || { cat "$dir/tidy.log" >&2; return 1; }
   echo "$dir"
 }
 
-# Group the missing binaries by module@version: one wrapper (and one tidy) per upstream release.
+# Group the missing binaries by module@version: one wrapper module per upstream release.
 declare -A packages_of
-while read -r name module version package; do
+while read -r name module version package tags; do
   [[ " ${missing[*]} " == *" $name "* ]] || continue
-  packages_of["$module $version"]+="$name:$package "
+  packages_of["$module $version"]+="$name:$package:$tags "
 done <<<"$entries"
 
 for key in "${!packages_of[@]}"; do
   read -r module version <<<"$key"
-  pkgs=()
-  for item in ${packages_of[$key]}; do pkgs+=("${item#*:}"); done
-  dir=$(wrapper "$module" "$version" "${pkgs[@]}")
+  dir=$(wrapper "$module" "$version")
   for item in ${packages_of[$key]}; do
-    name=${item%%:*} package=${item#*:}
-    echo "build-upstream: building $name $version ($module/$package)" >&2
+    IFS=: read -r name package tags <<<"$item"
+    [ "$tags" = "-" ] && tags=""
+    echo "build-upstream: building $name $version ($module/$package${tags:+, tags $tags})" >&2
     start=$(date +%s)
-    (cd "$dir" && nice "$go" build -trimpath -o "$bindir/.$name-$version.tmp" "$module/$package")
+    (cd "$dir" && nice "$go" build -trimpath -tags="$tags" -o "$bindir/.$name-$version.tmp" "$module/$package")
     mv "$bindir/.$name-$version.tmp" "$bindir/$name-$version"
     echo "build-upstream: $name $version built in $(( $(date +%s) - start )) s" >&2
   done

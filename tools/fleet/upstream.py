@@ -26,6 +26,7 @@ class Upstream:
     module: str
     version: str
     package: str
+    tags: str
     checks: str
 
     @property
@@ -40,8 +41,8 @@ def pinned() -> dict[str, Upstream]:
     for line in LOCK.read_text(encoding="utf-8").splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        name, module, version, package, checks = line.split(None, 4)
-        entries[name] = Upstream(name, module, version, package, checks)
+        name, module, version, package, tags, checks = line.split(None, 5)
+        entries[name] = Upstream(name, module, version, package, "" if tags == "-" else tags, checks)
     return entries
 
 
