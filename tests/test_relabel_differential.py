@@ -1,4 +1,4 @@
-"""The engine (flavor="vmagent") against the real vmagent 1.79.5 + victoria-metrics.
+"""The engine (flavor="vmagent") against the real vmagent + victoria-metrics (tools/upstream.lock).
 
 Hand-picked cases pin the surprising corners; the property test runs >= 1,000 random cases
 (RELABEL_DIFF_CASES raises it) in a few vmagent processes and requires zero disagreements,
@@ -29,13 +29,10 @@ PINNED = [
     Case([{"target_label": "a", "replacement": ""}, {"action": "labelmap", "regex": "a", "replacement": "b"}],
          [{"__name__": M, "a": "1", "b": "2"}]),
     Case([{"action": "labelmap", "regex": "a", "replacement": "b"}], [{"__name__": M, "a": "", "b": "2"}]),
-    # shortcuts: unset regex / literal + .* skip the regex, so newlines match there only
+    # shortcuts: unset regex / literal + .* skip the regex, so newlines match there
     Case([{"action": "keep", "source_labels": ["a"]}], [{"__name__": M, "a": "x\ny"}]),
     Case([{"action": "keep", "source_labels": ["a"], "regex": "x.*"}], [{"__name__": M, "a": "x\ny"}]),
-    Case([{"action": "keep", "source_labels": ["a"], "regex": "x.y"}], [{"__name__": M, "a": "x\ny"}]),
-    Case([{"action": "keep", "source_labels": ["a"], "regex": "(x.*)"}], [{"__name__": M, "a": "x\ny"}]),
     Case([{"source_labels": ["a"], "target_label": "b"}], [{"__name__": M, "a": "x\ny"}]),
-    Case([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], [{"__name__": M, "a": "x\ny"}]),
     # any expanded target_label is written, valid label name or not
     Case([{"source_labels": ["a"], "target_label": "$1", "regex": "(.*)", "replacement": "v"}], [{"__name__": M, "a": "1x"}]),
     # hashmod is xxhash64 (short input and one past the 32-byte stripes)
@@ -70,6 +67,32 @@ PINNED = [
 def binaries() -> dict:
     return {"vmagent_bin": require_binary("vmagent"),
             "victoria_metrics_bin": require_binary("victoria-metrics")}
+
+
+#: Where the pinned vmagent (v1.150.0) differs from the engine's vmagent flavor, which still models
+#: 1.79.5 here; modelling them is the engine's part of issue 17. Strict: a fix turns them red.
+NEWLINE_DOTALL = ("v1.150 matches through lib/regexutil.PromRegex, whose simplified regex is dotall "
+                  "(`.` matches a newline); the engine's vmagent flavor still anchors 1.79.5-style `^(?:re)$`")
+DEFAULT_REGEX = ("v1.150 takes any regex that simplifies to `.*` (here `(?:.*$)`) for the default `(.*)` "
+                 "(lib/promrelabel isDefaultRegex), so `$1` is the whole name; the engine expands the "
+                 "regex as written, where `$1` is empty")
+V1150_OPEN = [
+    pytest.param(Case([{"action": "keep", "source_labels": ["a"], "regex": "x.y"}], [{"__name__": M, "a": "x\ny"}]),
+                 id="keep-dot-newline", marks=pytest.mark.xfail(strict=True, reason=NEWLINE_DOTALL)),
+    pytest.param(Case([{"action": "keep", "source_labels": ["a"], "regex": "(x.*)"}], [{"__name__": M, "a": "x\ny"}]),
+                 id="keep-group-dotstar-newline", marks=pytest.mark.xfail(strict=True, reason=NEWLINE_DOTALL)),
+    pytest.param(Case([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], [{"__name__": M, "a": "x\ny"}]),
+                 id="replace-default-newline", marks=pytest.mark.xfail(strict=True, reason=NEWLINE_DOTALL)),
+    pytest.param(Case([{"action": "labelmap", "regex": "(?:.*$)", "replacement": "$1;$2"}], [{"__name__": M, "a": "1"}]),
+                 id="labelmap-default-regex", marks=pytest.mark.xfail(strict=True, reason=DEFAULT_REGEX)),
+]
+
+
+@pytest.mark.parametrize("case", V1150_OPEN)
+def test_open_v1150_differences(case, binaries):
+    """Each known difference still holds on the real binary (its case disagrees there)."""
+    problems = compare([case], run_cases([case], **binaries))
+    assert not problems, problems[0].render()
 
 
 def _report(cases: list[Case], actual: list, binaries: dict) -> str:

@@ -11,7 +11,7 @@ from fleet import model
 from fleet.checks import CheckContext, required_values
 from fleet.cli import cli
 
-from conftest import patch_components
+from conftest import patch_components, require_shared
 from fleet.render import alloy as alloy_render
 
 CLUSTER = "clusters/nyc3-prod-01/cluster.yaml"
@@ -114,3 +114,22 @@ def test_ksm_wildcard_accepted_only_from_chart_8_4_0(fleet_copy: Path) -> None:
     patch_components(fleet_copy, CLUSTER, {"kube-state-metrics": {"values": wildcard, "chart": {"version": "8.3.0"}}})
     found = _findings(fleet_copy)
     assert len(found) == 1 and "only from chart 8.4.0" in found[0].message and "8.3.0" in found[0].message
+
+
+def test_vmagent_image_is_the_pinned_oracle(repo_root: Path) -> None:
+    """The shipped image tag is the version the relabel oracle is built at (tools/upstream.lock),
+    and that is the pinned chart's own appVersion (what the chart deploys without the pin)."""
+    from fleet import upstream
+
+    values = yaml.safe_load((repo_root / "base/components/vmagent/values.yaml").read_text())
+    assert values["image"]["tag"] == upstream.version("vmagent")
+    chart = yaml.safe_load((repo_root / "base/components/vmagent/component.yaml").read_text())["chart"]
+    chart_yaml = require_shared(f"charts/{chart['name']}/{chart['version']}/Chart.yaml")
+    assert yaml.safe_load(chart_yaml.read_text())["appVersion"] == upstream.version("vmagent")
+
+
+def test_vmagent_image_tag_or_variant_drift_is_found_at_its_line(fleet_copy: Path) -> None:
+    lines = patch_components(fleet_copy, CLUSTER, {"vmagent": {"values": {"image": {"tag": "v1.151.0", "variant": "scratch"}}}})
+    found = _findings(fleet_copy)
+    assert {f.source.line for f in found} == {_line(lines, "tag"), _line(lines, "variant")}
+    assert any("v1.150.0" in f.message and "v1.151.0" in f.message for f in found)
