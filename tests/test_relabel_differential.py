@@ -3,8 +3,8 @@
 Hand-picked cases pin the surprising corners; the property test runs >= 1,000 random cases
 (RELABEL_DIFF_CASES raises it) in a few vmagent processes and requires zero disagreements,
 printing a shrunk counterexample (rules, input, both outputs) when there is one. The engine
-(flavor="prometheus") is held against real Prometheus 2.42 the same way: pinned cases and
->= 300 random ones (RELABEL_DIFF_PROM_CASES), all in one Prometheus agent.
+(flavor="prometheus") is held against real Prometheus (the release Alloy vendors) the same way:
+pinned cases and >= 1,000 random ones (RELABEL_DIFF_PROM_CASES), all in one Prometheus agent.
 """
 from __future__ import annotations
 
@@ -188,7 +188,7 @@ def _prometheus_report(cases: list[Case], expected: list, actual: list, binaries
 
 
 def test_pinned_cases_agree_with_prometheus_agent(prometheus_binaries):
-    """Prometheus 2.42 in agent mode: write_relabel_configs, remote-written to victoria-metrics."""
+    """Prometheus in agent mode: write_relabel_configs, remote-written to victoria-metrics."""
     expected, actual = prom.run_cases(PROMETHEUS_PINNED, **prometheus_binaries)
     bad = [prom.render(c, e, a) for c, e, a in zip(PROMETHEUS_PINNED, expected, actual) if e != a]
     assert not bad, "\n\n".join(bad)
@@ -208,25 +208,19 @@ def _generated_prometheus_cases(count: int) -> list[Case]:
 
 
 def test_random_cases_agree_with_prometheus(prometheus_binaries):
-    """>= 300 random cases (RELABEL_DIFF_PROM_CASES changes it) through real Prometheus 2.42.
+    """>= 1,000 random cases (RELABEL_DIFF_PROM_CASES changes it) through real Prometheus.
 
     Derandomized: the same cases every run. The series are scraped (honor_labels false, so
     exposed `job`/`instance` collide with the target's and move to `exported_<name>`, which the
     engine side models with `proof.scraped_series`), then every case's rules run as the
     write_relabel_configs of its own remote_write. Zero disagreements are required; the first
-    is shrunk against the real binary and printed.
-
-    Prometheus 2.42 differs from the current Prometheus/Alloy semantics the engine models in
-    exactly two documented places, which `strategies.prometheus_cases` avoids by construction:
-    no newline in a value where `.` would matter (2.42's regexes are not dotall; newline values
-    stay only in cases whose replace/keep/drop regexes, defaults included, have no `.`), and
-    no `replace` whose result can be empty with a templated `target_label` (2.42 deletes the
-    unexpanded name; such rules always get a replacement with a literal character). Actions
-    are Prometheus' own (keepequal/dropequal included, no vmagent-only *_if_equal), and
-    Prometheus-only behaviour is drawn too (keep/drop/hashmod without source_labels,
-    case-insensitive action names).
+    is shrunk against the real binary and printed. Nothing is avoided: newline values meet
+    dotall regexes, templated target_labels meet empty results. Actions are Prometheus' own
+    (keepequal/dropequal included, no vmagent-only *_if_equal), and Prometheus-only behaviour is
+    drawn too (keep/drop/hashmod without source_labels, case-insensitive action names). The
+    oracle validates label names with the legacy scheme (see `prom.Scrape.validation_scheme`).
     """
-    count = int(os.environ.get("RELABEL_DIFF_PROM_CASES", "300"))
+    count = int(os.environ.get("RELABEL_DIFF_PROM_CASES", "1000"))
     cases = _generated_prometheus_cases(count)
     assert len(cases) >= count * 0.95, "hypothesis produced too few cases"
     actions = {str(r.get("action", "replace")).lower() for c in cases for r in c.rules}
@@ -250,6 +244,29 @@ PROMETHEUS_EMPTY_NAME = [
 
 def test_empty_label_name_from_labelmap_agrees_with_prometheus(prometheus_binaries):
     expected, actual = prom.run_cases(PROMETHEUS_EMPTY_NAME, **prometheus_binaries)
-    assert actual[0] == [{"__name__": "1", "a": "1"}], actual  # what 2.42 + the store really do
+    assert actual[0] == [{"__name__": "1", "a": "1"}], actual  # what Prometheus + the store really do
     bad = [prom.render(c, e, a) for c, e, a in zip(PROMETHEUS_EMPTY_NAME, expected, actual) if e != a]
     assert not bad, "\n\n".join(bad)
+
+
+# Prometheus 3 validates label names with a scheme: the oracle runs `legacy` (what Alloy's
+# prometheus.remote_write write_relabel_config uses, and what the engine models: a replace whose
+# expanded target_label is no legacy name does nothing). Prometheus 3's default, and Alloy v1.18's
+# prometheus.relabel / discovery.relabel (they check model.LabelName.IsValid, i.e. the
+# process-wide scheme, utf8), write any non-empty name: here "1x". The proof can miss a value
+# written under such a name on those components until the engine models it (issue 17, engine).
+UTF8_TARGET = Case([{"source_labels": ["a"], "target_label": "$1", "regex": "(.*)", "replacement": "v"}],
+                   [{"__name__": M, "a": "1x"}])
+
+
+def test_legacy_scheme_skips_a_target_label_that_is_no_legacy_name(prometheus_binaries):
+    expected, actual = prom.run_cases([UTF8_TARGET], **prometheus_binaries)
+    assert expected == actual and "1x" not in actual[0][0], actual
+
+
+@pytest.mark.xfail(strict=True, reason="utf8 name validation (Prometheus 3 default, Alloy's prometheus.relabel) "
+                                       "writes the label `1x`; the engine skips it")
+def test_utf8_scheme_writes_a_target_label_the_engine_skips(prometheus_binaries):
+    expected, actual = prom.run_cases([UTF8_TARGET], scrape=prom.Scrape(validation_scheme="utf8"),
+                                      **prometheus_binaries)
+    assert expected == actual, actual

@@ -4,11 +4,11 @@ and shown to leak there too (the proof's counterexamples are real, not artefacts
 * vmagent (pinned, tools/upstream.lock), for the vmagent flavour of every case; two witnesses
   that rely on 1.79.5's newline semantics (which the engine's vmagent flavor still models) are
   pinned as not leaking in v1.150 (V1150_NEWLINE_OPEN).
-* Prometheus 2.42, for the prometheus-flavour cases (the shipped platform path, Alloy, has
-  Prometheus semantics): the witness series is scraped as exposed (honor_labels, the scrape's
-  own job/instance deleted again) and the case's rules run as write_relabel_configs. Witnesses
-  with a newline in a value are skipped explicitly: 2.42's `.` does not match a newline while
-  current Prometheus/Alloy's does, so 2.42 is no oracle for them.
+* Prometheus (pinned, the release Alloy vendors), for the prometheus-flavour cases (the shipped
+  platform path, Alloy, has Prometheus semantics): the witness series is scraped as exposed
+  (honor_labels, the scrape's own job/instance deleted again) and the case's rules run as
+  write_relabel_configs. Every witness is replayed, newline values included (its `.` is dotall,
+  like the engine's and Alloy's).
 """
 from __future__ import annotations
 
@@ -104,17 +104,6 @@ def _prometheus_witnesses() -> list[tuple[str, list[dict], object]]:
 
 
 PROMETHEUS_WITNESSES = _prometheus_witnesses()
-NEWLINE_REASON = ("witness value contains a newline: Prometheus 2.42's `.` does not match it, current "
-                  "Prometheus/Alloy's (which the engine models) does, so 2.42 cannot confirm it")
-
-
-def _has_newline(leak) -> bool:
-    return any("\n" in v for v in (leak.witness_input or {}).values())
-
-
-REPLAYABLE = [w for w in PROMETHEUS_WITNESSES if not _has_newline(w[2])]
-
-
 def _witness_id(witness) -> str:
     name, _, leak = witness
     return f"{name}:{leak.kind}:{leak.label}"
@@ -122,13 +111,13 @@ def _witness_id(witness) -> str:
 
 @pytest.fixture(scope="module")
 def prometheus_stored() -> dict[int, list[dict]]:
-    """What the store holds for each replayable witness, all in one Prometheus process."""
+    """What the store holds for each witness, all in one Prometheus process."""
     binaries = {"prometheus_bin": require_binary("prometheus"),
                 "victoria_metrics_bin": require_binary("victoria-metrics")}
     cases = [Case([dict(r) for r in rules] + _reveal(leak), [dict(leak.witness_input)])
-             for _, rules, leak in REPLAYABLE]
+             for _, rules, leak in PROMETHEUS_WITNESSES]
     _, actual = prom.run_cases(cases, scrape=prom.Scrape(verbatim=True), **binaries)
-    return {id(leak): stored for (_, _, leak), stored in zip(REPLAYABLE, actual)}
+    return {id(leak): stored for (_, _, leak), stored in zip(PROMETHEUS_WITNESSES, actual)}
 
 
 EMPTY_NAME_SHOWN_AS = "zz_empty_name"
@@ -158,14 +147,12 @@ def _prometheus_leaks_there(leak, stored: list[dict]) -> bool:
 @pytest.mark.binary
 def test_prometheus_witnesses_cover_the_cases():
     assert len(PROMETHEUS_WITNESSES) >= 25, len(PROMETHEUS_WITNESSES)
-    assert len(REPLAYABLE) >= len(PROMETHEUS_WITNESSES) - 3, "most witnesses must be replayable"
     assert all(leak.verified and leak.witness_input for _, _, leak in PROMETHEUS_WITNESSES)
 
 
 @pytest.mark.binary
 @pytest.mark.parametrize("witness", [
-    pytest.param(w, id=_witness_id(w), marks=[pytest.mark.skip(reason=NEWLINE_REASON)] if _has_newline(w[2]) else [])
-    for w in PROMETHEUS_WITNESSES])
+    pytest.param(w, id=_witness_id(w)) for w in PROMETHEUS_WITNESSES])
 def test_witness_leaks_through_real_prometheus(prometheus_stored, witness):
     name, rules, leak = witness
     stored = prometheus_stored[id(leak)]

@@ -140,33 +140,23 @@ def cases(draw: st.DrawFn) -> tuple[list[dict], list[dict[str, str]]]:
 
 
 # --------------------------------------------------------------------------------------------
-# Prometheus flavour (real Prometheus 2.42 as the oracle, see differential/prometheus.py)
+# Prometheus flavour (real Prometheus, the pinned build, as the oracle: differential/prometheus.py)
 #
 # Cases are scraped, so every series has a valid metric name, and they exercise the scrape's
 # target labels too (`job`, `instance`, `exported_job` collide with what the scrape adds).
-# Two behaviours of 2.42 differ from the current Prometheus/Alloy the engine models; the
-# strategy avoids exactly those by construction (and nothing else):
-#
-# * 2.42 anchors with `^(?:re)$`, so `.` does not match a newline (current: `(?s:`). Only
-#   `replace`, `keep` and `drop` match *values* (labelmap/labeldrop/labelkeep match names,
-#   which never hold a newline), so a case keeps its newline values only when none of its
-#   replace/keep/drop regexes (the default `(.*)` included) contains a `.`.
-# * 2.42 deletes the unexpanded `target_label` when a `replace` result is empty (current:
-#   sets the expanded one to "", i.e. deletes it). A templated target_label therefore always
-#   gets a replacement with a literal character, which can never expand to "".
+# Nothing is avoided: the oracle is the Prometheus release Alloy vendors, whose semantics the
+# engine's prometheus flavor models (dotall `^(?s:re)$`, newline values included).
 
 PROM_METRIC_NAMES = ["m", "a", "ab", "A", "__x", "job"]
 PROM_NAMES = [n for n in NAMES if n != "__name__"] + ["instance", "exported_job"]
-#: replacements with a literal character (`$1x` is the group "1x": always empty, so not here)
-NONEMPTY_REPLACEMENTS = ["x$1", "${1}x", "$$", "lit", "${n}_$1", "$1;$2"]
 _PROM_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["prometheus"]) + ["replace", "replace", "labelmap"])
 _PROM_TARGETS_PLAIN = st.sampled_from(TARGETS[:5] + ["job", "instance"])
-_NONEMPTY_REPLACEMENTS = st.sampled_from(NONEMPTY_REPLACEMENTS)
 _VALUE_RULES = ("replace", "keep", "drop")
 
 
 def dot_meets_values(rule: dict) -> bool:
-    """Whether 2.42's non-dotall `.` could meet a label value in this rule (see above)."""
+    """Whether a `.` in this rule could meet a label value (only replace/keep/drop match values;
+    names never hold a newline): where vmagent v1.150 and the engine's vmagent flavor differ."""
     action = str(rule.get("action", "replace")).lower()
     regex = rule.get("regex")
     return action in _VALUE_RULES and "." in (DEFAULT_REGEX if regex is None else str(regex))
@@ -195,9 +185,7 @@ def prometheus_rules(draw: st.DrawFn) -> dict:
             rule["modulus"] = draw(_MODULI)
         if action in ("replace", "keep", "drop", "labelmap", "labeldrop", "labelkeep") and draw(_DICE):
             rule["regex"] = draw(_REGEX)
-        if action == "replace" and "$" in rule["target_label"]:
-            rule["replacement"] = draw(_NONEMPTY_REPLACEMENTS)  # 2.42: see the module note
-        elif action in ("replace", "labelmap") and draw(_DICE) >= 2:
+        if action in ("replace", "labelmap") and draw(_DICE) >= 2:
             rule["replacement"] = draw(_REPLACEMENTS)
         if rule.get("source_labels") and action not in ("keepequal", "dropequal") and draw(_DICE) == 0:
             rule["separator"] = draw(_SEPARATORS)
@@ -220,6 +208,4 @@ def prometheus_cases(draw: st.DrawFn) -> tuple[list[dict], list[dict[str, str]]]
     """(rules, series) for the prometheus flavour: 1-4 rules, 1-3 scrapeable series."""
     rule_list = draw(st.lists(prometheus_rules(), min_size=1, max_size=4))
     series_list = draw(st.lists(_PROM_SERIES, min_size=1, max_size=3))
-    if any(dot_meets_values(r) for r in rule_list):
-        series_list = [{k: v.replace("\n", "") for k, v in s.items()} for s in series_list]
     return rule_list, series_list
