@@ -38,8 +38,9 @@ go=$(command -v go || true)
 [ -n "$go" ] || { echo "build-upstream: Go not found (PATH or /usr/local/go/bin/go); needed to build ${missing[*]}" >&2; exit 1; }
 
 # The module proxy is the trust root here: sum.golang.org is not reachable from CI, and every
-# module comes from the one proxy over TLS. The toolchain is the local one, never a download.
-export GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+# module comes from the one proxy over TLS. The toolchain is the local one, never a download;
+# no VCS stamp (the wrapper sits inside this repo, whose state must not change the binary).
+export GOSUMDB=off GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 mkdir -p "$bindir" "$workroot"
 
 # From upstream's `go mod edit -json`: its go version and its replace directives, as go.mod lines.
