@@ -20,7 +20,7 @@ LINT_FLAGS := $(if $(wildcard $(SHARED)/crds/flux),--crds $(SHARED)/crds/flux) \
               $(if $(wildcard $(SHARED)/crds/envoy-gateway),--crds $(SHARED)/crds/envoy-gateway) \
               $(if $(wildcard $(SHARED)/charts),--charts $(SHARED)/charts)
 
-.PHONY: help setup system render render-check lint test bench clean vrl-check
+.PHONY: help setup system upstream render render-check lint test bench clean vrl-check
 
 help:
 	@echo "make render lint   render rendered/ and lint everything (sets itself up)"
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-setup: $(STAMP) system
+setup: $(STAMP) system upstream
 
 system:
 	@tools/setup-system.sh
@@ -45,6 +45,10 @@ VRL_CHECK := .cache/vrl-check-target/release/vrl-check
 vrl-check: $(VRL_CHECK)
 $(VRL_CHECK): tools/vrl-check/Cargo.toml tools/vrl-check/Cargo.lock tools/vrl-check/src/main.rs
 	CARGO_TARGET_DIR=.cache/vrl-check-target nice cargo build --release --locked --manifest-path tools/vrl-check/Cargo.toml
+
+# The upstream binaries of tools/upstream.lock, built once into .cache/bin (a no-op when present).
+upstream:
+	@tools/build-upstream.sh
 
 render: $(STAMP)
 	$(FLEET) render

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _binaries import require_binary
 from click.testing import CliRunner
 
 from fleet import model
@@ -267,21 +268,19 @@ def test_agent_jobs_are_the_platform_alerts_jobs(repo_root: Path) -> None:
 
 @pytest.mark.binary
 def test_vmauth_loads_the_rendered_users(tmp_path: Path, fleet_copy: Path) -> None:
-    """Debian's vmauth (1.79.5) loads the rendered users and routes. It predates
-    `unauthorized_user` (the droplet runs v1.150), so that one key is left out here."""
+    """vmauth at the pinned release the droplet runs (tools/upstream.lock) loads the rendered
+    users, routes and `unauthorized_user` (VPC writes), and refuses a broken route."""
     import subprocess
-    import yaml
-    _require("vmauth")
+    vmauth = require_binary("vmauth")
     regions = _rendered(fleet_copy)
-    config = yaml.safe_load((regions / "fra1/victoria-metrics/vmauth.yaml").read_text())
-    assert config.pop("unauthorized_user")["url_map"][0]["src_paths"] == ["/api/v1/write"]
-    path = tmp_path / "vmauth.yaml"
-    path.write_text(yaml.safe_dump(config))
-    proc = subprocess.run(["timeout", "3", "vmauth", f"-auth.config={path}", "-httpListenAddr=127.0.0.1:0"],
+    config = regions / "fra1/victoria-metrics/vmauth.yaml"
+    assert "unauthorized_user" in config.read_text()
+    proc = subprocess.run(["timeout", "3", vmauth, f"-auth.config={config}", "-httpListenAddr=127.0.0.1:0"],
                           capture_output=True, text=True, env={**os.environ, "VMAUTH_CONTROL_PLANE_PASSWORD": "x"})
-    assert "started vmauth" in proc.stderr + proc.stdout and "fatal" not in proc.stderr + proc.stdout
-    path.write_text(yaml.safe_dump({"users": [{"username": "u", "url_map": [{"src_paths": ["("], "url_prefix": "http://x"}]}]}))
-    bad = subprocess.run(["timeout", "3", "vmauth", f"-auth.config={path}", "-httpListenAddr=127.0.0.1:0"],
+    assert "started vmauth" in proc.stderr + proc.stdout and "fatal" not in proc.stderr + proc.stdout, proc.stderr
+    path = tmp_path / "vmauth.yaml"
+    path.write_text("users:\n- username: u\n  url_map:\n  - src_paths: ['(']\n    url_prefix: http://x\n")
+    bad = subprocess.run(["timeout", "3", vmauth, f"-auth.config={path}", "-httpListenAddr=127.0.0.1:0"],
                          capture_output=True, text=True)
     assert "fatal" in bad.stderr + bad.stdout
 

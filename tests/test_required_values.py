@@ -11,7 +11,7 @@ from fleet import model
 from fleet.checks import CheckContext, required_values
 from fleet.cli import cli
 
-from conftest import patch_components
+from conftest import patch_components, require_shared
 from fleet.render import alloy as alloy_render
 
 CLUSTER = "clusters/nyc3-prod-01/cluster.yaml"
@@ -155,3 +155,22 @@ def test_fleet_owned_output_without_ack_is_found_in_its_template(fleet_copy: Pat
     assert [(f.source.file, f.source.line) for f in found] == [(rel, header)], found
     assert "must set require_ack_response On, tls.verify_hostname On" in found[0].message
     assert found[0].details["clusters"] == sorted(p.name for p in (fleet_copy / "clusters").iterdir())
+
+
+def test_vmagent_image_is_the_pinned_oracle(repo_root: Path) -> None:
+    """The shipped image tag is the version the relabel oracle is built at (tools/upstream.lock),
+    and that is the pinned chart's own appVersion (what the chart deploys without the pin)."""
+    from fleet import upstream
+
+    values = yaml.safe_load((repo_root / "base/components/vmagent/values.yaml").read_text())
+    assert values["image"]["tag"] == upstream.version("vmagent")
+    chart = yaml.safe_load((repo_root / "base/components/vmagent/component.yaml").read_text())["chart"]
+    chart_yaml = require_shared(f"charts/{chart['name']}/{chart['version']}/Chart.yaml")
+    assert yaml.safe_load(chart_yaml.read_text())["appVersion"] == upstream.version("vmagent")
+
+
+def test_vmagent_image_tag_or_variant_drift_is_found_at_its_line(fleet_copy: Path) -> None:
+    lines = patch_components(fleet_copy, CLUSTER, {"vmagent": {"values": {"image": {"tag": "v1.151.0", "variant": "scratch"}}}})
+    found = _findings(fleet_copy)
+    assert {f.source.line for f in found} == {_line(lines, "tag"), _line(lines, "variant")}
+    assert any("v1.150.0" in f.message and "v1.151.0" in f.message for f in found)

@@ -1,5 +1,5 @@
 """The scrape's `exported_` renaming, which the GDPR proof models (`proof.scraped_series`),
-against what real Prometheus 2.42 stores.
+against what real Prometheus (the pinned build, tools/upstream.lock) stores.
 
 The exporter serves each series below; Prometheus scrapes it as a static target carrying the
 label `project_id: platform` (static_configs `labels`), once with honor_labels false and once
@@ -22,7 +22,7 @@ HEADLINE = {"__name__": "m", "project_id": "acme", "exported_project_id": "e"}
 SERIES = [
     HEADLINE,
     {"__name__": "m", "project_id": "acme"},
-    # an exposed label with an empty value still takes its name (Prometheus checks presence)
+    # an exposed label with an empty value does not block a rename (Prometheus 3: Get(name) == "")
     {"__name__": "m", "project_id": "acme", "exported_project_id": ""},
     {"__name__": "m", "project_id": "", "exported_project_id": "e"},
     {"__name__": "m", "project_id": "acme", "exported_project_id": "e", "exported_exported_project_id": "f"},

@@ -1,14 +1,15 @@
 """Every witness the proof produces for the YAML cases is replayed through the real agents
 and shown to leak there too (the proof's counterexamples are real, not artefacts of the engine).
 
-* vmagent 1.79.5, for the vmagent flavour of every case: it lacks keepequal/dropequal, so cases
-  using them are skipped explicitly, and so are cases marked `flavor: prometheus` (e.g. a regex
-  escaping the anchors, which vmagent refuses), nothing else.
-* Prometheus 2.42, for the prometheus-flavour cases (the shipped platform path, Alloy, has
-  Prometheus semantics): the witness series is scraped as exposed (honor_labels, the scrape's
-  own job/instance deleted again) and the case's rules run as write_relabel_configs. Witnesses
-  with a newline in a value are skipped explicitly: 2.42's `.` does not match a newline while
-  current Prometheus/Alloy's does, so 2.42 is no oracle for them.
+* vmagent (pinned, tools/upstream.lock), for the vmagent flavour of every case; two witnesses
+  that rely on 1.79.5's newline semantics (which the engine's vmagent flavor still models) are
+  pinned as not leaking in v1.150 (V1150_NEWLINE_OPEN); cases marked `flavor: prometheus` (a regex
+  escaping the anchors) are skipped explicitly.
+* Prometheus (pinned, the release Alloy vendors), for the prometheus-flavour cases (the shipped
+  platform path, Alloy, has Prometheus semantics): the witness series is scraped as exposed
+  (honor_labels, the scrape's own job/instance deleted again) and the case's rules run as
+  write_relabel_configs. Every witness is replayed, newline values included (its `.` is dotall,
+  like the engine's and Alloy's).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ CASES = yamlio.plain(yamlio.load_file(FIXTURES / "proof_cases.yaml"))
 # the red team's vmagent-flavoured leaks (their witnesses carry newlines vmagent must keep)
 CASES += [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "adversarial" / "yaml_cases.yaml"))
           if c.get("flavor") == "vmagent" and c["expect"] == "leak"]
-UNSUPPORTED_BY_VMAGENT_1_79 = {"keepequal", "dropequal"}
+UNMODELLED_FOR_VMAGENT = {"keepequal", "dropequal"}  # v1.150 has them; the engine's vmagent flavor not yet
 POLICY = pol.load_policy(ROOT / "policies" / "gdpr-labeldrop.yaml")
 #: the prometheus-flavour cases: proof cases (flavor unset or prometheus) and the red team's leaks
 PROMETHEUS_CASES = [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "proof_cases.yaml"))
@@ -39,12 +40,20 @@ PROMETHEUS_CASES += [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "advers
                      if c.get("flavor", "prometheus") == "prometheus" and c["expect"] == "leak"]
 
 
+#: Proof cases whose vmagent witness (a newline in a value) leaks in 1.79.5, which the engine's
+#: vmagent flavor still models, but not in the pinned v1.150: there a regex `.` matches the newline
+#: in the match step, and a replace whose anchored regex then misses writes the source value.
+V1150_NEWLINE_OPEN = ("vm_template_replace_misses_newline", "vm_prefix_keep_then_regex_replace")
+V1150_NEWLINE_REASON = ("vmagent v1.150 matches `.` against a newline (lib/regexutil.PromRegex); the engine's "
+                        "vmagent flavor models 1.79.5 there, so these witnesses are over-approximations")
+
+
 def _vmagent_witnesses(policy: pol.Policy) -> list[tuple[str, list[dict], object]]:
     """(case name, rules, leak) for every leak the proof finds on the vmagent flavor of a case."""
     out = []
     for case in CASES:
         if ("leaks" not in case and case.get("expect") != "leak") or case.get("flavor") == "prometheus" \
-                or any(r.get("action") in UNSUPPORTED_BY_VMAGENT_1_79 for r in case["rules"]):
+                or any(r.get("action") in UNMODELLED_FOR_VMAGENT for r in case["rules"]):
             continue
         rules = [rule_from_mapping(r, flavor="vmagent") for r in case["rules"]]
         for leak in prove(Pipeline([(rules, "vmagent")], name=case["name"]), policy):
@@ -76,8 +85,13 @@ def test_every_witness_leaks_through_real_vmagent():
     results = run_cases(cases, vmagent_bin=vmagent, victoria_metrics_bin=store)
     failures = [f"{name}: {leak.to_json()} → vmagent stored {stored}"
                 for (name, _, leak), stored in zip(witnesses, results)
-                if not _leaks_there(policy, leak, stored)]
+                if name not in V1150_NEWLINE_OPEN and not _leaks_there(policy, leak, stored)]
     assert not failures, "\n".join(failures)
+    # Strict, like an xfail: these still do not leak in v1.150; when the engine models v1.150,
+    # the proof stops reporting them (or finds the real leak) and this list must shrink.
+    still_open = {name for (name, _, leak), stored in zip(witnesses, results)
+                  if name in V1150_NEWLINE_OPEN and not _leaks_there(policy, leak, stored)}
+    assert still_open == set(V1150_NEWLINE_OPEN), V1150_NEWLINE_REASON
 
 
 def _prometheus_witnesses() -> list[tuple[str, list[dict], object]]:
@@ -92,17 +106,6 @@ def _prometheus_witnesses() -> list[tuple[str, list[dict], object]]:
 
 
 PROMETHEUS_WITNESSES = _prometheus_witnesses()
-NEWLINE_REASON = ("witness value contains a newline: Prometheus 2.42's `.` does not match it, current "
-                  "Prometheus/Alloy's (which the engine models) does, so 2.42 cannot confirm it")
-
-
-def _has_newline(leak) -> bool:
-    return any("\n" in v for v in (leak.witness_input or {}).values())
-
-
-REPLAYABLE = [w for w in PROMETHEUS_WITNESSES if not _has_newline(w[2])]
-
-
 def _witness_id(witness) -> str:
     name, _, leak = witness
     return f"{name}:{leak.kind}:{leak.label}"
@@ -110,13 +113,13 @@ def _witness_id(witness) -> str:
 
 @pytest.fixture(scope="module")
 def prometheus_stored() -> dict[int, list[dict]]:
-    """What the store holds for each replayable witness, all in one Prometheus process."""
+    """What the store holds for each witness, all in one Prometheus process."""
     binaries = {"prometheus_bin": require_binary("prometheus"),
                 "victoria_metrics_bin": require_binary("victoria-metrics")}
     cases = [Case([dict(r) for r in rules] + _reveal(leak), [dict(leak.witness_input)])
-             for _, rules, leak in REPLAYABLE]
+             for _, rules, leak in PROMETHEUS_WITNESSES]
     _, actual = prom.run_cases(cases, scrape=prom.Scrape(verbatim=True), **binaries)
-    return {id(leak): stored for (_, _, leak), stored in zip(REPLAYABLE, actual)}
+    return {id(leak): stored for (_, _, leak), stored in zip(PROMETHEUS_WITNESSES, actual)}
 
 
 EMPTY_NAME_SHOWN_AS = "zz_empty_name"
@@ -146,14 +149,12 @@ def _prometheus_leaks_there(leak, stored: list[dict]) -> bool:
 @pytest.mark.binary
 def test_prometheus_witnesses_cover_the_cases():
     assert len(PROMETHEUS_WITNESSES) >= 25, len(PROMETHEUS_WITNESSES)
-    assert len(REPLAYABLE) >= len(PROMETHEUS_WITNESSES) - 3, "most witnesses must be replayable"
     assert all(leak.verified and leak.witness_input for _, _, leak in PROMETHEUS_WITNESSES)
 
 
 @pytest.mark.binary
 @pytest.mark.parametrize("witness", [
-    pytest.param(w, id=_witness_id(w), marks=[pytest.mark.skip(reason=NEWLINE_REASON)] if _has_newline(w[2]) else [])
-    for w in PROMETHEUS_WITNESSES])
+    pytest.param(w, id=_witness_id(w)) for w in PROMETHEUS_WITNESSES])
 def test_witness_leaks_through_real_prometheus(prometheus_stored, witness):
     name, rules, leak = witness
     stored = prometheus_stored[id(leak)]

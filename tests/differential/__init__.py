@@ -3,7 +3,7 @@
 Reusable entry points (import as `from differential import run_vmagent`, tests/ is on sys.path):
 
 * `run_vmagent(rule_lists, series)` — push series through each rule list with the real
-  vmagent 1.79.5; per rule list, the label sets the remote store received.
+  vmagent (pinned, tools/upstream.lock); per rule list, the label sets the remote store received.
 * `run_cases(cases)` / `engine_case(i, case)` / `compare(cases, actual)` — batched runs of
   many (rules, series) cases and the engine's prediction for each.
 * `shrink(case)` — minimise a disagreeing case against the real binary.

@@ -1,4 +1,5 @@
-"""Replay relabel cases through real Prometheus 2.42 (agent mode) for Prometheus semantics.
+"""Replay relabel cases through real Prometheus (agent mode) for Prometheus semantics: the pinned
+build of tools/upstream.lock, the release Grafana Alloy vendors.
 
 A tiny exporter thread serves every case's series (text format, marker `zz_case=<i>`);
 Prometheus scrapes it every second and remote-writes to a fresh VictoriaMetrics through one
@@ -7,10 +8,6 @@ for vmagent (keep own case, drop the marker, the case's rules, add `zz_out`). Th
 `job` and `instance`; the engine side gets them too. The store is polled (bounded) until it
 holds what the engine predicts, then read once more after another scrape, so late extra series
 still show up as a disagreement.
-
-Prometheus 2.42 differs from the current Prometheus/Alloy semantics the engine models in two
-known places, which the cases here avoid: regexes are `^(?:re)$` (`.` does not match a
-newline), and a `replace` whose result is empty deletes the *unexpanded* `target_label`.
 
 The scrape is modelled, not assumed away: by default the series is scraped like any target's
 (`honor_labels: false`, the target labels `job`, `instance` and optional `static_configs`
@@ -33,6 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleet import upstream
 from fleet.relabel.engine import apply, rule_from_mapping
 from fleet.relabel.proof import TargetChain, scraped_series
 
@@ -56,6 +54,11 @@ class Scrape:
     verbatim: bool = False
     #: global external_labels: the queue adds them (where absent) before write_relabel_configs
     external_labels: Mapping[str, str] = field(default_factory=dict)
+    #: Prometheus 3's label name validation scheme (global `metric_name_validation_scheme`), which
+    #: relabeling also uses: "legacy" skips a replace whose expanded target_label is no legacy
+    #: name, as the engine and Alloy's remote_write write_relabel_config do; "utf8" (Prometheus 3's
+    #: default, and what Alloy's prometheus.relabel component uses) writes any non-empty name.
+    validation_scheme: str = "legacy"
 
 
 def prometheus_rules(index: int, case: Case) -> list[dict]:
@@ -145,6 +148,7 @@ def _scrape_config(target: str, scrape: Scrape) -> dict:
 def _config(cases: Sequence[Case], offset: int, target: str, store: servers.Server, scrape: Scrape) -> dict:
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "900ms",
+                   "metric_name_validation_scheme": scrape.validation_scheme,
                    **({"external_labels": dict(scrape.external_labels)} if scrape.external_labels else {})},
         "scrape_configs": [_scrape_config(target, scrape)],
         "remote_write": [{"url": store.url + "/api/v1/write", "name": f"case-{offset + i}",
@@ -154,13 +158,15 @@ def _config(cases: Sequence[Case], offset: int, target: str, store: servers.Serv
     }
 
 
-def run_cases(cases: Sequence[Case], *, prometheus_bin: str = "/usr/bin/prometheus",
-              victoria_metrics_bin: str = "/usr/bin/victoria-metrics", scrape: Scrape = Scrape(),
+def run_cases(cases: Sequence[Case], *, prometheus_bin: str | None = None,
+              victoria_metrics_bin: str | None = None, scrape: Scrape = Scrape(),
               batch_size: int = 1000) -> tuple[list[list[Series]], list[list[Series]]]:
     """Run the cases through Prometheus; returns (engine predictions, what the store holds).
 
     One VictoriaMetrics; one Prometheus (one remote_write per case) per `batch_size` cases.
     """
+    prometheus_bin = prometheus_bin or upstream.binary("prometheus")
+    victoria_metrics_bin = victoria_metrics_bin or upstream.binary("victoria-metrics")
     expected: list[list[Series]] = []
     actual: list[list[Series]] = []
     with servers.tempdir("relabel-prom-") as tmp:
@@ -182,7 +188,7 @@ def _run_batch(batch: list[Case], offset: int, store: servers.Server, scrape: Sc
         config = base / "prometheus.yml"
         config.write_text(json.dumps(_config(batch, offset, target, store, scrape)))
         port = servers.free_port()
-        args = [prometheus_bin, "--enable-feature=agent", f"--config.file={config}",
+        args = [prometheus_bin, "--agent", f"--config.file={config}",
                 f"--storage.agent.path={base / 'agent'}", f"--web.listen-address=127.0.0.1:{port}"]
         with servers.running("prometheus", args, port, base, ready_path="/-/ready"):
             actual = _poll(store, offset, expected)
@@ -195,7 +201,8 @@ def render(case: Case, expected: list[Series], actual: list[Series]) -> str:
             .replace("rules (vmagent -remoteWrite.urlRelabelConfig)", "rules (write_relabel_configs)")
             .replace("input series:", "exposed series (scraped, then relabeled):")
             .replace("engine (flavor=vmagent): ", "engine (flavor=prometheus):")
-            .replace("real vmagent 1.79.5:     ", "real prometheus 2.42:       "))
+            .replace(f"real vmagent {upstream.version('vmagent')}:  ",
+                     f"real prometheus {upstream.version('prometheus')}: "))
 
 
 def shrink(case: Case, rounds: int = 12, **kwargs) -> tuple[Case, list[Series], list[Series]]:

@@ -1,4 +1,5 @@
-"""Replay relabel rules through the real vmagent 1.79.5 and compare with the engine.
+"""Replay relabel rules through the real vmagent (the pinned build, tools/upstream.lock) and
+compare with the engine.
 
 How one run works: a fresh single-node VictoriaMetrics, and one vmagent with one
 `-remoteWrite.url` per *case* (a case = a rule list + the series to push through it), each URL
@@ -26,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet import upstream
 from fleet.relabel.engine import apply, rule_from_mapping
 
 from . import servers
@@ -94,14 +96,16 @@ def engine_case(index: int | str, case: Case) -> list[Series]:
     return _canonical(outputs)
 
 
-def run_cases(cases: Sequence[Case], *, vmagent_bin: str = "/usr/bin/vmagent",
-              victoria_metrics_bin: str = "/usr/bin/victoria-metrics", batch_size: int = 250,
+def run_cases(cases: Sequence[Case], *, vmagent_bin: str | None = None,
+              victoria_metrics_bin: str | None = None, batch_size: int = 250,
               workdir: Path | None = None) -> list[list[Series]]:
     """Run every case through real vmagent; per case, the label sets the store received.
 
     Cases run `batch_size` per vmagent process against one VictoriaMetrics. Each result is
     sorted, deduplicated and stripped of the markers; a dropped series simply is not there.
     """
+    vmagent_bin = vmagent_bin or upstream.binary("vmagent")
+    victoria_metrics_bin = victoria_metrics_bin or upstream.binary("victoria-metrics")
     results: list[list[Series]] = []
     with servers.tempdir("relabel-diff-") as tmp:
         base = Path(workdir or tmp)
@@ -114,15 +118,15 @@ def run_cases(cases: Sequence[Case], *, vmagent_bin: str = "/usr/bin/vmagent",
 
 def run_vmagent(rule_lists: Sequence[Sequence[Mapping]], series: Sequence[Mapping[str, str]],
                 **kwargs) -> list[list[Series]]:
-    """Push every series through each rule list with the real vmagent 1.79.5.
+    """Push every series through each rule list with the real vmagent.
 
     `rule_lists`: relabel_config mappings as written in a `-remoteWrite.urlRelabelConfig` file
     (e.g. `[{"action": "labeldrop", "regex": "project_id"}]`); `series`: label sets, normally
     with `__name__` (series without it work too). Returns, per rule list, the distinct label
     sets the remote store received, each a dict sorted by name, the list sorted — empty when
     every series was dropped. vmagent's finalisation applies: labels starting with `__`
-    (except `__name__`) never reach the store. Needs /usr/bin/vmagent and
-    /usr/bin/victoria-metrics; one call starts one store and one vmagent per 250 rule lists
+    (except `__name__`) never reach the store. Needs the pinned vmagent and
+    victoria-metrics (`make setup`); one call starts one store and one vmagent per 250 rule lists
     (about 2 s). Compare with `engine_case(i, Case(rules, series))` for the engine's view.
     Example (GDPR witness replay)::
 
@@ -199,7 +203,7 @@ def render_case(case: Case, expected: list[Series], actual: list[Series]) -> str
     lines.append("input series:")
     lines += ["  " + json.dumps(s, ensure_ascii=False) for s in case.series]
     lines.append("engine (flavor=vmagent): " + json.dumps(expected, ensure_ascii=False))
-    lines.append("real vmagent 1.79.5:     " + json.dumps(actual, ensure_ascii=False))
+    lines.append(f"real vmagent {upstream.version('vmagent')}:  " + json.dumps(actual, ensure_ascii=False))
     return "\n".join(lines)
 
 

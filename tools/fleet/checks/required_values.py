@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from .. import upstream
 from ..errors import Finding, Severity, SourceRef
 from ..model import Cluster, Component
 from ..render import alloy as alloy_render
@@ -49,6 +50,15 @@ def equals(expected: Any) -> Callable[[Any, Component], str | None]:
         if value is not MISSING and type(value) is type(expected) and value == expected:
             return None
         return f"must be {_show(expected)}, is {_show(value)}"
+    return test
+
+
+def absent_or(expected: Any) -> Callable[[Any, Component], str | None]:
+    """The chart default (absent) or exactly `expected`."""
+    exact = equals(expected)
+
+    def test(value: Any, component: Component) -> str | None:
+        return None if value is MISSING else exact(value, component)
     return test
 
 
@@ -213,6 +223,10 @@ INVARIANTS: tuple[Invariant, ...] = (
               "the name of the ConfigMap the renderer generates (configMapGenerator in the telemetry stage)"),
     Invariant("alloy", ("alloy", "configMap", "key"), equals(alloy_render.CONFIG_FILE),
               f"the key holding the rendered {alloy_render.CONFIG_FILE}, the file the GDPR proof checks"),
+    Invariant("vmagent", ("image", "tag"), equals(upstream.version("vmagent")),
+              "the vmagent the relabel engine and the GDPR proof are checked against (tools/upstream.lock) is the one that runs"),
+    Invariant("vmagent", ("image", "variant"), absent_or(""),
+              "a variant suffixes the tag (e.g. -enterprise, -scratch): another build than the checked one"),
     Invariant("envoy-gateway", ("deployment", "replicas"), int_at_least(2),
               "a single gateway replica is an outage on every node drain"),
     Invariant("envoy-gateway", ("podDisruptionBudget", "minAvailable"), int_at_least(1),

@@ -67,10 +67,11 @@ def scraped_series(chain: TargetChain, target_labels: dict, sample: dict) -> dic
 
     With `honor_labels` the sample's own label wins; without, the target's does and the
     sample's value moves to `exported_<name>` (shortest names first, prefixing until free).
-    An exposed label counts as *present* even with an empty value (Prometheus checks
-    `lset.Has`): with honor_labels it keeps the target's label off the series, and it takes
-    its name from a rename (checked against real Prometheus 2.42, tests/test_scrape_exported.py).
-    Only a non-empty exposed value is shadowed (and renamed)."""
+    With honor_labels an exposed label counts as *present* even with an empty value (`lset.Has`)
+    and keeps the target's label off the series; a rename skips only non-empty names
+    (`lb.Get(name) == ""` is free), so an empty exposed `exported_<name>` is overwritten. Only a
+    non-empty exposed value is shadowed (and renamed). Checked against the Prometheus release
+    Alloy vendors (tools/upstream.lock; 2.42 still skipped empty names), tests/test_scrape_exported.py."""
     target_labels = {k: v for k, v in target_labels.items() if v}
     out = dict(sample)
     if chain.honor_labels:
@@ -82,7 +83,7 @@ def scraped_series(chain: TargetChain, target_labels: dict, sample: dict) -> dic
     out.update(target_labels)
     for name, value in shadowed:
         new = "exported_" + name
-        while new in out:  # an exposed name (even empty), a target label, an earlier rename
+        while out.get(new):  # a non-empty exposed name, a target label, an earlier rename
             new = "exported_" + new
         out[new] = value
     return out

@@ -6,19 +6,20 @@ rules must be accepted by both. The tools see generated (merged) files, so error
 and a rule; we look that rule up in the merged set, which remembers which source file and line
 it came from.
 
-vmalert 1.79.5 note (checked on the Debian binary): `-dryRun -rule=FILE` validates recording
-rules without `-datasource.url`; it stops at the first failing file, so it runs once per file.
+The binaries are the pinned builds of tools/upstream.lock (`fleet.upstream`): promtool of the
+Prometheus release Alloy vendors, vmalert of the VictoriaMetrics release the fleet deploys.
+vmalert note: `-dryRun -rule=FILE` validates recording rules without `-datasource.url`; it stops
+at the first failing file, so it runs once per file.
 """
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import yamlio
+from .. import upstream, yamlio
 from ..cache import ResultCache, digest
 from ..errors import Finding, InputError, Severity, SourceRef
 from .loader import Group, Rule
@@ -29,11 +30,13 @@ TIMEOUT_SECONDS = 60
 _PROMTOOL_RULE = re.compile(r'^(?P<file>[^:]+): (?:\d+:\d+: )?group "(?P<group>[^"]*)", rule (?P<index>\d+), '
                             r'(?:"(?P<name>[^"]*)": )?(?P<msg>.*)$')
 _PROMTOOL_FILE = re.compile(r"^(?P<file>[^\s:]+\.ya?ml): (?P<msg>.*)$")
-_VMALERT_RULE = re.compile(r'invalid group "(?P<group>[^"]*)" in file "[^"]*": (?P<msg>.*?rule "(?P=group)"\."(?P<name>[^"]*)".*)$')
+# v1.150: `invalid group "G" in file "F": invalid expression for rule "NAME": ...` (1.79.5 wrote
+# `rule "G"."NAME"`, still accepted)
+_VMALERT_RULE = re.compile(r'invalid group "(?P<group>[^"]*)" in file "[^"]*": '
+                           r'(?P<msg>.*?rule (?:"(?P=group)"\.)?"(?P<name>[^"]*)".*)$')
 
 
-class MissingBinary(RuntimeError):
-    """The Debian binary is not installed (CI installs it from tools/apt-packages.txt)."""
+MissingBinary = upstream.MissingUpstream
 
 
 @dataclass
@@ -63,10 +66,8 @@ class RuleSet:
 
 
 def binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
-    if not path:
-        raise MissingBinary(f"{name} is not installed (Debian package, see tools/apt-packages.txt)")
-    return path
+    """The pinned build of `name` (MissingBinary until `make setup` built it)."""
+    return upstream.binary(name)
 
 
 def _where(ruleset: RuleSet, group_name: str, index: int | None, rule_name: str | None, message: str) -> SourceRef:

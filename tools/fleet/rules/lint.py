@@ -47,7 +47,7 @@ def static_findings(root: Path, fleet: Any = None, cache: dict | None = None) ->
 
 def _tool_missing(check: str, exc: Exception, root_file: str) -> Finding:
     return Finding(check, Severity.ERROR, SourceRef(root_file), str(exc),
-                   "install the Debian packages listed in tools/apt-packages.txt")
+                   "run `make setup` (builds the binaries pinned in tools/upstream.lock)")
 
 
 def syntax_findings(root: Path, fleet: Any = None, cache: dict | None = None) -> list[Finding]:
@@ -60,11 +60,11 @@ def syntax_findings(root: Path, fleet: Any = None, cache: dict | None = None) ->
     try:
         findings += binaries.promtool_check(recording + alerts)
     except binaries.MissingBinary as exc:
-        findings.append(_tool_missing("rules-promtool", exc, "tools/apt-packages.txt"))
+        findings.append(_tool_missing("rules-promtool", exc, "tools/upstream.lock"))
     try:
         findings += binaries.vmalert_check(recording)
     except binaries.MissingBinary as exc:
-        findings.append(_tool_missing("rules-vmalert", exc, "tools/apt-packages.txt"))
+        findings.append(_tool_missing("rules-vmalert", exc, "tools/upstream.lock"))
     return static.dedupe(findings)
 
 
@@ -84,7 +84,7 @@ def unit_test_findings(root: Path, cache: dict | None = None, fleet: Any = None)
         findings += unittests.run_base(root)
         findings += unittests.run_overrides(root, sets, _cluster_regions(root, fleet))
     except binaries.MissingBinary as exc:
-        findings.append(_tool_missing("rules-tests", exc, "tools/apt-packages.txt"))
+        findings.append(_tool_missing("rules-tests", exc, "tools/upstream.lock"))
     shipped = base_recording(root) + alert_files(root, cache)
     findings += coverage.uncovered(shipped, coverage.collect(root))
     for merged in sets.values():

@@ -3,7 +3,7 @@
 Why positions: every later stage (merge, static checks, promtool/vmalert error mapping) reports
 at the line a person edits in base/, regions/ or clusters/, never at a rendered file.
 
-The accepted shape is the Prometheus rule file format that both `promtool check rules` (2.42) and
+The accepted shape is the Prometheus rule file format that both `promtool check rules` and
 vmalert accept: `groups: [{name, interval?, limit?, rules: [{record|alert, expr, for?, labels?,
 annotations?}]}]`. Overlay files (region/cluster) may additionally mark a rule or a group with
 `delete: true` (see base/rules/README.md).
