@@ -5,7 +5,9 @@ it reads as coverage and is none. The producer catalogue (base/rules/producers.y
 job would yield; this check asks whether the job exists at all in what Flux applies:
 
 * platform alerts (Grafana Cloud) read only what Alloy ships: the `job` of every
-  `prometheus.scrape` in the rendered `config.alloy` files (any cluster, any profile);
+  `prometheus.scrape` in the rendered `config.alloy` files (any cluster, any profile) and in
+  the regional droplets' own Alloy configs (`regions/<region>/alloy/*.alloy`: ClickHouse,
+  VictoriaMetrics, the Vector aggregator);
 * customer recording rules (vmalert, the region's VictoriaMetrics) read only what vmagent ships:
   the `job_name`s of every rendered vmagent scrape config.
 
@@ -30,6 +32,8 @@ from . import CheckContext
 
 NAME = "rule-jobs"
 DESCRIPTION = "every job a rule reads is scraped by a rendered Alloy (platform) or vmagent (customer) config"
+#: Every rendered Alloy config that writes to Grafana Cloud: each cluster's, each regional droplet's.
+PLATFORM_ALLOY = ("clusters/*/stages/*/config.alloy", "regions/*/alloy/*.alloy")
 ORDER = 61
 _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
 
@@ -47,12 +51,13 @@ def _distinct(rendered: Path, pattern: str) -> Iterable[tuple[Path, str]]:
             yield path, text
 
 
-def alloy_jobs(rendered: Path) -> set[str]:
-    """The `job` label of every prometheus.scrape in every rendered config.alloy."""
+def alloy_jobs(rendered: Path, patterns: tuple[str, ...] = PLATFORM_ALLOY) -> set[str]:
+    """The `job` label of every prometheus.scrape in every rendered Alloy config of `patterns`."""
     jobs: set[str] = set()
-    for path, text in _distinct(rendered, "clusters/*/stages/*/config.alloy"):
-        graph = alloy_graph.build_graph(syntax.parse(text, str(path)), str(path))
-        jobs |= {job.job_name for job in alloy_graph.scrape_jobs(graph)}
+    for pattern in patterns:
+        for path, text in _distinct(rendered, pattern):
+            graph = alloy_graph.build_graph(syntax.parse(text, str(path)), str(path))
+            jobs |= {job.job_name for job in alloy_graph.scrape_jobs(graph)}
     return jobs
 
 
@@ -90,7 +95,8 @@ def _unfed(rules: Iterable, produced: set[str], plane: str, scraper: str) -> Ite
         for job in sorted(jobs_read(rule.expr) - produced):
             yield Finding(NAME, Severity.ERROR, rule.source,
                           f"{plane} {rule.kind} {rule.name!r} reads job {job!r}, which no rendered {scraper} scrapes",
-                          "scrape the job in a rendered config (platform-jobs.yaml, a cluster profile) "
+                          "scrape the job in a rendered config (platform-jobs.yaml, a cluster profile, "
+                          "a regional droplet's agent: tools/fleet/tier/render.py AGENT_JOBS) "
                           "or stop shipping the rule")
 
 
@@ -99,7 +105,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         yield Finding(NAME, Severity.ERROR, SourceRef("rendered/"), "nothing rendered: run `fleet render` first")
         return
     alerts = [r for f in alert_files(ctx.root, ctx.cache) for g in f.groups for r in g.rules]
-    yield from _unfed(alerts, alloy_jobs(ctx.rendered), "platform", "config.alloy")
+    yield from _unfed(alerts, alloy_jobs(ctx.rendered), "platform", "Alloy config (cluster or regional droplet)")
     seen: set[tuple] = set()
     recording = []
     for merged in region_sets(ctx.root, ctx.fleet, ctx.cache).values():
