@@ -93,3 +93,17 @@ def test_alert_fails_when_the_droplet_config_does_not_scrape_its_job(fleet_copy:
         ("base/rules/alerts/starform-regional-stores.yaml", _line_of(alerts, f"alert: {name}"))
         for name in ("ClickHouseDown", "ClickHouseTargetMissing"))
     assert all("'clickhouse'" in f.message and f.severity.value == "error" for f in found)
+
+
+def test_a_platform_agent_without_the_environment_label_is_found(fleet_copy: Path) -> None:
+    """Severities derive from `environment`: a droplet agent that does not set it is an error at
+    its remote_write block (the catalogue says every platform series carries it)."""
+    _findings(fleet_copy)
+    path = fleet_copy / "rendered/regions/fra1/alloy/vector.alloy"
+    text = path.read_text()
+    assert 'environment = "production",\n' in text
+    path.write_text(text.replace('environment = "production",\n', ""))
+    found = _findings(fleet_copy, render=False)
+    assert [(f.source.file, f.source.line) for f in found] == [
+        ("rendered/regions/fra1/alloy/vector.alloy", _line_of(path, 'prometheus.remote_write "grafana_cloud"'))]
+    assert "'environment'" in found[0].message and found[0].severity.value == "error"

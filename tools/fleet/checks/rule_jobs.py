@@ -13,6 +13,10 @@ job would yield; this check asks whether the job exists at all in what Flux appl
 
 A `job="X"` matcher (or each alternative of a `job=~"a|b"` literal alternation) naming a job no
 rendered config of its plane produces is an error at the rule's `alert:`/`record:` line.
+
+The platform alerts also rely on the catalogue's platform `external_labels` being on every series
+(severity derives from `environment`): a rendered platform Alloy config whose remote_write lacks
+one is an error at that `prometheus.remote_write` block.
 """
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ from ..alloy import syntax
 from .. import yamlio
 from ..errors import Finding, Severity, SourceRef
 from ..normalize import cluster_of, normalize
+from ..relabel.pipeline import external_labels
 from ..rules import promql
+from ..rules.producers import load_catalogue
 from ..rules.lint import alert_files, region_sets
 from . import CheckContext
 
@@ -59,6 +65,23 @@ def alloy_jobs(rendered: Path, patterns: tuple[str, ...] = PLATFORM_ALLOY) -> se
             graph = alloy_graph.build_graph(syntax.parse(text, str(path)), str(path))
             jobs |= {job.job_name for job in alloy_graph.scrape_jobs(graph)}
     return jobs
+
+
+def missing_external_labels(rendered: Path, required: frozenset[str]) -> Iterable[Finding]:
+    """Each rendered platform Alloy remote_write that does not set every label in `required`."""
+    for pattern in PLATFORM_ALLOY:
+        for path, text in _distinct(rendered, pattern):
+            graph = alloy_graph.build_graph(syntax.parse(text, str(path)), str(path))
+            for write in graph.of_kind("prometheus.remote_write"):
+                labels = external_labels(write.block)
+                missing = sorted(required - set(labels)) if labels is not None else []
+                if missing:
+                    rel = path.relative_to(rendered.parent).as_posix()
+                    yield Finding(NAME, Severity.ERROR, SourceRef(rel, write.pos.line),
+                                  f"{write.id} sets no external label {', '.join(map(repr, missing))}, which "
+                                  "base/rules/producers.yaml says every platform series carries (alert "
+                                  "severities derive from environment)",
+                                  "set it in the template that renders this file (external_labels)")
 
 
 def vmagent_jobs(rendered: Path) -> set[str]:
@@ -106,6 +129,9 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         return
     alerts = [r for f in alert_files(ctx.root, ctx.cache) for g in f.groups for r in g.rules]
     yield from _unfed(alerts, alloy_jobs(ctx.rendered), "platform", "Alloy config (cluster or regional droplet)")
+    platform = load_catalogue(ctx.root).planes.get("platform")
+    if platform is not None:
+        yield from missing_external_labels(ctx.rendered, platform.external_labels)
     seen: set[tuple] = set()
     recording = []
     for merged in region_sets(ctx.root, ctx.fleet, ctx.cache).values():
