@@ -31,3 +31,18 @@ def test_alloy_job_missing_from_catalogue(fleet_copy: Path) -> None:
     jobs.write_text(jobs.read_text() + "- job: extra-agent\n  namespaces: [kube-system]\n"
                     "  podLabel: {name: app, value: x}\n  port: metrics\n")
     assert any("'extra-agent'" in f.message for f in _findings(fleet_copy))
+
+
+def test_droplet_job_missing_from_catalogue(fleet_copy: Path) -> None:
+    """The regional droplets' Alloy jobs (clickhouse, victoriametrics, vector) are platform jobs too."""
+    catalogue = fleet_copy / "base/rules/producers.yaml"
+    text = catalogue.read_text()
+    start = text.index("    vector:\n")
+    end = text.index("\n    victoriametrics:\n", start) + 1
+    catalogue.write_text(text[:start] + text[end:])
+    found = [f for f in _findings(fleet_copy) if f.severity.value == "error"]
+    from fleet.tier import render
+    renderer = Path(render.__file__).read_text().splitlines()
+    line = next(i for i, text in enumerate(renderer, 1) if text.startswith("AGENT_JOBS = {"))
+    assert [(f.source.file, f.source.line, "'vector'" in f.message) for f in found] == [
+        ("tools/fleet/tier/render.py", line, True)]

@@ -259,7 +259,7 @@ def test_agent_jobs_are_the_platform_alerts_jobs(repo_root: Path) -> None:
     import re
     from fleet.tier.render import AGENT_JOBS
     alerts = "".join(p.read_text() for p in (repo_root / "base/rules/alerts").glob("*.yaml"))
-    for job in ("clickhouse", "victoriametrics"):
+    for job in ("clickhouse", "victoriametrics", "vector"):
         assert f'job="{job}"' in alerts
         assert any(j == job for jobs in AGENT_JOBS.values() for j, _a, _p in jobs)
     for path in (repo_root / "rendered/regions").glob("*/alloy/*.alloy"):

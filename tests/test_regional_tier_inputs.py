@@ -46,6 +46,9 @@ CASES = {
                                   "http://victoria-metrics.fra1.starform.internal:8427"]),
     "endpoint-bypasses-vmauth": (FRA1, "url: http://victoria-metrics.fra1.starform.internal:8427",
                                  "url: http://victoria-metrics.fra1.starform.internal:8428", 0, ["(vmauth"]),
+    "tier-environment-without-overlay": (FRA1, "  controlPlaneCidr: 10.100.0.0/20",
+                                         "  environment: prodution\n  controlPlaneCidr: 10.100.0.0/20", 0,
+                                         ["$.tier.environment", "'prodution' has no overlay", "overlays/<environment>/"]),
     "vector-endpoint-elsewhere": (NYC3, "host: vector.nyc3.starform.internal", "host: 10.110.0.9", 0,
                                   ["does not point at region nyc3's aggregator droplet"]),
 }
@@ -83,3 +86,15 @@ def test_region_values_reach_the_rendered_tier(fleet_copy: Path) -> None:
     main = (out / "terraform/main.tf").read_text()
     assert 'size       = "m-4vcpu-32gb"' in main and "size                     = 750" in main
     assert "INTERVAL 30 DAY" in (out / "clickhouse/schema.sql").read_text()
+
+
+def test_droplet_agents_label_the_tiers_environment(fleet_copy: Path) -> None:
+    """Platform alerts page on `environment`: production unless the region file says otherwise."""
+    assert tier_of({"region": "sfo3", "vpcCidr": "10.120.0.0/20",
+                    "tier": {"controlPlaneCidr": "10.100.0.0/20"}}, "x").environment == "production"
+    _edit(fleet_copy / NYC3, "  controlPlaneCidr:", "  environment: staging\n  controlPlaneCidr:")
+    assert _render(fleet_copy).exit_code == 0
+    for region, env in (("fra1", "production"), ("nyc3", "staging")):
+        for path in (fleet_copy / f"rendered/regions/{region}/alloy").glob("*.alloy"):
+            text = path.read_text()
+            assert f'environment = "{env}",' in text and f'region      = "{region}",' in text, path

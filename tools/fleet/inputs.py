@@ -282,3 +282,10 @@ def _check_references(c: _Collector, clusters: dict[str, Document], regions: dic
             c.errors.append(InputError(f"cluster {cid!r} names environment {env!r}, which has no overlay",
                                        doc.value_ref("environment"), path="$.environment",
                                        expected=f"a folder overlays/<environment>/ (have: {', '.join(sorted(overlays)) or 'none'})"))
+    for slug, doc in regions.items():
+        env = (doc.data.get("tier") or {}).get("environment")
+        if env is not None and env not in overlays and f"overlays/{env}/overlay.yaml" not in c.invalid:
+            # A misspelt environment would silently stop the stores' alerts from paging.
+            c.errors.append(InputError(f"region {slug!r}: tier environment {env!r} has no overlay",
+                                       doc.value_ref("tier", "environment"), path="$.tier.environment",
+                                       expected=f"a folder overlays/<environment>/ (have: {', '.join(sorted(overlays)) or 'none'})"))

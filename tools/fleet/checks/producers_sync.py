@@ -1,22 +1,27 @@
 """The rules' producer catalogue (base/rules/producers.yaml) names exactly the jobs we scrape.
 
 "No rule reads a series nothing produces" is only as true as the catalogue: customer-plane jobs
-must be vmagent's scrape jobs (both ways), and every platform job Alloy scrapes must be listed.
+must be vmagent's scrape jobs (both ways), and every platform job Alloy scrapes must be listed:
+a cluster's (platform-jobs.yaml) and a regional droplet's (tools/fleet/tier/render.py AGENT_JOBS).
 Whether each job a rule reads is scraped at all, by a rendered config, is the `rule-jobs` check.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from .. import yamlio
 from ..errors import Finding, Severity, SourceRef
 from ..render.alloy import platform_jobs
+from ..tier import render as tier_render
+from ..tier.render import AGENT_JOBS
 from . import CheckContext
 
 NAME = "producers-sync"
 DESCRIPTION = "producer catalogue of the rules matches the configured scrape jobs"
 ORDER = 60
 CATALOGUE = "base/rules/producers.yaml"
+AGENT_JOBS_FILE = "tools/fleet/tier/render.py"
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
@@ -42,3 +47,15 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     for job in sorted(alloy_jobs - platform):
         yield Finding(NAME, Severity.ERROR, SourceRef("base/components/alloy/platform-jobs.yaml"),
                       f"Alloy scrapes platform job {job!r}, which {CATALOGUE} does not list")
+    droplet_jobs = {job for jobs in AGENT_JOBS.values() for job, _address, _path in jobs}
+    for job in sorted(droplet_jobs - platform):
+        yield Finding(NAME, Severity.ERROR, _agent_jobs_ref(),
+                      f"a regional droplet's Alloy scrapes platform job {job!r}, which {CATALOGUE} does not list")
+
+
+def _agent_jobs_ref() -> SourceRef:
+    """Where the droplets' scrape jobs are declared: the `AGENT_JOBS = {` line of the tier
+    renderer that runs (its own source, so the line is right in any checkout)."""
+    lines = Path(tier_render.__file__).read_text(encoding="utf-8").splitlines()
+    line = next((i for i, text in enumerate(lines, 1) if text.startswith("AGENT_JOBS = {")), None)
+    return SourceRef(AGENT_JOBS_FILE, line)

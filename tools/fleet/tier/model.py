@@ -45,6 +45,9 @@ ROLES = (
 )
 
 DEFAULTS = {
+    # The `environment` external label of the droplets' self-monitoring (platform alerts page on
+    # production only, base/rules/README.md): a region's stores serve production clusters.
+    "environment": "production",
     "logsTtlDays": 30,
     "billingAuditTtlDays": 2557,     # seven years: a billing audit trail outlives tax periods
     "retentionDays": 90,
@@ -79,6 +82,7 @@ class Tier:
     snapshot_hour_utc: int
     snapshot_keep: int
     source: str
+    environment: str = DEFAULTS["environment"]
 
     def droplet(self, key: str) -> Droplet:
         return self.droplets[key]
@@ -118,7 +122,7 @@ def tier_of(data: dict, source: str) -> Tier | None:
         dedup_interval_seconds=vm.get("dedupIntervalSeconds", DEFAULTS["dedupIntervalSeconds"]),
         snapshot_hour_utc=snap.get("hourUtc", DEFAULTS["snapshotHourUtc"]),
         snapshot_keep=snap.get("keep", DEFAULTS["snapshotKeep"]),
-        source=source,
+        source=source, environment=t.get("environment", DEFAULTS["environment"]),
     )
 
 
