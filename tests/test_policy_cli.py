@@ -222,3 +222,21 @@ def test_flavor_option_picks_the_agent_whose_semantics_are_proved(tmp_path):
     assert result["findings"][0]["label"] == "project_id" and result["findings"][0]["verified"]
     assert "(vmagent)" in result["findings"][0]["path"]
     assert run("policy", "check", "--flavor", "nonsense", str(path)).exit_code == 2
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_alloy_write_sending_exemplars_is_reported_in_every_format(tmp_path, fmt):
+    """A leak of what a write sends beside the series (exemplars, metadata) has no witness
+    series: both report formats say it (exit 1), neither breaks on it (was a KeyError, exit 3)."""
+    shipped = (ROOT / "rendered/clusters/nyc3-prod-01/stages/03-telemetry/config.alloy").read_text()
+    assert "    send_exemplars = false\n" in shipped
+    path = tmp_path / "config.alloy"
+    path.write_text(shipped.replace("    send_exemplars = false\n", ""))
+    r = run("policy", "check", "--format", fmt, str(path))
+    assert r.exit_code == 1, r.output
+    if fmt == "json":
+        kinds = {f["kind"] for f in json.loads(r.output)["results"][0]["findings"]}
+        assert kinds == {"exemplar"}
+    else:
+        assert "[exemplar] the write sends exemplar data no relabel rule cleans" in r.output
+        assert "send_exemplars = false" in r.output

@@ -56,6 +56,20 @@ def check_file(path: str, policy: pol.Policy, flavor: str = "auto") -> dict:
     return result
 
 
+#: Leak kinds of what a write sends beside the relabeled series (exemplars, metadata, another
+#: sink's payload): no rule ever sees them, so they have no witness series, only a note.
+UNRELABELED_KINDS = ("exemplar", "metadata", "payload")
+
+
+def _what(f: dict) -> str:
+    """One line saying what may leave, for every leak kind the proof reports."""
+    if f["kind"] in UNRELABELED_KINDS:
+        return f"the write sends {f['kind']} data no relabel rule cleans (see note)"
+    return {"label": f"forbidden label {f['label']!r} may leave",
+            "value": f"label {f['label']!r} may carry a value derived from {f.get('origin') or 'a forbidden label'}",
+            "job": "a series whose job is not on the external allowlist may leave"}[f["kind"]]
+
+
 def _text_report(results: list[dict]) -> str:
     lines = []
     for r in results:
@@ -64,14 +78,11 @@ def _text_report(results: list[dict]) -> str:
             continue
         lines.append(f"{r['path']}: {r['verdict'].upper()} ({len(r.get('paths', []))} path(s) analysed)")
         for f in r["findings"]:
-            what = {"label": f"forbidden label {f['label']!r} may leave",
-                    "value": f"label {f['label']!r} may carry a value derived from "
-                             f"{f.get('origin') or 'a forbidden label'}",
-                    "job": "a series whose job is not on the external allowlist may leave"}[f["kind"]]
-            lines.append(f"  [{f['kind']}] {what}")
+            lines.append(f"  [{f['kind']}] {_what(f)}")
             lines.append(f"    path:    {f['path']}")
-            lines.append(f"    input:   {format_series(f['witness']['input'])}")
-            lines.append(f"    output:  {format_series(f['witness']['output'])}")
+            if f["kind"] not in UNRELABELED_KINDS:  # a label leak has a witness series
+                lines.append(f"    input:   {format_series(f['witness']['input'])}")
+                lines.append(f"    output:  {format_series(f['witness']['output'])}")
             if f["rules"]:
                 lines.append(f"    rules:   {', '.join(f['rules'])}")
             if f.get("note"):
