@@ -18,7 +18,7 @@ from typing import Sequence
 
 import re2
 
-from .engine import Rule, escapes_anchors, group_number, vm_prefix_shortcut, vm_replace_skips_regex
+from .engine import Rule, escapes_anchors, group_number, plain_positions, vm_prefix_shortcut, vm_replace_skips_regex
 from .regexlang import Lang, UnsupportedRegex
 
 SELF = "<self>"          # rest-class taint: each label's own input value
@@ -153,6 +153,15 @@ def _whole_group(pattern: str) -> bool:
     """True when group 1 spans the whole pattern: `(X)` with the outer parens matching."""
     if len(pattern) < 2 or pattern[0] != "(" or pattern[1] == "?":
         return False
+    depth = 0
+    for i in plain_positions(pattern):
+        if pattern[i] == "(":
+            depth += 1
+        elif pattern[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i == len(pattern) - 1
+    return False
     depth, i, in_class = 0, 0, False
     while i < len(pattern):
         c = pattern[i]

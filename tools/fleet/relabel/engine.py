@@ -35,7 +35,7 @@ import hashlib
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import re2
 
@@ -141,8 +141,9 @@ def _anchored(regex: str, flavor: str) -> str:
     return ("^(?s:" if flavor == "prometheus" else "^(?:") + regex + ")$"
 
 
-def _has_unescaped(regex: str, needle: str) -> bool:
-    """Whether `needle` occurs in `regex` outside escapes and character classes."""
+def plain_positions(regex: str) -> Iterator[int]:
+    """Indexes of the characters of `regex` outside escapes and character classes (a `]` first
+    in a class is literal, as in RE2): where a `(`, `)` or `(?<` is syntax."""
     i, in_class = 0, False
     while i < len(regex):
         c = regex[i]
@@ -156,10 +157,14 @@ def _has_unescaped(regex: str, needle: str) -> bool:
             if regex.startswith("[^]", i) or regex.startswith("[]", i):
                 i += 2 if regex[i + 1] == "]" else 3
                 continue
-        elif regex.startswith(needle, i):
-            return True
+        else:
+            yield i
         i += 1
-    return False
+
+
+def _has_unescaped(regex: str, needle: str) -> bool:
+    """Whether `needle` occurs in `regex` outside escapes and character classes."""
+    return any(regex.startswith(needle, i) for i in plain_positions(regex))
 
 
 def _has_byte_escape(regex: str) -> bool:
