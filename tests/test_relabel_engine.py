@@ -303,3 +303,17 @@ def test_vmagent_regex_list_is_alternation():
 def test_scalar_regex_types():
     assert rule_from_mapping({"action": "keep", "regex": 123}).regex == "123"
     assert rule_from_mapping({"action": "keep", "regex": True}).regex == "true"
+
+
+def test_labelmap_collision_keeps_the_label_prometheus_builder_walks_last():
+    """Several names mapped to one: the last write wins, in `labels.Builder.Range` order (input
+    labels no rule touched, by name, then the ones rules set, in the order they were set). A
+    label set by an earlier rule is walked after `job`, so it wins (real Prometheus v0.312.0;
+    found by the random differential suite)."""
+    from fleet.relabel.engine import apply, rule_from_mapping
+    rules = [rule_from_mapping(r, flavor="prometheus") for r in (
+        {"action": "uppercase", "source_labels": ["a"], "target_label": "a"},
+        {"action": "labelmap", "replacement": "lit"})]
+    series = {"__name__": "A", "a": "aA1", "instance": "127.0.0.1:1", "job": "relabel-diff"}
+    assert apply(rules, series)["lit"] == "AA1"
+    assert apply(rules[1:], series)["lit"] == "relabel-diff"   # untouched labels: name order, job last

@@ -6,8 +6,8 @@ Two flavours, because the agents disagree in places that matter for what leaves 
 
 * ``"prometheus"`` — current Prometheus and Grafana Alloy (`prometheus.relabel`,
   `discovery.relabel`): regexes are ``^(?s:re)$`` (``.`` matches a newline), labels form a set
-  (setting a label to "" deletes it; ``labelmap`` and ``labeldrop`` walk the labels sorted by
-  name; ``labelmap`` renames with Go's ``ReplaceAllString`` on the anchored pattern, so a regex
+  (setting a label to "" deletes it; ``labelmap`` walks them in the order of Prometheus'
+  `labels.Builder.Range`, see `_Builder`; ``labelmap`` renames with Go's ``ReplaceAllString`` on the anchored pattern, so a regex
   escaping the anchors renames part of a name, see `replace_all`; Alloy's ``discovery.relabel``
   walks added labels again, see `apply_alloy_targets`), ``replace`` ignores an expanded
   ``target_label`` that is not a valid label name,
@@ -583,9 +583,37 @@ def trace(rules: Sequence[Rule], labels: Mapping[str, str],
     return steps
 
 
+class _Builder(dict):
+    """Prometheus' `labels.Builder` over one relabel list, as a dict whose order is its `Range`
+    order: the input's labels no rule has set or deleted, by name, then those set since (`add`),
+    in the order they were first added. A set of an input label (even to its value) moves it to
+    the end; a set of an added one keeps its place; a delete drops it (a later set re-adds it at
+    the end). `labelmap` walks this order and the last write to a name wins, so it decides which
+    of several labels mapped to one name survives (found by the differential suite against
+    Prometheus v0.312.0; `Builder.Set`/`Del`/`Range`, model/labels)."""
+
+    def __init__(self, labels: Mapping[str, str]):
+        super().__init__(sorted((k, v) for k, v in labels.items() if v != ""))
+        self.added: set[str] = set()
+
+    def put(self, name: str, value: str) -> None:
+        if value == "":
+            self.drop(name)
+        elif name in self.added:
+            self[name] = value
+        else:
+            self.pop(name, None)
+            self[name] = value
+            self.added.add(name)
+
+    def drop(self, name: str) -> None:
+        self.pop(name, None)
+        self.added.discard(name)
+
+
 def _start(labels: Mapping[str, str], flavor: str) -> Any:
     if flavor == "prometheus":
-        return {k: v for k, v in labels.items() if v != ""}
+        return _Builder(labels)
     return [[str(k), str(v)] for k, v in labels.items()]
 
 
@@ -610,7 +638,9 @@ def _joined(rule: Rule, get: Any) -> str:
 def _prom_step(rule: Rule, lb: dict[str, str]) -> dict[str, str] | None:
     """Prometheus `relabel()`: one rule on a label set (Set with "" deletes)."""
     def set_label(name: str, value: str) -> None:
-        if value == "":
+        if isinstance(lb, _Builder):
+            lb.put(name, value)
+        elif value == "":
             lb.pop(name, None)
         else:
             lb[name] = value
@@ -644,13 +674,14 @@ def _prom_step(rule: Rule, lb: dict[str, str]) -> dict[str, str] | None:
         digest = hashlib.md5(val.encode("utf-8")).digest()
         set_label(rule.target_label or "", str(int.from_bytes(digest[8:], "big") % (rule.modulus or 1)))
     elif a == "labelmap":
-        for name, value in sorted(lb.items()):
+        walk = list(lb.items()) if isinstance(lb, _Builder) else sorted(lb.items())
+        for name, value in walk:
             if rule.matches(name, "prometheus"):
                 set_label(replace_all(rule.pattern("prometheus"), name, rule.replacement), value)
     elif a in ("labeldrop", "labelkeep"):
         for name in sorted(lb):
             if rule.matches(name, "prometheus") == (a == "labeldrop"):
-                del lb[name]
+                set_label(name, "")
     else:  # pragma: no cover - rule_from_mapping rejects unknown actions
         raise ValueError(f"unknown relabel action {a!r}")
     return lb
