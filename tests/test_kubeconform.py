@@ -22,17 +22,49 @@ import yaml
 from _binaries import require_binary
 from conftest import require_shared
 from fleet.checks import flux_crds, k8s_schema
-from fleet.k8s import core, crd
+from fleet.k8s import cilium, core, crd
 from fleet.k8s.objects import RenderedObject, iter_objects
 
 pytestmark = pytest.mark.binary
 
 CRD_FOLDERS = ("flux", "gateway/standard", "envoy-gateway")
+SCHEMAS = Path(__file__).resolve().parents[1] / "tools/fleet/schemas"
 
 
 @pytest.fixture(scope="module")
 def crd_sets() -> list[crd.CrdSet]:
     return [crd.load_crds(require_shared(f"crds/{folder}")) for folder in CRD_FOLDERS]
+
+
+def _go_patterns(node):
+    """Patterns as kubeconform (Go) reads them: our schemas spell Go's end-of-text `$` for
+    Python's `re.search` (`$(?!\\n)`, `\\Z`), which Go's regexp does not compile."""
+    if isinstance(node, list):
+        return [_go_patterns(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _go_patterns(v) for k, v in node.items()}
+    if isinstance(node.get("pattern"), str):
+        out["pattern"] = node["pattern"].replace("$(?!\\n)", "$").replace("\\Z", "$")
+    return out
+
+
+def _standalone(node, base: str = ""):
+    """A fleet schema with its `other.schema.json#/$defs/x` references inlined (kubeconform reads
+    one file per kind from a local folder and cannot follow them)."""
+    if isinstance(node, list):
+        return [_standalone(n, base) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        file, _, pointer = node["$ref"].partition("#")
+        file = file or base
+        target = json.loads((SCHEMAS / file).read_text())
+        for part in pointer.strip("/").split("/") if pointer.strip("/") else []:
+            target = target[part]
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return _standalone({**target, **rest}, file)
+    return {k: _standalone(v, base) for k, v in node.items() if k != "$defs"}
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +80,18 @@ def schema_locations(shipped, crd_sets, fleet, tmp_path_factory) -> list[str]:
         for (group, kind, version), served in crds.versions.items():
             path = folder / "crds" / group / f"{kind.lower()}_{version}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(crd.to_json_schema(served.openapi, root=True)))
+            path.write_text(json.dumps(_go_patterns(crd.to_json_schema(served.openapi, root=True))))
     schemas = k8s_schema.schemas_for(fleet)
     (folder / "core").mkdir()
     for api_version, kind in {(o.api_version, o.kind) for o in shipped}:
         if any(crds.defines_group(api_version) for crds in crd_sets):
             continue
-        validator = schemas.validator(api_version, kind)
-        assert validator is not None, (api_version, kind)
-        text = json.dumps(validator.schema)
+        if cilium.is_cilium(api_version):  # our strict schemas of the Cilium fields we emit
+            text = json.dumps(_go_patterns(_standalone(cilium.validator(api_version, kind).schema)))
+        else:
+            validator = schemas.validator(api_version, kind)
+            assert validator is not None, (api_version, kind)
+            text = json.dumps(validator.schema)
         assert '"$ref"' not in text, (api_version, kind)  # standalone: nothing left to resolve
         (folder / "core" / core.schema_file_name(api_version, kind)).write_text(text)
     return [f"{folder}/core/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",

@@ -1,5 +1,5 @@
 """Issue 15, class 2: the proof's witnesses through a YAML scrape job, replayed through the real
-agents (Prometheus 2.42 in agent mode, vmagent 1.79.5 with -promscrape.config).
+agents (the pinned Prometheus in agent mode, vmagent with -promscrape.config: tools/upstream.lock).
 
 The witness target's labels (the pod label `__meta_kubernetes_pod_label_starform_io_project_id`
 among them) become a static target's labels, its exposed sample is served by a tiny exporter,
@@ -94,7 +94,7 @@ def test_scrape_job_witness_leaks_through_real_prometheus(tmp_path, name, path_k
         config = tmp_path / "prometheus.yml"
         config.write_text(json.dumps(_config(_job(name, leak, target), store)))
         port = servers.free_port()
-        args = [prometheus, "--enable-feature=agent", f"--config.file={config}",
+        args = [prometheus, "--agent", f"--config.file={config}",
                 f"--storage.agent.path={tmp_path / 'agent'}", f"--web.listen-address=127.0.0.1:{port}"]
         with servers.running("prometheus", args, port, tmp_path, ready_path="/-/ready"):
             found = _wait_for_leak(store, label, ids)
