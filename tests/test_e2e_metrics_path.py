@@ -110,6 +110,9 @@ def _meta(exporter: Exporter) -> dict[str, dict[str, str]]:
     host, port = exporter.address.split(":")
     return {
         "envoy": {"__meta_kubernetes_pod_label_app_kubernetes_io_component": "proxy",
+                  # Envoy Gateway labels each proxy with the Gateway it serves (the shared one)
+                  "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_namespace": "envoy-gateway-system",
+                  "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_name": "starform",
                   "__meta_kubernetes_pod_container_port_name": "metrics",
                   "__meta_kubernetes_namespace": "envoy-gateway-system", "__meta_kubernetes_pod_name": "envoy-0"},
         "kubelet-cadvisor": {"__meta_kubernetes_node_name": NODE},
