@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import yamlio
+from .. import upstream, yamlio
 from .clickhouse import TABLES
 
 USER_DATA_LIMIT = 64 * 1024
@@ -284,8 +284,14 @@ def clickhouse_problems(schema: str, access: str, schema_name: str, access_name:
 # --- VRL ---------------------------------------------------------------------------------------------
 
 def vrl_binary(root: Path) -> Path | None:
-    path = Path(os.environ.get("FLEET_VRL_CHECK") or root / VRL_CHECK)
-    return path if path.is_file() else (Path(shutil.which("vrl-check")) if shutil.which("vrl-check") else None)
+    """The built VRL compiler: FLEET_VRL_CHECK, else the one `make vrl-check` built in the fleet
+    at `root` or in the checkout this toolchain runs from (like the upstream binaries: a fleet
+    copy under test has no build of its own), else one on PATH."""
+    for path in (os.environ.get("FLEET_VRL_CHECK"), root / VRL_CHECK, upstream.REPO / VRL_CHECK):
+        if path and Path(path).is_file():
+            return Path(path)
+    found = shutil.which("vrl-check")
+    return Path(found) if found else None
 
 
 def vrl_programs(config: dict) -> list[tuple[str, str]]:
