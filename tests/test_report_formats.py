@@ -87,3 +87,26 @@ def test_clean_run_sarif_has_no_results_and_junit_no_failures(fleet_copy: Path) 
     assert doc["runs"][0]["results"] == []
     suites = ET.fromstring(lint(fleet_copy, "--format", "junit").stdout)
     assert suites.get("failures") == "0" and not suites.findall(".//failure")
+
+
+def _error_lines(fmt: str, out: str) -> set[tuple[str, int]]:
+    """(file, line) of each error finding, read back from one format's output."""
+    if fmt == "json":
+        return {(f["file"], f["line"]) for f in json.loads(out)["findings"] if f["severity"] == "error"}
+    if fmt == "sarif":
+        return {(loc["physicalLocation"]["artifactLocation"]["uri"], loc["physicalLocation"]["region"]["startLine"])
+                for r in json.loads(out)["runs"][0]["results"] if r["level"] == "error" for loc in r["locations"]}
+    if fmt == "junit":
+        return {(case.get("file"), int(case.get("line"))) for case in ET.fromstring(out).iter("testcase")
+                if case.find("failure") is not None and case.find("failure").get("type") == "error"}
+    if fmt == "github":
+        return {(line.split("file=")[1].split(",")[0], int(line.split("line=")[1].split(",")[0]))
+                for line in out.splitlines() if line.startswith("::error ")}
+    return {(line.split(":")[0], int(line.split(":")[1])) for line in out.splitlines() if ": error: " in line}
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif", "junit"])
+def test_every_format_names_the_same_source_line(broken: Path, fmt: str) -> None:
+    result = lint(broken, "--format", fmt)
+    assert result.exit_code == 1
+    assert _error_lines(fmt, result.stdout) == {(CLUSTER, 2)}
