@@ -69,6 +69,7 @@ def test_unused_and_unknown_suppressions(fleet_copy: Path) -> None:
     result = lint(fleet_copy)
     assert result.exit_code == 0 and f"{CLUSTER}:1:1: warning: [suppression] unused" in result.stdout
     assert lint(fleet_copy, "--fail-on", "warning").exit_code == 1
+    assert lint(fleet_copy, "--fail-on", "warning", "--skip", "suppression").exit_code == 0
     (fleet_copy / CLUSTER).write_text("# fleet:ignore no-such-check -- typo\n" + text)
     result = lint(fleet_copy)
     assert result.exit_code == 1 and "unknown check 'no-such-check'" in result.stdout

@@ -38,7 +38,7 @@ def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: 
             click.echo(f"{c.name:20} {c.description}")
         click.echo(f"{suppress.NAME:20} {suppress.DESCRIPTION}")
         return
-    unknown = sorted(set(only + skip) - {c.name for c in available})
+    unknown = sorted(set(only) - {c.name for c in available}) + sorted(set(skip) - {c.name for c in available} - {suppress.NAME})
     if unknown:
         raise click.UsageError(f"unknown check(s): {', '.join(unknown)}")
     with rendered_lock(root, "lint", write=False) as notes:
@@ -66,7 +66,10 @@ def _lint(root: Path, available: list, crds: Path | None, charts: Path | None, o
     kept, suppressed = suppress.apply(sort_findings(findings) + problems, directives, ran,
                                       {c.name for c in available})
     descriptions = {c.name: c.description for c in available if c.name in ran}
-    descriptions[suppress.NAME] = suppress.DESCRIPTION
+    if suppress.NAME in skip:  # valid comments still silence; their own findings are not reported
+        kept = [f for f in kept if f.check != suppress.NAME]
+    else:
+        descriptions[suppress.NAME] = suppress.DESCRIPTION
     report = Report(sort_findings(kept), sorted(suppressed, key=lambda s: s.finding.sort_key()), descriptions, ctx.root)
     WRITERS[fmt](report, sys.stdout)
     threshold = Severity(fail_on).rank
