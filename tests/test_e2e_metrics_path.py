@@ -1,7 +1,9 @@
 """End to end, the customer metrics path on real servers (the pinned builds, tools/upstream.lock).
 
-victoria-metrics stands for the region's store; vmagent runs one cluster's *rendered* scrape
-configuration, remote-write relabeling, external labels and extraArgs; a loopback exporter serves
+victoria-metrics stands for the region's store, behind vmauth with the region's *rendered*
+vmauth.yaml (its loopback store address pointed at the test's store); vmagent runs one cluster's
+*rendered* scrape configuration, remote-write relabeling and per-URL flags (basic auth with a
+password file standing for the mounted Secret), external labels and extraArgs; a loopback exporter serves
 realistic Envoy, cAdvisor (kubelet proxy path), kube-state-metrics and customer-pod series. What
 the test changes, and only that: each job's Kubernetes service discovery becomes a static target
 carrying the `__meta_kubernetes_*` labels that discovery would give it (so every rendered
@@ -114,6 +116,9 @@ def _meta(exporter: Exporter) -> dict[str, dict[str, str]]:
                   "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_namespace": "envoy-gateway-system",
                   "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_name": "starform",
                   "__meta_kubernetes_pod_container_port_name": "metrics",
+                  # Envoy Gateway's owner labels on the proxies of the shared Gateway (the job keeps only those)
+                  "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_namespace": "envoy-gateway-system",
+                  "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_name": "starform",
                   "__meta_kubernetes_namespace": "envoy-gateway-system", "__meta_kubernetes_pod_name": "envoy-0"},
         "kubelet-cadvisor": {"__meta_kubernetes_node_name": NODE},
         "kube-state-metrics": {"__meta_kubernetes_service_label_app_kubernetes_io_name": "kube-state-metrics",
@@ -175,8 +180,29 @@ def _graceful_stop(server: servers.Server) -> None:
     server.stop()
 
 
-def test_customer_metrics_reach_the_region_store_through_an_outage(rendered_root, tmp_path):
-    vm_bin, vmagent_bin, vmalert_bin = (require_binary(n) for n in ("victoria-metrics", "vmagent", "vmalert"))
+def _remote_write_flags(remote: dict, password_file: Path) -> list[str]:
+    """The per-URL flags the chart makes of a remoteWrite item's scalar keys; the password file
+    is the test's copy of the Secret the pod mounts."""
+    return [f"-remoteWrite.{k}={password_file if k == 'basicAuth.passwordFile' else v}"
+            for k, v in sorted(remote.items()) if k not in ("url", "urlRelabelConfig")]
+
+
+def _start_vmauth(binary: str, rendered: Path, store_url: str, workdir: Path) -> servers.Server:
+    """The region's rendered vmauth.yaml with its loopback store address pointed at `store_url`."""
+    text = (rendered / "rendered/regions" / REGION / "victoria-metrics/vmauth.yaml").read_text()
+    assert "http://127.0.0.1:8428" in text and "unauthorized_user" not in text
+    config = workdir / "vmauth.yaml"
+    config.write_text(text.replace("http://127.0.0.1:8428", store_url))
+    port = servers.free_port()
+    server = servers.Server("vmauth", [binary, f"-auth.config={config}", f"-httpListenAddr=127.0.0.1:{port}",
+                                       "-loggerLevel=ERROR"], port, workdir / "vmauth.log")
+    server.wait_ready()
+    return server
+
+
+def test_customer_metrics_reach_the_region_store_through_an_outage(rendered_root, tmp_path, monkeypatch):
+    vm_bin, vmagent_bin, vmalert_bin, vmauth_bin = (require_binary(n) for n in
+                                                    ("victoria-metrics", "vmagent", "vmalert", "vmauth"))
     values = vmagent_values(rendered_root)
     region = yaml.safe_load((REPO / "regions" / REGION / "region.yaml").read_text())
     (remote,) = values["remoteWrite"]  # the customer path has one destination: the region's store
@@ -184,15 +210,22 @@ def test_customer_metrics_reach_the_region_store_through_an_outage(rendered_root
     exporter = Exporter()
     port = servers.free_port()
     store = _restart_store(vm_bin, tmp_path, port)
-    agent = None
+    password = "p" * 24
+    monkeypatch.setenv("VMAUTH_VMAGENT_PASSWORD", password)  # what vmauth.env gives the unit
+    monkeypatch.setenv("VMAUTH_CONTROL_PLANE_PASSWORD", "c" * 24)
+    password_file = tmp_path / "vmagent-remote-write-password"
+    password_file.write_text(password)
+    agent = proxy = None
     try:
+        proxy = _start_vmauth(vmauth_bin, rendered_root, store.url, tmp_path)
         scrape = tmp_path / "scrape.yml"
         scrape.write_text(yaml.safe_dump(loopback_scrape_config(values["config"], exporter)))
         relabel = tmp_path / "remote-write-relabel.yml"
         relabel.write_text(yaml.safe_dump(remote.get("urlRelabelConfig") or []))
         agent_port = servers.free_port()
         args = [vmagent_bin, f"-httpListenAddr=127.0.0.1:{agent_port}", f"-promscrape.config={scrape}",
-                f"-remoteWrite.url={store.url}/api/v1/write", f"-remoteWrite.urlRelabelConfig={relabel}",
+                f"-remoteWrite.url={proxy.url}{urllib.parse.urlsplit(remote['url']).path}",
+                f"-remoteWrite.urlRelabelConfig={relabel}", *_remote_write_flags(remote, password_file),
                 f"-remoteWrite.tmpDataPath={tmp_path / 'queue'}", "-remoteWrite.retryMaxInterval=2s",
                 "-promscrape.noStaleMarkers", "-loggerLevel=ERROR", *_flags(values.get("extraArgs") or {})]
         agent = servers.Server("vmagent", args, agent_port, tmp_path / "vmagent.log")
@@ -215,8 +248,9 @@ def test_customer_metrics_reach_the_region_store_through_an_outage(rendered_root
         time.sleep(2)  # anything extra (a duplicate) would show up now
         series = _samples(store, SELECTOR)
     finally:
-        if agent is not None:
-            agent.stop()
+        for server in (agent, proxy):
+            if server is not None:
+                server.stop()
         exporter.close()
 
     by_name = {s["metric"]["__name__"]: s for s in series}

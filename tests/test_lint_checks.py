@@ -90,6 +90,29 @@ def test_vmagent_rejects_a_misspelt_scrape_field_at_its_source(fleet_copy: Path)
     assert "honor_lables" in found[0].message
 
 
+def test_vmagent_dry_run_holds_the_fleet_owned_remote_write_flags(fleet_copy: Path, monkeypatch) -> None:
+    """The per-URL flags the chart makes of remoteWrite[0] (basicAuth.username/passwordFile for the
+    region's vmauth, maxDiskUsagePerURL) are real v1.150 flags; a misspelt one is a finding."""
+    from fleet.checks import vmagent_config
+    from fleet.render import wiring
+    require_binary("vmagent")
+    fleet = model.load(fleet_copy)
+    cluster = fleet.clusters["nyc3-prod-01"]
+    (item,) = wiring.final_values(fleet_copy, cluster, cluster.components["vmagent"])["remoteWrite"]
+    assert {"basicAuth.username", "basicAuth.passwordFile", "maxDiskUsagePerURL"} <= set(vmagent_config.url_flags(item))
+    assert list(vmagent_config.check(_ctx(fleet_copy))) == []
+    original = wiring.WIRING["vmagent"]
+
+    def misspelt(root, cluster, values):
+        values = original(root, cluster, values)
+        values["remoteWrite"][0]["basicAuth.passwordFil"] = values["remoteWrite"][0].pop("basicAuth.passwordFile")
+        return values
+    monkeypatch.setitem(wiring.WIRING, "vmagent", misspelt)
+    monkeypatch.setenv("FLEET_NO_CACHE", "1")
+    found = list(vmagent_config.check(_ctx(fleet_copy)))
+    assert found and "-remoteWrite.basicAuth.passwordFil" in found[0].message
+
+
 def test_vmagent_rejects_a_broken_metric_relabel_regex(fleet_copy: Path) -> None:
     from fleet.checks import vmagent_config
     require_binary("vmagent")

@@ -42,8 +42,11 @@ def test_namespace_without_the_annotation_is_found_at_its_component(fleet_copy: 
     expected = {(ns, f"base/components/{c}/component.yaml",
                  _line(fleet_copy, f"base/components/{c}/component.yaml", "namespace:"))
                 for ns, c in (("starform-system", "shuttle"), ("starform-logging", "fluent-bit"),
-                              ("starform-alloy", "alloy"))}
-    # starform-metrics and envoy-gateway-system reference no Secret: not reported
+                              ("starform-alloy", "alloy"),
+                              # vmagent's vmauth password (Secret vmagent-remote-write); the Namespace is
+                              # rendered with kube-state-metrics, the first stage that uses it
+                              ("starform-metrics", "kube-state-metrics"))}
+    # envoy-gateway-system references no Secret: not reported
     assert where == expected
     # per-environment token Secret names: one finding per distinct set, each naming its clusters
     shuttle = sorted((f.message.split("(")[1].split(")")[0], tuple(f.details["clusters"]))

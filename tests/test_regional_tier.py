@@ -266,23 +266,109 @@ def test_agent_jobs_are_the_platform_alerts_jobs(repo_root: Path) -> None:
         assert re.search(r'job_name\s+= "(clickhouse|victoriametrics|vector)"', path.read_text())
 
 
+VMAUTH_PASSWORDS = {"VMAUTH_VMAGENT_PASSWORD": "w" * 24, "VMAUTH_CONTROL_PLANE_PASSWORD": "r" * 24}
+
+
 @pytest.mark.binary
 def test_vmauth_loads_the_rendered_users(tmp_path: Path, fleet_copy: Path) -> None:
     """vmauth at the pinned release the droplet runs (tools/upstream.lock) loads the rendered
-    users, routes and `unauthorized_user` (VPC writes), and refuses a broken route."""
+    users and routes (no `unauthorized_user`: the VPC is shared), and refuses a broken route."""
     import subprocess
     vmauth = require_binary("vmauth")
     regions = _rendered(fleet_copy)
     config = regions / "fra1/victoria-metrics/vmauth.yaml"
-    assert "unauthorized_user" in config.read_text()
+    assert "unauthorized_user" not in config.read_text()
     proc = subprocess.run(["timeout", "3", vmauth, f"-auth.config={config}", "-httpListenAddr=127.0.0.1:0"],
-                          capture_output=True, text=True, env={**os.environ, "VMAUTH_CONTROL_PLANE_PASSWORD": "x"})
+                          capture_output=True, text=True, env={**os.environ, **VMAUTH_PASSWORDS})
     assert "started vmauth" in proc.stderr + proc.stdout and "fatal" not in proc.stderr + proc.stdout, proc.stderr
     path = tmp_path / "vmauth.yaml"
     path.write_text("users:\n- username: u\n  url_map:\n  - src_paths: ['(']\n    url_prefix: http://x\n")
     bad = subprocess.run(["timeout", "3", vmauth, f"-auth.config={path}", "-httpListenAddr=127.0.0.1:0"],
                          capture_output=True, text=True)
     assert "fatal" in bad.stderr + bad.stdout
+
+
+def _status(method: str, url: str, user: tuple[str, str] | None = None, body: bytes | None = None) -> int:
+    """The HTTP status of one request (with basic auth when `user` is given)."""
+    import base64
+    import urllib.error
+    import urllib.request
+    request = urllib.request.Request(url, data=body, method=method)
+    if user:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(user).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def _vmagent_remote_write(rendered_root: Path, cluster: str) -> tuple[dict, dict]:
+    """(remoteWrite[0], values) of a cluster's rendered vmagent HelmRelease."""
+    import yaml
+    path = rendered_root / "rendered/clusters" / cluster / "stages/03-telemetry/vmagent.yaml"
+    (release,) = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "HelmRelease"]
+    values = release["spec"]["values"]
+    (remote,) = values["remoteWrite"]
+    return remote, values
+
+
+@pytest.mark.binary
+def test_vmauth_admits_only_the_vmagent_users_writes(rendered_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """The rendered vmauth.yaml in front of a real VictoriaMetrics, and a cluster's vmagent with its
+    rendered remote-write flags and a password file where the Secret is mounted (all the pinned
+    v1.150.0): writes without credentials or with a wrong password are refused (401), the vmagent
+    user's samples are stored, the vmagent user cannot read, the control plane cannot write."""
+    import time
+    import urllib.parse
+    from differential import servers
+    vm_bin, vmauth_bin, vmagent_bin = (require_binary(n) for n in ("victoria-metrics", "vmauth", "vmagent"))
+    remote, values = _vmagent_remote_write(rendered_root, "fra1-prod-01")
+    password_file = remote["basicAuth.passwordFile"]
+    (mount,) = [m for m in values["extraVolumeMounts"] if password_file.startswith(m["mountPath"].rstrip("/") + "/")]
+    (volume,) = [v for v in values["extraVolumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == "vmagent-remote-write" and password_file.endswith("/password")
+    text = (rendered_root / "rendered/regions/fra1/victoria-metrics/vmauth.yaml").read_text()
+    assert "unauthorized_user" not in text and text.count("http://127.0.0.1:8428") == 2
+    for name, value in VMAUTH_PASSWORDS.items():
+        monkeypatch.setenv(name, value)  # as vmauth.env gives them to the unit
+    vmagent_user = (remote["basicAuth.username"], VMAUTH_PASSWORDS["VMAUTH_VMAGENT_PASSWORD"])
+    control_plane = ("control-plane", VMAUTH_PASSWORDS["VMAUTH_CONTROL_PLANE_PASSWORD"])
+    (tmp_path / "vm").mkdir()
+    with servers.victoria_metrics(vm_bin, tmp_path / "vm") as store:
+        config = tmp_path / "vmauth.yaml"
+        config.write_text(text.replace("http://127.0.0.1:8428", store.url))
+        port = servers.free_port()
+        args = [vmauth_bin, f"-auth.config={config}", f"-httpListenAddr=127.0.0.1:{port}", "-loggerLevel=ERROR"]
+        with servers.running("vmauth", args, port, tmp_path) as proxy:
+            write = proxy.url + urllib.parse.urlsplit(remote["url"]).path
+            query = f"{proxy.url}/api/v1/query?query=1"
+            assert _status("POST", write, body=b"") == 401
+            assert _status("POST", write, (vmagent_user[0], "w" * 23 + "x"), b"") == 401
+            assert _status("POST", write, control_plane, b"") // 100 == 4
+            assert _status("POST", f"{proxy.url}/api/v1/import", vmagent_user, b"x") // 100 == 4
+            assert _status("GET", query, vmagent_user) // 100 == 4
+            assert _status("GET", query) == 401
+            assert _status("GET", query, control_plane) == 200
+            secret = tmp_path / "password"
+            secret.write_text(vmagent_user[1])
+            flags = [f"-remoteWrite.{k}={secret if k == 'basicAuth.passwordFile' else v}"
+                     for k, v in sorted(remote.items()) if k not in ("url", "urlRelabelConfig")]
+            agent_port = servers.free_port()
+            agent_args = [vmagent_bin, f"-httpListenAddr=127.0.0.1:{agent_port}", f"-remoteWrite.url={write}",
+                          f"-remoteWrite.tmpDataPath={tmp_path / 'queue'}", "-remoteWrite.flushInterval=100ms",
+                          "-loggerLevel=ERROR", *flags]
+            assert any(f.startswith("-remoteWrite.basicAuth.username=") for f in flags)
+            with servers.running("vmagent", agent_args, agent_port, tmp_path) as agent:
+                now = int(time.time() * 1000)
+                sample = b'{"metric":{"__name__":"vmauth_probe","job":"e2e"},"values":[7],"timestamps":[%d]}' % now
+                servers.http("POST", agent.url + "/api/v1/import", sample)
+                deadline, stored = time.monotonic() + 30, []
+                while not stored and time.monotonic() < deadline:
+                    time.sleep(0.3)
+                    servers.http("GET", store.url + "/internal/force_flush")
+                    stored = servers.export(store, '{__name__="vmauth_probe"}')
+    assert [(s["metric"], s["values"]) for s in stored] == [({"__name__": "vmauth_probe", "job": "e2e"}, [7])]
 
 
 # --- VRL with the real compiler and runtime (tools/vrl-check, `make vrl-check`) -------------------------

@@ -82,6 +82,15 @@ AUDIT = {
                             "name", "values.persistentVolume.name must not be set (the chart always mounts"),
     "vmagent-cap-flag": ({"vmagent": {"values": {"extraArgs": {"remoteWrite.maxDiskUsagePerURL": "50GiB"}}}},
                          "remoteWrite.maxDiskUsagePerURL", "values.extraArgs.remoteWrite.maxDiskUsagePerURL must not be set"),
+    # issue 18: vmagent authenticates to the region's vmauth with the mounted Secret
+    "vmagent-volumes-not-a-list": ({"vmagent": {"values": {"extraVolumes": {"name": "vmagent-remote-write"}}}},
+                                   "extraVolumes", "values.extraVolumes must be a list holding"),
+    "vmagent-mount-shadows-the-secret": ({"vmagent": {"values": {"extraVolumeMounts": [
+        {"name": "scratch", "mountPath": "/etc/vmagent-remote-write"}]}}},
+        "extraVolumeMounts", "values.extraVolumeMounts must hold"),
+    "vmagent-basic-auth-flag": ({"vmagent": {"values": {"extraArgs": {"remoteWrite.basicAuth.username": "admin"}}}},
+                                "remoteWrite.basicAuth.username",
+                                "values.extraArgs.remoteWrite.basicAuth.username must not be set"),
     "alloy-own-command": ({"alloy": {"values": {"alloy": {"command": ["/bin/sh", "-c", "exec /bin/alloy run /x"]}}}},
                           "command", "values.alloy.command must not be set below base/"),
 }
@@ -98,6 +107,20 @@ def test_audit_reproduction_is_found_at_the_cluster_line(fleet_copy: Path, case:
     result = _lint(fleet_copy)
     assert result.exit_code == 1, result.output
     assert f"{CLUSTER}:{_line(lines, key)}:" in result.output
+
+
+def test_a_layers_own_vmagent_volume_keeps_the_credentials(fleet_copy: Path) -> None:
+    """A layer's extraVolumes/extraVolumeMounts (or a null) add to the fleet's Secret volume, not replace it."""
+    from fleet.render.wiring import REMOTE_WRITE_MOUNT, REMOTE_WRITE_VOLUME, final_values
+    own = {"name": "extra-ca", "configMap": {"name": "extra-ca"}}
+    patch_components(fleet_copy, CLUSTER, {"vmagent": {"values": {
+        "extraVolumes": [own], "extraVolumeMounts": None}}})
+    assert _findings(fleet_copy) == []
+    fleet = model.load(fleet_copy)
+    cluster = fleet.clusters["nyc3-prod-01"]
+    values = final_values(fleet_copy, cluster, cluster.components["vmagent"])
+    assert values["extraVolumes"] == [own, REMOTE_WRITE_VOLUME]
+    assert values["extraVolumeMounts"] == [REMOTE_WRITE_MOUNT]
 
 
 def test_all_gateway_reproductions_together(fleet_copy: Path) -> None:

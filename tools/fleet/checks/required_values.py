@@ -15,11 +15,12 @@ from .. import upstream
 from ..errors import Finding, Severity, SourceRef
 from ..model import Cluster, Component
 from ..render import alloy as alloy_render
+from ..render import wiring
 from ..render.wiring import WIRED_TEMPLATES, final_values
 from . import CheckContext
 
 NAME = "required-values"
-DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA, Fluent Bit buffering, ack and tenant filter, vmagent persistent queue) survive all layers; no layer re-points or replaces an agent"
+DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA, Fluent Bit buffering, ack and tenant filter, vmagent persistent queue and vmauth credentials) survive all layers; no layer re-points or replaces an agent"
 ORDER = 45
 
 MISSING = object()  # the value is absent from the merged values
@@ -211,6 +212,19 @@ def fluent_outputs_acked(value: Any, component: Component) -> str | None:
     return None
 
 
+def holds_once(item: dict, *keys: str) -> Callable[[Any, Component], str | None]:
+    """The list holds `item` exactly once, and no other entry shares its `keys` (a second
+    volume or mount of that name or path makes the pod invalid or hides the Secret)."""
+    def test(value: Any, component: Component) -> str | None:
+        if not isinstance(value, list):
+            return f"must be a list holding {item!r}, is {_show(value)}"
+        clashes = [e for e in value if isinstance(e, dict) and e != item and any(e.get(k) == item[k] for k in keys)]
+        if value.count(item) != 1 or clashes:
+            return f"must hold {item!r} once and nothing else with its {'/'.join(keys)}"
+        return None
+    return test
+
+
 STARFORM_POD_LABELS = ("starform.io/project-id", "starform.io/service-id", "starform.io/workspace-id")
 
 INVARIANTS: tuple[Invariant, ...] = (
@@ -253,6 +267,14 @@ INVARIANTS: tuple[Invariant, ...] = (
               "each replica's queue on its own volume"),
     Invariant("vmagent", ("persistentVolume", "size"), absent("set from the region's vmagentQueue.volumeSize"),
               "the queue volume and -remoteWrite.maxDiskUsagePerURL are sized together, per region"),
+    Invariant("vmagent", ("extraVolumes",), holds_once(wiring.REMOTE_WRITE_VOLUME, "name"),
+              f"vmagent reads its vmauth password from the Secret {wiring.REMOTE_WRITE_SECRET}", final=True),
+    Invariant("vmagent", ("extraVolumeMounts",), holds_once(wiring.REMOTE_WRITE_MOUNT, "name", "mountPath"),
+              f"-remoteWrite.basicAuth.passwordFile is {wiring.REMOTE_WRITE_PASSWORD_FILE}", final=True),
+    *(Invariant("vmagent", ("extraArgs", f"remoteWrite.basicAuth.{flag}"),
+                absent("the fleet sets remoteWrite[].basicAuth.username/passwordFile for the region's vmauth"),
+                "the region's vmauth admits writes only from its vmagent user")
+      for flag in ("username", "usernameFile", "password", "passwordFile")),
     Invariant("vmagent", ("extraArgs", "remoteWrite.maxDiskUsagePerURL"),
               absent("the fleet sets remoteWrite[].maxDiskUsagePerURL from the region's vmagentQueue.volumeSize"),
               "a cap above the volume fills it and fails writes instead of dropping the oldest data"),

@@ -1,4 +1,6 @@
-"""Real `vmagent -dryRun` on every cluster's vmagent scrape config and remote-write relabeling.
+"""Real `vmagent -dryRun` on every cluster's vmagent scrape config, remote-write relabeling and
+per-URL remote-write flags (a `remoteWrite` item's scalar keys, which the chart turns into
+`-remoteWrite.<key>` flags: a name v1.150 does not know stops vmagent at start).
 
 The scrape config lives inside HelmRelease values, where nothing but vmagent itself can say
 whether it parses: vmagent's config parsing is strict (unknown fields are errors). In-cluster
@@ -25,7 +27,7 @@ from .. import upstream
 from . import CheckContext
 
 NAME = "vmagent-config"
-DESCRIPTION = "vmagent -dryRun accepts each cluster's scrape config and remote-write relabeling"
+DESCRIPTION = "vmagent -dryRun accepts each cluster's scrape config, remote-write relabeling and per-URL flags"
 ORDER = 45
 FILE_KEYS = {"bearer_token_file", "ca_file", "cert_file", "key_file", "password_file", "credentials_file"}
 
@@ -38,8 +40,15 @@ def _without_files(node: Any) -> Any:
     return node
 
 
-def dry_run(scrape: dict, relabels: list[list], vmagent: str | None = None) -> str | None:
-    """None when vmagent accepts the configs, else its fatal message."""
+def url_flags(item: dict) -> dict[str, Any]:
+    """A remoteWrite item's keys the chart passes as `-remoteWrite.<key>=<value>` (not the URL,
+    not the lists and maps it writes to files)."""
+    return {k: v for k, v in item.items() if k != "url" and not isinstance(v, (list, dict))}
+
+
+def dry_run(scrape: dict, relabels: list[list], vmagent: str | None = None,
+            flags: list[dict] | None = None) -> str | None:
+    """None when vmagent accepts the configs (and each URL's `flags`), else its fatal message."""
     vmagent = vmagent or upstream.binary("vmagent")
     with tempfile.TemporaryDirectory(prefix="fleet-vmagent-") as tmp:
         cfg = Path(tmp) / "scrape.yml"
@@ -49,6 +58,8 @@ def dry_run(scrape: dict, relabels: list[list], vmagent: str | None = None) -> s
             rw = Path(tmp) / f"rw-{i}.yml"
             rw.write_text(yaml.safe_dump(rules, sort_keys=True))
             args += [f"-remoteWrite.url=http://127.0.0.1:1/api/v1/write/{i}", f"-remoteWrite.urlRelabelConfig={rw}"]
+            per_url = flags[i] if flags and i < len(flags) else {}
+            args += [f"-remoteWrite.{k}={v}" for k, v in sorted(per_url.items())]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
     lines = (proc.stdout + proc.stderr).splitlines()
     if proc.returncode == 0:
@@ -58,7 +69,8 @@ def dry_run(scrape: dict, relabels: list[list], vmagent: str | None = None) -> s
         return " ".join(errors).replace(tmp, "<tmp>").strip() or None
     start = next((i for i, line in enumerate(lines) if "\tfatal\t" in line), None)
     if start is None:
-        return f"exit code {proc.returncode}"
+        unknown = next((line for line in lines if line.startswith("flag provided but not defined")), None)
+        return unknown or f"exit code {proc.returncode}"
     message = " ".join([lines[start].split("\t")[-1]] + [line.strip() for line in lines[start + 1:]])
     return message.replace(tmp, "<tmp>").strip()
 
@@ -80,8 +92,9 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         config = values.get("config") or {}
         scrape = _without_files({k: v for k, v in config.items() if k in ("global", "scrape_configs")})
         relabels = [copy.deepcopy(rw.get("urlRelabelConfig") or []) for rw in values.get("remoteWrite") or []]
-        key = digest("vmagent-dry-run", vmagent, normalize(json.dumps([scrape, relabels], sort_keys=True), cid))
-        error = cache.get_or_compute(key, lambda s=scrape, r=relabels: dry_run(s, r, vmagent))
+        flags = [url_flags(rw) for rw in values.get("remoteWrite") or []]
+        key = digest("vmagent-dry-run", vmagent, normalize(json.dumps([scrape, relabels, flags], sort_keys=True), cid))
+        error = cache.get_or_compute(key, lambda s=scrape, r=relabels, f=flags: dry_run(s, r, vmagent, f))
         if error:
             source = component.source_of("values", "config", "scrape_configs") or SourceRef(cluster.source)
             if (source, error) in reported:

@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import Callable
 
 from ..model import Cluster, Component
+from ..tier.model import VMAUTH_WRITE_USER
 from .templates import render_template
 
 
 FLUENT_OUTPUTS = "base/components/fluent-bit/outputs.conf.j2"
 #: (component, values path) → the template in base/ that renders that fleet-owned value.
 WIRED_TEMPLATES = {("fluent-bit", ("config", "outputs")): FLUENT_OUTPUTS}
+
+#: vmagent's credentials for the region's vmauth: the password is the Secret (created out of
+#: band, key `password`, namespace starform-metrics) mounted read-only; only its name is in git.
+REMOTE_WRITE_SECRET = "vmagent-remote-write"
+REMOTE_WRITE_SECRET_DIR = "/etc/vmagent-remote-write"
+REMOTE_WRITE_PASSWORD_FILE = f"{REMOTE_WRITE_SECRET_DIR}/password"
+REMOTE_WRITE_VOLUME = {"name": REMOTE_WRITE_SECRET, "secret": {"secretName": REMOTE_WRITE_SECRET}}
+REMOTE_WRITE_MOUNT = {"name": REMOTE_WRITE_SECRET, "mountPath": REMOTE_WRITE_SECRET_DIR, "readOnly": True}
 
 
 def _fluent_bit(root: Path, cluster: Cluster, values: dict) -> dict:
@@ -30,12 +39,27 @@ def _vmagent(root: Path, cluster: Cluster, values: dict) -> dict:
         "url": cluster.region.remote_write_url,
         "urlRelabelConfig": [copy.deepcopy(r.rule) for r in cluster.customer_relabel],
         "maxDiskUsagePerURL": cluster.region.vmagent_queue_limit,
+        # Flat dotted keys: the chart turns each into -remoteWrite.<key> for this URL.
+        "basicAuth.username": VMAUTH_WRITE_USER,
+        "basicAuth.passwordFile": REMOTE_WRITE_PASSWORD_FILE,
     }]
+    _append(values, "extraVolumes", REMOTE_WRITE_VOLUME)
+    _append(values, "extraVolumeMounts", REMOTE_WRITE_MOUNT)
     # The queue's volume (StatefulSet volumeClaimTemplate), sized by the region.
     values.setdefault("persistentVolume", {})["size"] = f"{cluster.region.vmagent_queue_gib}Gi"
     glob = values.setdefault("config", {}).setdefault("global", {})
     glob["external_labels"] = {"cluster_id": cluster.id, "region": cluster.region.slug}
     return values
+
+
+def _append(values: dict, key: str, item: dict) -> None:
+    """Add the fleet's item to a layer's list (or none). A layer's non-list is left for the
+    required-values check to report at its line rather than silently replaced."""
+    existing = values.get(key)
+    if existing is None:
+        values[key] = [copy.deepcopy(item)]
+    elif isinstance(existing, list):
+        values[key] = existing + [copy.deepcopy(item)]
 
 
 def _alloy(root: Path, cluster: Cluster, values: dict) -> dict:

@@ -25,6 +25,13 @@ VMALERT_PORT = 8880                 # vmalert's own HTTP (/metrics), loopback
 VECTOR_FLUENT_PORT = 24224
 VECTOR_METRICS_PORT = 9598          # Vector prometheus_exporter of its internal metrics, loopback
 
+#: vmauth's users: every cluster's vmagent writes as VMAUTH_WRITE_USER (its password file is the
+#: Secret render/wiring.py mounts), the control plane reads as VMAUTH_READ_USER.
+VMAUTH_WRITE_USER = "vmagent"
+VMAUTH_READ_USER = "control-plane"
+#: The paths vmauth admits for writes (vmagent's remote write; the rendered URLs end in the first).
+VMAUTH_WRITE_PATHS = ("/api/v1/write",)
+
 
 @dataclass(frozen=True)
 class Role:

@@ -20,7 +20,8 @@ from ..render.alloy import rule_attrs
 from ..render.templates import _environment, render_template
 from . import clickhouse, vector
 from .model import (CLICKHOUSE_HTTP_PORT, CLICKHOUSE_METRICS_PORT, VECTOR_FLUENT_PORT, VECTOR_METRICS_PORT,
-                    VICTORIA_METRICS_PORT, VMALERT_PORT, VMAUTH_PORT, Droplet, Tier)
+                    VICTORIA_METRICS_PORT, VMALERT_PORT, VMAUTH_PORT, VMAUTH_READ_USER, VMAUTH_WRITE_PATHS,
+                    VMAUTH_WRITE_USER, Droplet, Tier)
 
 TEMPLATES = Path("base/tier")
 REGIONAL_RELABEL = "base/relabel/regional.yaml"
@@ -98,8 +99,10 @@ def droplet_views(tier: Tier) -> list[DropletView]:
                        [InboundRule(CLICKHOUSE_HTTP_PORT, "ingest: the region's Vector aggregator only (in the VPC)",
                                     droplets=(f"digitalocean_droplet.{vec.role.resource}.id",)),
                         InboundRule(CLICKHOUSE_HTTP_PORT, "reads: the control plane's peering range only", addresses=(cp,))]),
-        "victoriaMetrics": ([("vmauth_control_plane_password", "var.vmauth_control_plane_password")],
-                            [InboundRule(VMAUTH_PORT, "ingest (vmauth → /api/v1/write): the region's VPC only", addresses=(vpc,)),
+        "victoriaMetrics": ([("vmauth_control_plane_password", "var.vmauth_control_plane_password"),
+                             ("vmauth_vmagent_password", "var.vmauth_vmagent_password")],
+                            [InboundRule(VMAUTH_PORT, "ingest (vmauth user vmagent → /api/v1/write): the region's VPC only",
+                                         addresses=(vpc,)),
                              InboundRule(VMAUTH_PORT, "reads (vmauth, authenticated): the control plane's peering range only",
                                          addresses=(cp,))]),
         "vector": ([("clickhouse_vector_password", "var.clickhouse_vector_password"),
@@ -140,6 +143,8 @@ def variables() -> list[dict]:
             sensitive=True, validation=_PASSWORD),
         var("vmauth_control_plane_password", "vmauth user `control-plane` (VictoriaMetrics reads)", sensitive=True,
             validation=_PASSWORD),
+        var("vmauth_vmagent_password", "vmauth user `vmagent` (VictoriaMetrics writes; every cluster's Secret "
+            "starform-metrics/vmagent-remote-write holds it)", sensitive=True, validation=_PASSWORD),
         var("log_ca_pem", "The region's log CA certificate: it signs every cluster's Fluent Bit client certificate "
             "(Secret fluent-bit-forward-tls) and the aggregator's server certificate", validation=_PEM),
         var("vector_tls_crt_pem", "The aggregator's server certificate (signed by the log CA)", validation=_PEM),
@@ -152,13 +157,17 @@ def variables() -> list[dict]:
 
 
 def vmauth_config() -> dict:
-    """vmauth: writes from the VPC without credentials (the firewall admits only the VPC), reads
-    only for the control plane's user. The password is vmauth's %{ENV} placeholder."""
+    """vmauth, the only VictoriaMetrics port open to the VPC (which other tenants' droplets share):
+    no unauthorized_user, so every request needs a user. Clusters' vmagent may only write, the
+    control plane may only read. Passwords are vmauth's %{ENV} placeholders (vmauth.env)."""
     store = f"http://127.0.0.1:{VICTORIA_METRICS_PORT}"
     return {
-        "unauthorized_user": {"url_map": [{"src_paths": ["/api/v1/write"], "url_prefix": store}]},
         "users": [{
-            "username": "control-plane",
+            "username": VMAUTH_WRITE_USER,
+            "password": "%{VMAUTH_VMAGENT_PASSWORD}",
+            "url_map": [{"src_paths": list(VMAUTH_WRITE_PATHS), "url_prefix": store}],
+        }, {
+            "username": VMAUTH_READ_USER,
             "password": "%{VMAUTH_CONTROL_PLANE_PASSWORD}",
             "url_map": [{"src_paths": ["/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels",
                                        "/api/v1/label/[^/]+/values", "/api/v1/status/buildinfo"],

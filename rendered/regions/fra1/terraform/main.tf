@@ -133,6 +133,7 @@ resource "digitalocean_droplet" "victoriametrics" {
     grafana_cloud_username = var.grafana_cloud_username
     snapshot_api_token = var.snapshot_api_token
     vmauth_control_plane_password = var.vmauth_control_plane_password
+    vmauth_vmagent_password = var.vmauth_vmagent_password
     volume_id = digitalocean_volume.victoriametrics.id
   })
 
@@ -150,7 +151,7 @@ resource "digitalocean_firewall" "victoriametrics" {
   name        = "victoria-metrics-fra1"
   droplet_ids = [digitalocean_droplet.victoriametrics.id]
 
-  # ingest (vmauth → /api/v1/write): the region's VPC only
+  # ingest (vmauth user vmagent → /api/v1/write): the region's VPC only
   inbound_rule {
     protocol   = "tcp"
     port_range = "8427"

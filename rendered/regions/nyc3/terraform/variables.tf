@@ -59,6 +59,17 @@ variable "vmauth_control_plane_password" {
   }
 }
 
+variable "vmauth_vmagent_password" {
+  description = "vmauth user `vmagent` (VictoriaMetrics writes; every cluster's Secret starform-metrics/vmagent-remote-write holds it)"
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{24,}$", var.vmauth_vmagent_password))
+    error_message = "At least 24 characters of A-Z, a-z, 0-9, _ and -."
+  }
+}
+
 variable "log_ca_pem" {
   description = "The region's log CA certificate: it signs every cluster's Fluent Bit client certificate (Secret fluent-bit-forward-tls) and the aggregator's server certificate"
   type        = string
