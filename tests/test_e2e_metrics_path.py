@@ -116,9 +116,6 @@ def _meta(exporter: Exporter) -> dict[str, dict[str, str]]:
                   "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_namespace": "envoy-gateway-system",
                   "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_name": "starform",
                   "__meta_kubernetes_pod_container_port_name": "metrics",
-                  # Envoy Gateway's owner labels on the proxies of the shared Gateway (the job keeps only those)
-                  "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_namespace": "envoy-gateway-system",
-                  "__meta_kubernetes_pod_label_gateway_envoyproxy_io_owning_gateway_name": "starform",
                   "__meta_kubernetes_namespace": "envoy-gateway-system", "__meta_kubernetes_pod_name": "envoy-0"},
         "kubelet-cadvisor": {"__meta_kubernetes_node_name": NODE},
         "kube-state-metrics": {"__meta_kubernetes_service_label_app_kubernetes_io_name": "kube-state-metrics",
