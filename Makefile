@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-setup: $(STAMP) system upstream
+setup: $(STAMP) system upstream vrl-check
 
 system:
 	@tools/setup-system.sh
