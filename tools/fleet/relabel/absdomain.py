@@ -162,27 +162,6 @@ def _whole_group(pattern: str) -> bool:
             if depth == 0:
                 return i == len(pattern) - 1
     return False
-    depth, i, in_class = 0, 0, False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            if pattern.startswith("[]", i) or pattern.startswith("[^]", i):
-                i += 2 if pattern[i + 1] == "]" else 3
-                continue
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i == len(pattern) - 1
-        i += 1
-    return False
 
 
 _PREFIX_CAPTURE = re2.compile(r"^([^\\.+*?()|\[\]{}^$]*)\((?:\?P<(\w+)>)?\.([*+])\)$")
