@@ -58,3 +58,23 @@ def test_cached_analysis_matches_a_fresh_one_per_remote_write(repo_root: Path) -
     for name, values in cases:
         text = CONFIG % values
         assert _leaks(platform_paths(text, name, policy, []), policy) == _leaks(alloy_paths(text, name, policy), policy), name
+
+
+def test_clusters_differing_in_external_label_values_share_one_parse(repo_root: Path) -> None:
+    """A comment inside `external_labels = {…}` (the shipped config has them) must not make every
+    cluster's config its own cache key: that regression made a 1,000-cluster lint take hours."""
+    from fleet.checks import gdpr
+
+    policy = pol.load_policy(repo_root / "policies/gdpr-labeldrop.yaml")
+    commented = CONFIG.replace('external_labels = {job = "%s"}',
+                               'external_labels = {\n    // why this label exists\n    job = "%s",\n  }')
+    gdpr._PATHS_CACHE.clear()
+    first = commented % ("shuttle", "shuttle")
+    second = commented % ("alloy", "alloy")
+    assert gdpr.normalise(first)[0] == gdpr.normalise(second)[0]
+    assert gdpr.normalise(first)[1] == {"job": "shuttle"}
+    key_first, _ = gdpr._platform_paths(first, "rendered/one.alloy", policy, [])
+    key_second, paths = gdpr._platform_paths(second, "rendered/two.alloy", policy, [])
+    assert key_first == key_second == "rendered/one.alloy"
+    assert {p.file for p in paths} == {"rendered/two.alloy"}
+    assert all(p.pipeline.external_labels == {"job": "alloy"} for p in paths)

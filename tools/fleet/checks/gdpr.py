@@ -38,7 +38,7 @@ _EXTERNAL_LABELS = re.compile(
 _PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"\\\n]*)"')
 _PLAIN_COMMENT = re.compile(r"^\s*//(?!\s*source:).*$", re.M)
 _REGION_KEY = re.compile(r"^region:\s*(\S+)\s*(?:#.*)?$", re.M)
-_PATHS_CACHE: dict[tuple[str, str], list[PipelinePath]] = {}
+_PATHS_CACHE: dict[tuple[str, str], tuple[str, list[PipelinePath]]] = {}
 
 
 def normalise(text: str) -> tuple[str, dict[str, str]]:
@@ -54,27 +54,45 @@ def normalise(text: str) -> tuple[str, dict[str, str]]:
             values[name] = value
         return "external_labels = {" + ",".join(sorted(n for n, _ in _PAIR.findall(m.group(1)))) + "}"
 
-    key = _EXTERNAL_LABELS.sub(blank, text)
+    # Comments go first: one inside `external_labels = {…}` would hide the values from the blanking
+    # and make every cluster's config its own cache key. Removing them keeps line numbers.
+    key = _EXTERNAL_LABELS.sub(blank, _PLAIN_COMMENT.sub("", text))
     if conflict:
         # One name with different values in different remote_write blocks: the values cannot be
         # put back by name, so this text is its own cache key.
         return text, {}
-    return _PLAIN_COMMENT.sub("", key), values
+    return key, values
 
 
 def platform_paths(text: str, name: str, policy: pol.Policy, in_region: list[str]) -> list[PipelinePath]:
     """Paths of one config.alloy, parsing once per normalised text."""
+    return _platform_paths(text, name, policy, in_region)[1]
+
+
+def _platform_paths(text: str, name: str, policy: pol.Policy,
+                    in_region: list[str]) -> tuple[str, list[PipelinePath]]:
+    """(the file the cached paths were parsed from, the paths): rules without a `// source:`
+    comment keep that file in their source, and findings put `name` back (`_own_refs`)."""
     key_text, values = normalise(text)
     key = (hashlib.sha256((key_text + "\0" + "\0".join(in_region)).encode()).hexdigest(), policy.fingerprint)
     cached = _PATHS_CACHE.get(key)
     if cached is None:
-        cached = _PATHS_CACHE[key] = alloy_paths(text, name, policy, in_region)
+        cached = _PATHS_CACHE[key] = (name, alloy_paths(text, name, policy, in_region))
         return cached
+    parsed_from, paths = cached
     out = []
-    for p in cached:
+    for p in paths:
         labels = {k: values.get(k, v) for k, v in p.pipeline.external_labels.items()}
         out.append(replace(p, file=name, pipeline=replace(p.pipeline, external_labels=labels)))
-    return out
+    return parsed_from, out
+
+
+def _own_refs(leak: Leak, parsed_from: str, name: str) -> Leak:
+    """The leak with rule references into the file the paths were parsed from moved to `name`."""
+    if parsed_from == name:
+        return leak
+    prefix = parsed_from + ":"
+    return replace(leak, rules=[name + ":" + r[len(prefix):] if r.startswith(prefix) else r for r in leak.rules])
 
 
 def _policy(ctx: CheckContext) -> pol.Policy:
@@ -141,7 +159,7 @@ def check_platform(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> It
     name = _rel(ctx, path)
     url, _ = _region_url(ctx, cluster_id)
     try:
-        paths = platform_paths(path.read_text(encoding="utf-8"), name, policy, [url] if url else [])
+        parsed_from, paths = _platform_paths(path.read_text(encoding="utf-8"), name, policy, [url] if url else [])
     except InputError as exc:
         yield Finding(NAME, Severity.ERROR, exc.source or SourceRef(name), f"cannot analyse: {exc.message}")
         return
@@ -150,6 +168,7 @@ def check_platform(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> It
         if not p.external:
             continue
         for leak in prove(p.pipeline, policy):
+            leak = _own_refs(leak, parsed_from, name)
             source = _leak_source(leak, SourceRef(name))
             key = (leak.kind, leak.label, source)
             if key in seen:
