@@ -46,7 +46,8 @@ def _dataplane_findings(root: Path) -> list:
 def test_dataplane_is_applied_by_its_own_step_after_the_gateway_releases(rendered_root: Path) -> None:
     stage = rendered_root / STAGE
     kinds = {d["kind"]: d for d in _docs(stage / "custom-resources" / "gateway-dataplane.yaml")}
-    assert set(kinds) == {"GatewayClass", "EnvoyProxy", "Gateway"}
+    assert set(kinds) == {"GatewayClass", "EnvoyProxy", "Gateway", "ValidatingAdmissionPolicy",
+                          "ValidatingAdmissionPolicyBinding"}   # the route policy: tests/test_route_policy.py
     assert "custom-resources" not in (stage / "kustomization.yaml").read_text()  # not in stage-01's own apply
     gateway_class, proxy, shared = kinds["GatewayClass"], kinds["EnvoyProxy"], kinds["Gateway"]
     assert gateway_class["spec"]["parametersRef"] == {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy",

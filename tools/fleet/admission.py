@@ -1,6 +1,8 @@
 """Evaluate a ValidatingAdmissionPolicy's CEL on an admission request, as the API server does.
 
-`matchConditions` first (a request that fails one is not judged), then `variables` in order,
+`matchConstraints` first (the request's resource and operation against `resourceRules`, the
+labels of its namespace against `namespaceSelector`; API groups are not compared), then
+`matchConditions` (a request that fails either is not judged), then `variables` in order,
 then every validation over request/object/oldObject/namespaceObject/variables; an evaluation
 error counts as a denial (the policy's failurePolicy is Fail). Used by lint (shuttle-admission)
 and the tests; cel-python is the CEL implementation.
@@ -41,11 +43,49 @@ def _evaluate(expression: str, activation: dict) -> Any:
     return _program(expression).evaluate(activation)
 
 
+def _selected(selector: dict, labels: dict) -> bool:
+    """A metav1.LabelSelector on a label map (an empty selector selects everything)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        held = {"In": key in labels and labels[key] in values, "NotIn": key not in labels or labels[key] not in values,
+                "Exists": key in labels, "DoesNotExist": key not in labels}[operator]
+        if not held:
+            return False
+    return True
+
+
+def matched(spec: dict, request: Request) -> bool:
+    """Whether `matchConstraints` select the request: one resourceRule names its resource and
+    operation, and the namespace it lands in (for a Namespace, the object itself) carries the
+    labels `namespaceSelector` asks for."""
+    constraints = spec.get("matchConstraints") or {}
+    rules = constraints.get("resourceRules")
+    if rules is not None and not any(
+            (request.resource in rule.get("resources", []) or "*" in rule.get("resources", []))
+            and (request.operation in rule.get("operations", []) or "*" in rule.get("operations", []))
+            for rule in rules):
+        return False
+    selector = constraints.get("namespaceSelector")
+    if selector:
+        if request.resource == NAMESPACE_RESOURCE:
+            namespace = request.old if request.operation == "DELETE" else request.obj
+        else:
+            namespace = request.namespace
+        labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+        return _selected(selector, labels)
+    return True
+
+
 def failed_validations(spec: dict, request: Request) -> list[int] | None:
     """Indexes of the validations that deny `request` (an evaluation error denies), or None when
-    the policy does not match it (a matchCondition is false)."""
+    the policy does not match it (matchConstraints do not select it, or a matchCondition is false)."""
+    if not matched(spec, request):
+        return None
+    namespace = ((request.namespace or {}).get("metadata") or {}).get("name", "")
     req = {"resource": {"resource": request.resource}, "operation": request.operation,
-           "userInfo": {"username": request.username}}
+           "userInfo": {"username": request.username}, "namespace": namespace}
     activation = {"request": celpy.json_to_cel(req), "object": celpy.json_to_cel(request.obj),
                   "oldObject": celpy.json_to_cel(request.old),
                   "namespaceObject": celpy.json_to_cel(request.namespace)}
@@ -72,3 +112,18 @@ def failed_validations(spec: dict, request: Request) -> list[int] | None:
 def admitted(spec: dict, request: Request) -> bool:
     failed = failed_validations(spec, request)
     return failed is None or not failed
+
+
+def validation_lines(text: str) -> tuple[int, list[int]]:
+    """1-based line of the ValidatingAdmissionPolicy's `validations:` in a manifests file, and of
+    each validation item (`- expression:`) under it: where a wrong decision is reported."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "kind: ValidatingAdmissionPolicy"), 0)
+    at = next((i for i in range(start, len(lines)) if lines[i].strip() == "validations:"), start)
+    items = []
+    for i in range(at + 1, len(lines)):
+        if lines[i].startswith("---") or (lines[i] and not lines[i].startswith((" ", "#"))):
+            break
+        if lines[i].lstrip().startswith("- expression:"):
+            items.append(i + 1)
+    return at + 1, items

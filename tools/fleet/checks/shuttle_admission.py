@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..admission import Request, failed_validations
+from ..admission import Request, failed_validations, validation_lines
 from ..errors import Finding, Severity, SourceRef
 from ..k8s.objects import rendered_objects
 from ..render.shuttle import MANIFESTS
@@ -26,6 +26,8 @@ ORDER = 48
 SHUTTLE = "system:serviceaccount:starform-system:shuttle"
 PROJECT = "starform.io/project-id"
 PSA = "pod-security.kubernetes.io/enforce"
+#: Rendered file of the data plane, whose route policy `route-admission` judges with its own table.
+DATAPLANE_FILE = "/gateway-dataplane.yaml"
 
 
 def _ns(name: str, **labels: str) -> dict:
@@ -66,16 +68,7 @@ REQUIREMENTS: tuple[tuple[str, Request, bool], ...] = (
 
 def _lines(root: Path) -> tuple[int, list[int]]:
     """Line of the policy's `validations:` in the manifests, and of each validation item."""
-    lines = (root / MANIFESTS).read_text(encoding="utf-8").splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == "kind: ValidatingAdmissionPolicy"), 0)
-    at = next((i for i in range(start, len(lines)) if lines[i].strip() == "validations:"), start)
-    items = []
-    for i in range(at + 1, len(lines)):
-        if lines[i].startswith("---") or (lines[i] and not lines[i].startswith((" ", "#"))):
-            break
-        if lines[i].lstrip().startswith("- expression:"):
-            items.append(i + 1)
-    return at + 1, items
+    return validation_lines((root / MANIFESTS).read_text(encoding="utf-8"))
 
 
 def problems(spec: dict) -> list[tuple[str, bool, list[int] | None]]:
@@ -93,7 +86,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     seen: dict[str, list] = {}
     found: dict[tuple, list[str]] = {}
     for obj in rendered_objects(ctx):
-        if obj.kind != "ValidatingAdmissionPolicy" or not obj.cluster:
+        if obj.kind != "ValidatingAdmissionPolicy" or not obj.cluster or obj.path.endswith(DATAPLANE_FILE):
             continue
         if obj.digest not in seen:
             seen[obj.digest] = problems(obj.obj.get("spec") or {})

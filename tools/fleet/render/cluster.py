@@ -26,6 +26,7 @@ class Shared:
 
     shuttle_docs: list
     alloy_jobs: list
+    route_policy: list
     network: network.Network
     #: rendered network-policy.yaml text by what it depends on (stage, region, components):
     #: the same for every cluster of a region, so rendered once per run.
@@ -40,7 +41,8 @@ ISOLATION_COMPONENT = "envoy-gateway"
 
 
 def load_shared(fleet: Fleet) -> Shared:
-    return Shared(shuttle.load_manifests(fleet.root), alloy.platform_jobs(fleet.root), network.load(fleet.root))
+    return Shared(shuttle.load_manifests(fleet.root), alloy.platform_jobs(fleet.root),
+                  gateway.load_route_policy(fleet.root), network.load(fleet.root))
 
 
 def header(sources: list[str], comment: str = "#") -> str:
@@ -105,7 +107,7 @@ def component_objects(fleet: Fleet, cluster: Cluster, component: Component, shar
     if component.kind == "manifests":
         if component.name == "shuttle":
             return docs + shuttle.render_manifests(shared.shuttle_docs, cluster, component)
-        return docs + gateway.render(cluster, component)
+        return docs + gateway.render(cluster, component, shared.route_policy)
     chart = component.chart
     assert chart is not None
     values = final_values(fleet.root, cluster, component)
@@ -161,6 +163,7 @@ _WIRED_SOURCES = {
     "fluent-bit": ["base/components/fluent-bit/outputs.conf.j2"],
     "alloy": ["base/fleet.yaml"],                 # Grafana Cloud endpoint and credentials Secret
     "shuttle": [shuttle.MANIFESTS.as_posix()],
+    "gateway-dataplane": [gateway.ROUTE_POLICY.as_posix()],
 }
 #: Components whose rendered values carry the region's endpoints or slug.
 _REGION_WIRED = ("fluent-bit", "vmagent", "shuttle")

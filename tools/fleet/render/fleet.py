@@ -26,7 +26,7 @@ from .cluster import Shared, load_shared, render_cluster
 PARALLEL_MIN_CLUSTERS = 64
 CODE_FILES = ("base/fleet.yaml", "base/components/alloy/config.alloy.j2", "base/components/alloy/platform-jobs.yaml",
               "base/components/fluent-bit/outputs.conf.j2", "base/components/shuttle/manifests.yaml",
-              "base/network/policies.yaml")
+              "base/components/gateway-dataplane/httproute-policy.yaml", "base/network/policies.yaml")
 
 
 def _optional(module: str, name: str) -> Callable | None:
