@@ -162,3 +162,49 @@ def test_custom_resources_folder_without_its_kustomization_is_an_orphan(fleet_co
     messages = [f.message for f in flux_refs.check(ctx)]
     assert any("stages/01-gateway/custom-resources is applied by no Flux Kustomization" in m for m in messages), messages
     assert any("stage-01-gateway-custom-resources is not rendered" in m for m in messages), messages
+
+
+# --- settings that rename what the customer L7 figures are attributed by -------------------------
+
+RENAMING = {
+    "merge-backends": ({"mergeBackends": {}}, "mergeBackends", "cluster deduplication"),
+    "merge-backends-selector": ({"mergeBackends": {"selector": {"matchLabels": {"tier": "web"}}}},
+                                "mergeBackends", "cluster deduplication"),
+    "cluster-stat-name": ({"telemetry": {"metrics": {"clusterStatName": "%BACKEND_REFS%"}}},
+                          "clusterStatName", "renames every cluster's stats"),
+    "cluster-stat-name-without-rule": ({"telemetry": {"metrics": {
+        "clusterStatName": "%ROUTE_KIND%/%ROUTE_NAMESPACE%/%ROUTE_NAME%"}}}, "clusterStatName", "renames"),
+    "merge-gateways": ({"mergeGateways": True}, "mergeGateways", "GatewayClass owner label"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RENAMING))
+def test_renaming_setting_is_an_error_at_its_line(fleet_copy: Path, case: str) -> None:
+    spec, key, message = RENAMING[case]
+    lines = patch_components(fleet_copy, CLUSTER, {"envoy-gateway": {"values": {"config": {"envoyGateway": {
+        "envoyProxy": spec}}}}})
+    found = _dataplane_findings(fleet_copy)
+    assert len(found) == 1 and message in found[0].message and "nyc3-prod-01" in found[0].message, found
+    assert found[0].severity.value == "error"
+    assert (found[0].source.file, found[0].source.line) == (CLUSTER, _line(lines, key))
+
+
+@pytest.mark.parametrize("spec", [
+    {"telemetry": {"metrics": {"clusterStatName": gateway_dataplane.DEFAULT_CLUSTER_STAT_NAME,
+                               "enablePerEndpointStats": False}}},
+    {"mergeGateways": False},
+    {"logging": {"level": {"default": "warn"}}},
+])
+def test_settings_that_keep_the_cluster_names_pass(fleet_copy: Path, spec: dict) -> None:
+    patch_components(fleet_copy, CLUSTER, {"envoy-gateway": {"values": {"config": {"envoyGateway": {"envoyProxy": spec}}}}})
+    assert _dataplane_findings(fleet_copy) == []
+
+
+def test_default_cluster_stat_name_is_envoy_gateways(repo_root: Path) -> None:
+    """The name the recording rules parse is the CRD's documented default, not a guess."""
+    crd = yaml.safe_load((require_shared("crds") / "envoy-gateway/gateway.envoyproxy.io_envoyproxies.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    described = spec["telemetry"]["properties"]["metrics"]["properties"]["clusterStatName"]["description"]
+    assert f"Default: `{gateway_dataplane.DEFAULT_CLUSTER_STAT_NAME}`" in described
+    assert "mergeBackends" in spec and "mergeGateways" in spec

@@ -6,6 +6,17 @@ EnvoyProxy the class names shapes the proxies. For each cluster this holds the m
 spread over nodes, resources), and replays a proxy pod of the rendered Gateway — the discovery
 labels Envoy Gateway gives it — through the vmagent `envoy` job's relabel rules with the real
 relabel engine: a job that drops it would leave the Envoy recording rules without input.
+
+It also refuses the EnvoyProxy settings that silently rename what the customer L7 figures are
+attributed by (see base/rules/README.md, "Which Envoy numbers a dashboard can trust"): in
+Envoy Gateway's default EnvoyProxy spec (gateway-helm values `config.envoyGateway.envoyProxy`:
+the base of every proxy's settings; our GatewayClass's EnvoyProxy replaces it today, as it sets
+no `mergeType`, but it is the one place a layer can write these fields — the rendered EnvoyProxy
+takes only `spec.provider` from the data plane's values): `mergeBackends` (present at all, it enables cluster
+deduplication: one cluster per backend instead of `httproute/<ns>/<route>/rule/<n>`), a
+`telemetry.metrics.clusterStatName` other than Envoy Gateway's default (the stat name the series
+carry as `envoy_cluster_name`) and `mergeGateways: true` (the proxies then carry the
+GatewayClass owner label instead of the Gateway's, which the `envoy` job selects on).
 Findings point at the values line that set (or should set) the value.
 """
 from __future__ import annotations
@@ -23,6 +34,12 @@ DESCRIPTION = "The Envoy data plane (GatewayClass, EnvoyProxy >= 2 replicas with
 ORDER = 46
 
 COMPONENT = "gateway-dataplane"
+CONTROLLER = "envoy-gateway"
+#: Envoy Gateway's default EnvoyProxy spec inside the gateway-helm values (EnvoyGateway config API).
+DEFAULT_PROXY_SPEC = ("config", "envoyGateway", "envoyProxy")
+#: EnvoyProxy spec.telemetry.metrics.clusterStatName's default (Envoy Gateway v1.9.0 CRD): the
+#: `httproute/<ns>/<route>/rule/<n>` names base/rules/recording/20-envoy.yaml parses.
+DEFAULT_CLUSTER_STAT_NAME = "%ROUTE_KIND%/%ROUTE_NAMESPACE%/%ROUTE_NAME%/rule/%ROUTE_RULE_NUMBER%"
 SCRAPE_JOB = "envoy"
 METRICS_PORT = "metrics"   # the proxy container's stats port name (19001, /stats/prometheus)
 MIN_REPLICAS = 2
@@ -65,6 +82,25 @@ def ha_problems(values: dict) -> Iterator[tuple[tuple[str, ...], str]]:
     if not _get(resources, "requests", "cpu") or not _get(resources, "requests", "memory") \
             or not _get(resources, "limits", "memory"):
         yield deployment + ("container", "resources"), "needs cpu and memory requests and a memory limit"
+
+
+def renaming_problems(spec: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(path in an EnvoyProxy spec, problem) for each setting that renames the Envoy clusters or
+    proxies the customer L7 figures are attributed by."""
+    if not isinstance(spec, dict):
+        return
+    if "mergeBackends" in spec:
+        yield ("mergeBackends",), ("enables cluster deduplication (even empty): routes to one backend share one "
+                                   "cluster, no longer named httproute/<ns>/<route>/rule/<n>, so per-service L7 "
+                                   "series vanish")
+    stat_name = _get(spec, "telemetry", "metrics", "clusterStatName")
+    if stat_name is not None and stat_name != DEFAULT_CLUSTER_STAT_NAME:
+        yield ("telemetry", "metrics", "clusterStatName"), \
+            (f"renames every cluster's stats (envoy_cluster_name) away from {DEFAULT_CLUSTER_STAT_NAME}: "
+             "per-service L7 series vanish")
+    if spec.get("mergeGateways") is True:
+        yield ("mergeGateways",), ("puts the proxies under the GatewayClass owner label, which the `envoy` "
+                                   "scrape job does not select: every Envoy series vanishes")
 
 
 def proxy_target(component: Component) -> dict[str, str]:
@@ -112,6 +148,13 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         for path, problem in ha_problems(dataplane.values):
             source = dataplane.source_of("values", *path) or SourceRef(cluster.source)
             found.setdefault((source, f"{COMPONENT}: values.{'.'.join(path)} {problem}"), []).append(cluster.id)
+        controller = cluster.components.get(CONTROLLER)
+        if controller is not None:
+            for path, problem in renaming_problems(_get(controller.values, *DEFAULT_PROXY_SPEC)):
+                full = DEFAULT_PROXY_SPEC + path
+                source = controller.source_of("values", *full) or controller.source_of("values", *full[:-1]) \
+                    or SourceRef(cluster.source)
+                found.setdefault((source, f"{CONTROLLER}: values.{'.'.join(full)} {problem}"), []).append(cluster.id)
         scrape = scrape_problem(cluster, dataplane)
         if scrape is not None:
             found.setdefault((scrape[0], f"vmagent: scrape job `{SCRAPE_JOB}` {scrape[1]}"), []).append(cluster.id)
