@@ -38,7 +38,8 @@ def test_shipped_policy_job_allowlist(shipped):
                                       "envoy-proxy", "alloy", "vmagent", "fluent-bit",
                                       # the control-plane cluster's Alloy
                                       "starbase-api", "starbase-worker", "postgres", "do-loadbalancer",
-                                      "clickhouse", "victoriametrics", "vector"}  # the regional tier's droplets
+                                      "clickhouse", "victoriametrics", "vector",  # the regional tier's droplets
+                                      "customer-rules"}  # `cluster:` customer rules federated by the VM droplet
     assert shipped.job_allowed("shuttle")
     assert not shipped.job_allowed("envoy-self")
     assert not shipped.job_allowed(None)  # require_job

@@ -80,11 +80,49 @@ def test_customer_rule_that_never_had_project_id_fails(root):
     write(root, "clusters/r1-a/rules/recording/30-extra.yaml", """groups:
   - name: r1-a-extra
     rules:
-      - record: cluster:container_cpu_usage_seconds:rate5m
-        expr: sum by (cluster_id) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))
+      - record: namespace:container_cpu_usage_seconds:rate5m
+        expr: sum by (cluster_id, namespace) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))
 """)
     (f,) = findings(root, "rules-project-id")
     assert f.source.file == "clusters/r1-a/rules/recording/30-extra.yaml" and "not sure to carry project_id" in f.message
+
+
+@pytest.mark.parametrize("expr, carries", [
+    ('sum by (cluster_id, namespace) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))',
+     "namespace"),
+    ('rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m])', "unbounded labels"),
+    ('sum without (pod) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))', "unbounded labels"),
+    ('sum by (cluster_id) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))'
+     ' * on (cluster_id) group_left (namespace) sum by (cluster_id) (kube_namespace_labels{job="kube-state-metrics"})',
+     "namespace"),
+])
+def test_cluster_rule_without_project_id_must_keep_only_cluster_and_region(root, expr, carries):
+    write(root, "clusters/r1-a/rules/recording/30-extra.yaml", f"""groups:
+  - name: r1-a-extra
+    rules:
+      - record: cluster:container_cpu_usage_seconds:rate5m
+        expr: '{expr}'
+""")
+    (f,) = findings(root, "rules-project-id")
+    assert (f.source.file, f.source.line) == ("clusters/r1-a/rules/recording/30-extra.yaml", 5)
+    assert f"it can carry {carries}" in f.message
+
+
+@pytest.mark.parametrize("expr", [
+    'sum by (cluster_id) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))',
+    'sum by (cluster_id, region) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m]))'
+    ' or sum by (cluster_id, region) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m])) * 0',
+    'sum by (cluster_id, region) (rate(container_cpu_usage_seconds_total{job="kubelet-cadvisor"}[5m])'
+    ' unless on (cluster_id, namespace) kube_namespace_labels{job="kube-state-metrics"})',
+])
+def test_cluster_rule_of_cluster_and_region_only_needs_no_project_id(root, expr):
+    write(root, "clusters/r1-a/rules/recording/30-extra.yaml", f"""groups:
+  - name: r1-a-extra
+    rules:
+      - record: cluster:container_cpu_usage_seconds:rate5m
+        expr: '{expr}'
+""")
+    assert findings(root, "rules-project-id") == []
 
 
 def test_broken_promql_fails_at_its_expr_line(root):

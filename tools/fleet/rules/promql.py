@@ -358,3 +358,47 @@ def regex_total(regex: str) -> bool:
         return False
     probes = ["a", "abc-123", "x/y/z", "A_b.c:d", " "]
     return all(compiled.match(p) for p in probes)
+
+
+def label_bound(node: pp.Expr) -> frozenset[str] | None:
+    """The labels a result series of `node` can carry at most, or None when nothing bounds them
+    (a raw selector, `without`, a function of one). An over-approximation: both sides of an
+    arithmetic or `or`, the left side of `and`/`unless`, `by` labels, label_replace's target."""
+    if isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
+        return label_bound(node.expr)
+    if isinstance(node, (pp.NumberLiteral, pp.StringLiteral)):
+        return frozenset()
+    if isinstance(node, pp.AggregateExpr):
+        mod = node.modifier
+        extra = {node.param.val} if str(node.op) == "count_values" and isinstance(node.param, pp.StringLiteral) else set()
+        if str(node.op) in ("topk", "bottomk", "limitk"):
+            return label_bound(node.expr)
+        if mod is None:
+            return frozenset(extra)
+        if str(mod.type).endswith("By"):
+            return frozenset(set(mod.labels) | extra)
+        return None
+    if isinstance(node, pp.BinaryExpr):
+        lhs = label_bound(node.lhs)
+        if str(node.op) in ("and", "unless"):
+            return lhs
+        rhs = label_bound(node.rhs)
+        if lhs is None or rhs is None:
+            return None
+        group = set((node.modifier.group_labels or []) if node.modifier is not None else [])
+        return frozenset(lhs | rhs | group)
+    if isinstance(node, pp.Call):
+        bounds = []
+        for arg in node.args:
+            if isinstance(arg, pp.StringLiteral):
+                continue
+            bound = label_bound(arg)
+            if bound is None:
+                return None
+            bounds.append(bound)
+        added = set()
+        if node.func.name in ("label_replace", "label_join") and len(node.args) > 1 \
+                and isinstance(node.args[1], pp.StringLiteral):
+            added.add(node.args[1].val)
+        return frozenset(set().union(*bounds) | added)
+    return None

@@ -231,14 +231,31 @@ class _FlowIndex:
         return flow
 
 
+#: What a `cluster:` customer rule may carry: the platform's view of the customer plane (no tenant
+#: in it), federated to Grafana Cloud by the VictoriaMetrics droplet's Alloy (job customer-rules).
+CLUSTER_LEVEL_LABELS = frozenset({"cluster_id", "region"})
+
+
 def check_customer_project_id(rules: PlaneRules, asts: dict[int, pp.Expr], catalogue: Catalogue) -> Iterator[Finding]:
-    """Every customer recording rule's result carries project_id (the tenant filter needs it)."""
+    """Every customer recording rule's result carries project_id (the tenant filter needs it),
+    but a `cluster:` rule whose result provably carries nothing but cluster_id and region: a
+    per-cluster figure of no tenant (e.g. the L7 traffic no tenant could be given)."""
     index = _FlowIndex(rules, asts, catalogue)
     for _group, rule in rules.rules:
         if rule.kind != "record" or id(rule) not in asts:
             continue
         flow = index.rule_flow(rule)
         if "project_id" in flow.known:
+            continue
+        if rule.name.startswith("cluster:"):
+            bound = promql.label_bound(asts[id(rule)])
+            if bound is not None and bound <= CLUSTER_LEVEL_LABELS:
+                continue
+            extra = "unbounded labels" if bound is None else ", ".join(sorted(bound - CLUSTER_LEVEL_LABELS))
+            yield _finding("rules-project-id", rule.expr_source,
+                           f"customer rule {rule.name!r}: result is not sure to carry project_id, and as a "
+                           f"`cluster:` rule without it may keep only cluster_id and region (it can carry {extra})",
+                           "aggregate `by (cluster_id, region)`, or keep project_id")
             continue
         if flow.losses:
             for loss in flow.losses:

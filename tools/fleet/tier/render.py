@@ -34,9 +34,15 @@ DESCRIPTIONS = {"clickhouse": "ClickHouse", "victoriaMetrics": "VictoriaMetrics"
 #: the `job` labels of the platform alerts in base/rules/alerts/ (ClickHouseDown, …).
 AGENT_JOBS = {
     "clickhouse": [("clickhouse", f"127.0.0.1:{CLICKHOUSE_METRICS_PORT}", "/metrics")],
-    "victoriaMetrics": [("victoriametrics", f"127.0.0.1:{VICTORIA_METRICS_PORT}", "/metrics")],
+    "victoriaMetrics": [("victoriametrics", f"127.0.0.1:{VICTORIA_METRICS_PORT}", "/metrics"),
+                        ("customer-rules", f"127.0.0.1:{VICTORIA_METRICS_PORT}", "/federate")],
     "vector": [("vector", f"127.0.0.1:{VECTOR_METRICS_PORT}", "/metrics")],
 }
+#: Query parameters of a job's scrape. `customer-rules` federates, from the region's store, the
+#: `cluster:` customer recording rules: the platform's view of the customer plane, per cluster
+#: and region only (rules-project-id holds them to that), e.g. the unattributed Envoy traffic
+#: EnvoyTrafficUnattributed alerts on. Every series still passes the GDPR gate.
+AGENT_JOB_PARAMS = {"customer-rules": {"match[]": ['{__name__=~"cluster:.+"}']}}
 
 
 def tf_escape(text: str) -> str:
@@ -256,7 +262,8 @@ def agent_configs(root: Path, tier: Tier, header: str, remote_write_url: str) ->
         d = tier.droplet(key)
         out[key] = render_template(root, (TEMPLATES / "agent.alloy.j2").as_posix(), header=header, tier=tier,
                                    droplet=d, rules=rules, remote_write_url=remote_write_url,
-                                   jobs=[{"job": j, "address": a, "path": p} for j, a, p in jobs])
+                                   jobs=[{"job": j, "address": a, "path": p, "params": AGENT_JOB_PARAMS.get(j)}
+                                         for j, a, p in jobs])
     return out
 
 
