@@ -7,7 +7,8 @@ job would yield; this check asks whether the job exists at all in what Flux appl
 * platform alerts (Grafana Cloud) read only what Alloy ships: the `job` of every
   `prometheus.scrape` in the rendered `config.alloy` files (any cluster, any profile) and in
   the regional droplets' own Alloy configs (`regions/<region>/alloy/*.alloy`: ClickHouse,
-  VictoriaMetrics, the Vector aggregator);
+  VictoriaMetrics, the Vector aggregator, and the `cluster:` customer rules the VictoriaMetrics
+  droplet federates from its store, job customer-rules);
 * customer recording rules (vmalert, the region's VictoriaMetrics) read only what vmagent ships:
   the `job_name`s of every rendered vmagent scrape config.
 
