@@ -8,15 +8,17 @@ labels Envoy Gateway gives it — through the vmagent `envoy` job's relabel rule
 relabel engine: a job that drops it would leave the Envoy recording rules without input.
 
 It also refuses the EnvoyProxy settings that silently rename what the customer L7 figures are
-attributed by (see base/rules/README.md, "Which Envoy numbers a dashboard can trust"): in
-Envoy Gateway's default EnvoyProxy spec (gateway-helm values `config.envoyGateway.envoyProxy`:
-the base of every proxy's settings; our GatewayClass's EnvoyProxy replaces it today, as it sets
-no `mergeType`, but it is the one place a layer can write these fields — the rendered EnvoyProxy
-takes only `spec.provider` from the data plane's values): `mergeBackends` (present at all, it enables cluster
-deduplication: one cluster per backend instead of `httproute/<ns>/<route>/rule/<n>`), a
-`telemetry.metrics.clusterStatName` other than Envoy Gateway's default (the stat name the series
-carry as `envoy_cluster_name`) and `mergeGateways: true` (the proxies then carry the
-GatewayClass owner label instead of the Gateway's, which the `envoy` job selects on).
+attributed by (base/rules/README.md, "Which Envoy numbers a customer dashboard can trust"), in
+Envoy Gateway's default EnvoyProxy spec (gateway-helm values `config.envoyGateway.envoyProxy`,
+the base of every proxy's settings: our GatewayClass's EnvoyProxy replaces it today, as it sets no
+`mergeType`, but it is the one place a layer can write these fields, since the rendered EnvoyProxy
+takes only `spec.provider` from the data plane's values):
+- `mergeBackends`, present at all (it enables cluster deduplication: one cluster per backend
+  instead of `httproute/<ns>/<route>/rule/<n>`);
+- a `telemetry.metrics.clusterStatName` other than Envoy Gateway's default (the stat name the
+  series carry as `envoy_cluster_name`);
+- `mergeGateways: true` (the proxies then carry the GatewayClass owner label instead of the
+  Gateway's, which the `envoy` job selects on).
 Findings point at the values line that set (or should set) the value.
 """
 from __future__ import annotations
