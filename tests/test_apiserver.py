@@ -1,0 +1,426 @@
+"""The rendered fleet on a real API server: the pinned kube-apiserver on Debian's etcd (tests/_apiserver.py).
+
+Server-side dry-run: every rendered object of every cluster is applied with `dryRun=All` the way
+Flux's kustomize-controller applies it — server-side apply, forced, strict field validation —
+cluster by cluster and folder by folder in Flux's order: the cluster's root (flux-system/ and
+stages.yaml), then each stage after the one it `dependsOn`, each folder built by `kubectl
+kustomize` as Flux builds it (so the configMapGenerator's ConfigMap is applied too). Before that
+the shared CRDs are installed for real (Flux; Gateway API, standard channel, what DOKS manages;
+Envoy Gateway) and the bootstrap's namespaces created (flux-system by `flux install`, the ones
+README's "Bootstrap a cluster" creates). A folder's Namespaces are applied for real first (Flux
+applies Namespaces before the rest, and a namespaced dry-run needs its namespace); since they then
+outlive the cluster, every namespaced object must name a namespace its own cluster creates in the
+same or an earlier stage, or the bootstrap does — checked from the rendered objects.
+
+Any rejection fails with the file and line of the object. Exception, explicit and reported:
+Cilium's policies (`cilium.io`), whose CRDs are not in ../shared/crds (its README says why); the
+objects of a kind no installed CRD serves fail unless their group is listed in NO_CRD.
+
+Shuttle's ValidatingAdmissionPolicy: its rendered policy, binding, ServiceAccount and RBAC are
+applied for real, then each request of the shuttle-admission lint table (the one cel-python
+judges) is made for real, with a TokenRequest token of the identity it names (dry-run, on a
+state the admin prepares: the namespace's labels, the existing object). The server's verdict must
+be the table's and cel-python's, and a denial must come from the policy with the message of the
+validation cel-python says fails first.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+import _apiserver
+from _apiserver import Client, Resource
+from _binaries import require_binary
+from conftest import require_shared
+from fleet import admission, upstream
+from fleet.checks import shuttle_admission
+from fleet.k8s.objects import iter_objects
+
+pytestmark = [pytest.mark.binary, pytest.mark.e2e]
+
+REPO = Path(__file__).resolve().parents[1]
+CRD_FOLDERS = ("flux", "gateway/standard", "envoy-gateway")
+#: API groups whose objects are rendered but cannot be applied: no real CRD is available.
+NO_CRD = {"cilium.io": "Cilium's CRDs are not in ../shared/crds (see its README, 'Not here: Cilium CRDs')"}
+#: Namespaces every cluster has before Flux runs: the API server's own, and `flux install`'s.
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "flux-system")
+
+
+def _group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+def _key(obj: dict) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (_group(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")), str(meta.get("namespace") or ""),
+            str(meta.get("name", "")))
+
+
+def bootstrap_namespaces() -> tuple[str, ...]:
+    """The namespaces README's bootstrap creates before Flux applies anything, plus the built-in ones."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Bootstrap a cluster", 1)[1].split("\n## ", 1)[0]
+    return BUILTIN_NAMESPACES + tuple(re.findall(r"kubectl create namespace ([a-z0-9-]+)", section))
+
+
+@dataclass
+class Cluster:
+    """The real server, with the shared CRDs installed and what discovery says it serves."""
+
+    admin: Client
+    served: dict[tuple[str, str], Resource]
+    kubectl: str
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Cluster:
+    kubectl = require_binary("kubectl")
+    crd_files = sorted(f for folder in CRD_FOLDERS for f in require_shared(f"crds/{folder}").glob("*.yaml"))
+    server = _apiserver.start(tmp_path_factory.mktemp("apiserver"))
+    try:
+        admin = server.admin
+        served = admin.discovery()
+        crds = [doc for f in crd_files for doc in yaml.safe_load_all(f.read_text()) if doc]
+        crd_api = served[("apiextensions.k8s.io/v1", "CustomResourceDefinition")]
+        for crd in crds:
+            done = admin.apply(crd_api, crd, dry_run=False)
+            assert done.ok, f"CRD {crd['metadata']['name']}: {done.status} {done.message}"
+        _wait_established(admin, crd_api, [c["metadata"]["name"] for c in crds])
+        wanted = {(f"{c['spec']['group']}/{v['name']}", c["spec"]["names"]["kind"])
+                  for c in crds for v in c["spec"]["versions"] if v.get("served")}
+        deadline = time.monotonic() + 60
+        while not wanted <= served.keys() and time.monotonic() < deadline:
+            time.sleep(0.5)
+            served = admin.discovery()
+        assert wanted <= served.keys(), f"not served after install: {sorted(wanted - served.keys())}"
+        ns_api = served[("v1", "Namespace")]
+        for name in bootstrap_namespaces():
+            made = admin.apply(ns_api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+                               dry_run=False)
+            assert made.ok, f"namespace {name}: {made.message}"
+        yield Cluster(admin, served, kubectl)
+    except BaseException:
+        print(server.log_tail())
+        raise
+    finally:
+        server.stop()
+
+
+def _wait_established(admin: Client, crd_api: Resource, names: list[str], timeout: float = 60) -> None:
+    pending = set(names)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            got = admin.request("GET", crd_api.path(name)).body
+            conditions = {c["type"]: c["status"] for c in (got.get("status") or {}).get("conditions") or []}
+            if conditions.get("Established") == "True":
+                pending.discard(name)
+        if pending:
+            time.sleep(0.5)
+    assert not pending, f"CRDs not Established after {timeout} s: {sorted(pending)}"
+
+
+# --- every rendered object, server-side dry-run ----------------------------------------------------
+
+def flux_folders(root: Path, cluster_id: str) -> list[Path]:
+    """The folders Flux applies for a cluster, in order: the root, then the stages by `dependsOn`."""
+    base = root / "rendered" / "clusters" / cluster_id
+    stages = {d["metadata"]["name"]: d for d in yaml.safe_load_all((base / "stages.yaml").read_text())
+              if d and d.get("kind") == "Kustomization"}
+    ordered: list[str] = []
+    while len(ordered) < len(stages):
+        ready = sorted(n for n, d in stages.items() if n not in ordered
+                       and all(dep["name"] in ordered for dep in d["spec"].get("dependsOn") or []))
+        assert ready, f"{base / 'stages.yaml'}: dependsOn cycle or unknown stage among {sorted(set(stages) - set(ordered))}"
+        ordered.append(ready[0])
+    return [base] + [root / stages[n]["spec"]["path"] for n in ordered]
+
+
+@dataclass
+class DryRun:
+    applied: int = 0
+    failures: list[str] = field(default_factory=list)
+    no_crd: Counter = field(default_factory=Counter)
+
+
+def kustomize(kubectl: str, folder: Path) -> list[dict]:
+    built = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True)
+    assert built.returncode == 0, f"kubectl kustomize {folder}: {built.stderr}"
+    return [d for d in yaml.safe_load_all(built.stdout) if d]
+
+
+def dry_run_cluster(cluster: Cluster, root: Path, cluster_id: str) -> DryRun:
+    """Apply one cluster's rendered objects in Flux's order: Namespaces for real, the rest dry-run."""
+    result = DryRun()
+    sources = {_key(o.obj): f"{o.path}:{o.line}" for o in iter_objects(root / "rendered", root=root)
+               if o.cluster == cluster_id and isinstance(o.obj, dict) and o.kind}
+    unapplied = set(sources)
+    namespaces = set(bootstrap_namespaces())
+    for folder in flux_folders(root, cluster_id):
+        objects = kustomize(cluster.kubectl, folder)
+        objects.sort(key=lambda o: o.get("kind") != "Namespace")
+        namespaces |= {o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"}
+        for obj in objects:
+            key = _key(obj)
+            unapplied.discard(key)
+            where = sources.get(key) or f"{(folder / 'kustomization.yaml').relative_to(root)} (generated)"
+            what = f"{where}: {obj.get('kind')} {key[2] + '/' if key[2] else ''}{key[3]}"
+            api = cluster.served.get((obj.get("apiVersion"), obj.get("kind")))
+            if api is None:
+                if key[0] in NO_CRD:
+                    result.no_crd[(obj["apiVersion"], obj["kind"])] += 1
+                else:
+                    result.failures.append(f"{what}: no installed API serves {obj.get('apiVersion')} {obj.get('kind')}")
+                continue
+            if api.namespaced and (key[2] or "default") not in namespaces:
+                result.failures.append(f"{what}: namespace {key[2] or 'default'} is created by no stage up to "
+                                       f"{folder.name} of this cluster nor by the bootstrap")
+            done = cluster.admin.apply(api, obj, dry_run=obj.get("kind") != "Namespace")
+            if done.ok:
+                result.applied += 1
+            else:
+                result.failures.append(f"{what}: {done.status} {done.message}")
+    result.failures += [f"{sources[k]}: {k[1]} {k[3]} is in no folder Flux applies" for k in sorted(unapplied)]
+    return result
+
+
+def test_pinned_apiserver_is_the_fleet_kubernetes_version() -> None:
+    """The API server judging the objects is the release lint's schemas are (base/fleet.yaml)."""
+    fleet_yaml = yaml.safe_load((REPO / "base/fleet.yaml").read_text())
+    assert upstream.version("kube-apiserver") == f"v{fleet_yaml['kubernetesVersion']}"
+
+
+def test_server_reports_the_pinned_version(cluster: Cluster) -> None:
+    assert cluster.admin.request("GET", "/version").body["gitVersion"] == upstream.version("kube-apiserver")
+
+
+def test_every_rendered_object_passes_server_side_dry_run(cluster: Cluster) -> None:
+    clusters = sorted(p.name for p in (REPO / "rendered" / "clusters").iterdir() if p.is_dir())
+    assert clusters
+    failures, no_crd, applied = [], Counter(), 0
+    for cluster_id in clusters:
+        result = dry_run_cluster(cluster, REPO, cluster_id)
+        assert result.applied > 0, cluster_id
+        failures += result.failures
+        no_crd += result.no_crd
+        applied += result.applied
+    assert not failures, "the API server rejects:\n" + "\n".join(failures)
+    if no_crd:
+        warnings.warn(f"server-side dry-run: {applied} objects applied; not applied for want of a CRD: "
+                      + ", ".join(f"{n} {kind} ({api})" for (api, kind), n in sorted(no_crd.items()))
+                      + f" — {'; '.join(NO_CRD.values())}", stacklevel=1)
+
+
+def test_rejections_are_reported_at_their_file_and_line(cluster: Cluster, tmp_path: Path) -> None:
+    """A broken copy of one cluster: each kind of failure names the object's file and line, and
+    the rest of the cluster still applies."""
+    cluster_id = "fra1-prod-01"
+    rel = f"rendered/clusters/{cluster_id}"
+    shutil.copytree(REPO / rel, tmp_path / rel)
+    breaks = [  # file, text, replacement, the object's `kind:` line, what the failure must say
+        ("stages.yaml", "  interval: 10m\n", "  interval: ten minutes\n", "kind: Kustomization",
+         "spec.interval"),                                              # out of the Flux CRD's schema
+        ("stages/04-shuttle/shuttle.yaml", "  replicas: 1\n", "  replicas: -1\n", "kind: Deployment",
+         "spec.replicas"),                                              # the API's own validation
+        ("stages/02-cluster-metrics/network-policy.yaml", "  namespace: starform-metrics\n",
+         "  namespace: p-nowhere\n", "kind: NetworkPolicy",
+         "namespace p-nowhere is created by no stage up to 02-cluster-metrics"),
+        ("stages/01-gateway/custom-resources/gateway-dataplane.yaml", "apiVersion: gateway.networking.k8s.io/v1\n",
+         "apiVersion: gateway.networking.k8s.io/v9\n", "kind: GatewayClass", "no installed API serves"),
+    ]
+    expected = []
+    for file, old, new, kind_line, says in breaks:
+        path = tmp_path / rel / file
+        text = path.read_text()
+        assert old in text, (file, old)
+        text = text.replace(old, new, 1)
+        path.write_text(text)
+        # the object's line is its first, `apiVersion:`, just above `kind:` (0-based index = line - 1)
+        expected.append((f"{rel}/{file}:{text.splitlines().index(kind_line)}", says))
+    (tmp_path / rel / "stages/04-shuttle/stray.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stray\n  namespace: starform-system\n")
+    expected.append((f"{rel}/stages/04-shuttle/stray.yaml:1", "ConfigMap stray is in no folder Flux applies"))
+    result = dry_run_cluster(cluster, tmp_path, cluster_id)
+    for where, says in expected:
+        assert any(f.startswith(where + ": ") and says in f for f in result.failures), (where, says, result.failures)
+    assert {f.split(": ")[0] for f in result.failures} == {where for where, _ in expected}, result.failures
+    assert result.applied > 20
+
+
+# --- Shuttle's admission policy, as Shuttle ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Body:
+    api_version: str
+    kind: str
+    spec: dict
+
+
+BODIES = {
+    "secrets": Body("v1", "Secret", {"type": "Opaque", "stringData": {"k": "v"}}),
+    "deployments": Body("apps/v1", "Deployment", {"spec": {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]}}}}),
+}
+
+
+def _token(admin: Client, username: str) -> str:
+    """A TokenRequest token for `system:serviceaccount:<ns>:<name>` (the ServiceAccount must exist)."""
+    _, _, namespace, name = username.split(":")
+    made = admin.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+                         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                          "spec": {"expirationSeconds": 3600}})
+    assert made.ok, f"token for {username}: {made.message}"
+    return made.body["status"]["token"]
+
+
+def _set_namespace(admin: Client, name: str, labels: dict) -> None:
+    """Make namespace `name` exist with exactly `labels` (plus the API server's own name label)."""
+    got = admin.request("GET", f"/api/v1/namespaces/{name}")
+    if got.status == 404:
+        done = admin.request("POST", "/api/v1/namespaces",
+                             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+    else:
+        got.body["metadata"]["labels"] = dict(labels)
+        done = admin.request("PUT", f"/api/v1/namespaces/{name}", got.body)
+    assert done.ok, f"namespace {name}: {done.message}"
+
+
+def _labels(obj: dict | None) -> dict:
+    return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
+
+
+def real_request(cluster: Cluster, user: Client, request: admission.Request):
+    """Prepare the state `request` assumes (as admin), then make it as `user`, dry-run."""
+    admin, dry = cluster.admin, {"dryRun": "All"}
+    if request.resource == "namespaces":
+        name = (request.obj or request.old)["metadata"]["name"]
+        path = f"/api/v1/namespaces/{name}"
+        if request.operation == "CREATE":
+            assert admin.request("GET", path).status == 404, f"namespace {name} exists; cannot test its creation"
+            return user.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                               "metadata": request.obj["metadata"]}, query=dry)
+        _set_namespace(admin, name, _labels(request.old))
+        if request.operation == "DELETE":
+            return user.request("DELETE", path, query=dry)
+        current = admin.request("GET", path).body
+        current["metadata"]["labels"] = _labels(request.obj)
+        return user.request("PUT", path, current, query=dry)
+    body = BODIES.get(request.resource)
+    assert body, f"no request body for {request.resource}: add one to BODIES"
+    namespace = request.namespace["metadata"]["name"]
+    _set_namespace(admin, namespace, _labels(request.namespace))
+    name = request.obj["metadata"]["name"]
+    api = cluster.served[(body.api_version, body.kind)]
+    obj = {"apiVersion": body.api_version, "kind": body.kind, "metadata": {"name": name, "namespace": namespace},
+           **copy.deepcopy(body.spec)}
+    exists = admin.request("GET", api.path(name, namespace)).ok
+    if request.operation == "CREATE":
+        if exists:
+            assert admin.request("DELETE", api.path(name, namespace)).ok
+        return user.request("POST", api.path(None, namespace), obj, query=dry)
+    if not exists:
+        assert admin.request("POST", api.path(None, namespace), obj).ok
+    if request.operation == "DELETE":
+        return user.request("DELETE", api.path(name, namespace), query=dry)
+    return user.request("PUT", api.path(name, namespace), admin.request("GET", api.path(name, namespace)).body,
+                        query=dry)
+
+
+def _denial(response, policy: str, binding: str) -> str | None:
+    """The policy's message when `response` is this policy's denial, else None."""
+    prefix = f"ValidatingAdmissionPolicy '{policy}' with binding '{binding}' denied request: "
+    message = response.message
+    if response.status == 403 and prefix in message:
+        return message.split(prefix, 1)[1]
+    return None
+
+
+def _shuttle_stages() -> dict[str, list[dict]]:
+    """Each distinct set of Shuttle's policy and RBAC objects, by the first cluster rendering it."""
+    found: dict[str, list[dict]] = {}
+    for folder in sorted((REPO / "rendered" / "clusters").glob("*/stages/*-shuttle")):
+        docs = [d for f in sorted(folder.glob("*.yaml")) if f.name != "kustomization.yaml"
+                for d in yaml.safe_load_all(f.read_text()) if d]
+        kept = [d for d in docs if d["kind"] in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                                                 "Role", "RoleBinding", "ValidatingAdmissionPolicy",
+                                                 "ValidatingAdmissionPolicyBinding")]
+        if any(d["kind"] == "ValidatingAdmissionPolicy" for d in kept) and kept not in found.values():
+            found[folder.parent.parent.name] = kept
+    return found
+
+
+def _await_policy(user: Client, cluster: Cluster, policy: str, binding: str, timeout: float = 60) -> None:
+    """The policy and RBAC take effect through informers: wait until the policy itself denies a
+    write in kube-system (a row of the table), not RBAC."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "canary", "namespace": "kube-system"}}
+    api = cluster.served[("v1", "Secret")]
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = user.request("POST", api.path(None, "kube-system"), secret, query={"dryRun": "All"})
+        if _denial(last, policy, binding) is not None:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"Shuttle's policy not in effect after {timeout} s: last answer {last.status} {last.message}")
+
+
+def test_shuttle_admission_policy_on_the_real_server_agrees_with_cel_python(cluster: Cluster) -> None:
+    stages = _shuttle_stages()
+    assert stages, "no cluster renders Shuttle's ValidatingAdmissionPolicy"
+    admin = cluster.admin
+    # Flux's kustomize-controller (cluster-admin, as `flux install` binds it): the table's other user.
+    flux_user = "system:serviceaccount:flux-system:kustomize-controller"
+    for obj in ({"apiVersion": "v1", "kind": "ServiceAccount",
+                 "metadata": {"name": "kustomize-controller", "namespace": "flux-system"}},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": "cluster-reconciler-flux-system"},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                 "subjects": [{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": "flux-system"}]}):
+        assert admin.apply(cluster.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False).ok
+    for cluster_id, objects in stages.items():
+        for obj in objects:
+            done = admin.apply(cluster.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False)
+            assert done.ok, f"{cluster_id}: {obj['kind']} {obj['metadata']['name']}: {done.message}"
+        (policy,) = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"]
+        (binding,) = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
+        names = policy["metadata"]["name"], binding["metadata"]["name"]
+        users = {shuttle_admission.SHUTTLE: admin.as_token(_token(admin, shuttle_admission.SHUTTLE)),
+                 flux_user: admin.as_token(_token(admin, flux_user))}
+        _await_policy(users[shuttle_admission.SHUTTLE], cluster, *names)
+        # Namespace creations first: a dry-run never creates, but other rows make their namespaces.
+        table = sorted(shuttle_admission.REQUIREMENTS,
+                       key=lambda row: not (row[1].resource == "namespaces" and row[1].operation == "CREATE"))
+        disagreements = []
+        for what, request, expected in table:
+            failed = admission.failed_validations(policy["spec"], request)
+            cel_admits = failed is None or not failed
+            assert request.username in users, f"{what}: no identity for {request.username}"
+            response = real_request(cluster, users[request.username], request)
+            denial = _denial(response, *names)
+            if response.ok:
+                real = "admitted"
+            elif denial is not None:
+                real = "denied"
+            else:
+                disagreements.append(f"{what}: neither admitted nor denied by the policy: "
+                                     f"{response.status} {response.message}")
+                continue
+            want = "admitted" if expected else "denied"
+            if real != want or cel_admits != expected:
+                disagreements.append(f"{what}: table {want}, cel-python {'admitted' if cel_admits else 'denied'}, "
+                                     f"kube-apiserver {real}" + (f" ({denial})" if denial else ""))
+            elif denial is not None and denial != policy["spec"]["validations"][failed[0]]["message"]:
+                disagreements.append(f"{what}: kube-apiserver denies with {denial!r}, cel-python's first "
+                                     f"failing validation is #{failed[0]}")
+        assert not disagreements, f"{cluster_id}:\n" + "\n".join(disagreements)
