@@ -179,6 +179,7 @@ def start(workdir: Path) -> ApiServer:
         f"--service-account-key-file={workdir / 'sa.key'}",
         f"--service-account-signing-key-file={workdir / 'sa.key'}",
         "--service-cluster-ip-range=10.96.0.0/16",
+        "--endpoint-reconciler-type=none",  # the `kubernetes` Service cannot point at loopback
         "--profiling=false",
     ], stdout=subprocess.DEVNULL, stderr=log.open("w")))
     server = ApiServer(None, log, processes)  # type: ignore[arg-type]
