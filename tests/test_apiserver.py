@@ -21,7 +21,9 @@ applied for real, then each request of the shuttle-admission lint table (the one
 judges) is made for real, with a TokenRequest token of the identity it names (dry-run, on a
 state the admin prepares: the namespace's labels, the existing object). The server's verdict must
 be the table's and cel-python's, and a denial must come from the policy with the message of the
-validation cel-python says fails first.
+validation cel-python says fails first. Then Shuttle creates an object of every namespaced kind its
+RBAC lets it write, in kube-system and in a customer namespace: the policy's matchConstraints,
+which cel-python does not model, must fence each.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -297,6 +300,21 @@ def _set_namespace(admin: Client, name: str, labels: dict) -> None:
     assert done.ok, f"namespace {name}: {done.message}"
 
 
+def _remove_namespace(admin: Client, name: str, timeout: float = 30) -> None:
+    """Delete namespace `name` and finalize it as the namespace controller would (none runs here)."""
+    path = f"/api/v1/namespaces/{name}"
+    got = admin.request("GET", path)
+    if got.status == 404:
+        return
+    admin.request("DELETE", path)
+    deadline = time.monotonic() + timeout
+    while (got := admin.request("GET", path)).ok and time.monotonic() < deadline:
+        got.body["spec"]["finalizers"] = []
+        admin.request("PUT", f"{path}/finalize", got.body)
+        time.sleep(0.2)
+    assert got.status == 404, f"namespace {name} not removed: {got.status}"
+
+
 def _labels(obj: dict | None) -> dict:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
@@ -308,7 +326,7 @@ def real_request(cluster: Cluster, user: Client, request: admission.Request):
         name = (request.obj or request.old)["metadata"]["name"]
         path = f"/api/v1/namespaces/{name}"
         if request.operation == "CREATE":
-            assert admin.request("GET", path).status == 404, f"namespace {name} exists; cannot test its creation"
+            _remove_namespace(admin, name)
             return user.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                                "metadata": request.obj["metadata"]}, query=dry)
         _set_namespace(admin, name, _labels(request.old))
@@ -361,66 +379,157 @@ def _shuttle_stages() -> dict[str, list[dict]]:
     return found
 
 
-def _await_policy(user: Client, cluster: Cluster, policy: str, binding: str, timeout: float = 60) -> None:
-    """The policy and RBAC take effect through informers: wait until the policy itself denies a
-    write in kube-system (a row of the table), not RBAC."""
+def _await_policy(user: Client, cluster: Cluster, policy: str, binding: str, *, present: bool = True,
+                  timeout: float = 60) -> None:
+    """Policies and RBAC take effect through informers: wait until the policy itself denies a write
+    in an unlabelled kube-system (a row of the table), not RBAC — or, `present=False`, until it no
+    longer does (it was deleted)."""
+    _set_namespace(cluster.admin, "kube-system", {})
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "canary", "namespace": "kube-system"}}
     api = cluster.served[("v1", "Secret")]
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         last = user.request("POST", api.path(None, "kube-system"), secret, query={"dryRun": "All"})
-        if _denial(last, policy, binding) is not None:
+        if (_denial(last, policy, binding) is not None) == present:
             return
         time.sleep(0.5)
-    pytest.fail(f"Shuttle's policy not in effect after {timeout} s: last answer {last.status} {last.message}")
+    state = "in effect" if present else "gone"
+    pytest.fail(f"Shuttle's policy not {state} after {timeout} s: last answer {last.status} {last.message}")
 
 
-def test_shuttle_admission_policy_on_the_real_server_agrees_with_cel_python(cluster: Cluster) -> None:
+FLUX_USER = "system:serviceaccount:flux-system:kustomize-controller"
+
+
+@dataclass(frozen=True)
+class Shuttle:
+    """One cluster's Shuttle policy installed on the server, with a client per identity."""
+
+    cluster_id: str
+    policy: dict
+    names: tuple[str, str]            # the policy's and its binding's
+    users: dict[str, Client]          # username → client with a TokenRequest token
+
+
+POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
+def installed_shuttles(cluster: Cluster) -> Iterator[Shuttle]:
+    """Apply each distinct rendered Shuttle stage (ServiceAccount, RBAC, policy, binding) for real,
+    plus Flux's kustomize-controller (cluster-admin, as `flux install` binds it), and yield it once
+    its policy is in effect. A policy of the same name left by an earlier stage or test is deleted
+    first and seen gone, so the policy in effect is the one yielded."""
     stages = _shuttle_stages()
     assert stages, "no cluster renders Shuttle's ValidatingAdmissionPolicy"
     admin = cluster.admin
-    # Flux's kustomize-controller (cluster-admin, as `flux install` binds it): the table's other user.
-    flux_user = "system:serviceaccount:flux-system:kustomize-controller"
-    for obj in ({"apiVersion": "v1", "kind": "ServiceAccount",
-                 "metadata": {"name": "kustomize-controller", "namespace": "flux-system"}},
-                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                 "metadata": {"name": "cluster-reconciler-flux-system"},
-                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                 "subjects": [{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": "flux-system"}]}):
-        assert admin.apply(cluster.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False).ok
+    flux = ({"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": "kustomize-controller", "namespace": "flux-system"}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": "cluster-reconciler-flux-system"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+             "subjects": [{"kind": "ServiceAccount", "name": "kustomize-controller", "namespace": "flux-system"}]})
     for cluster_id, objects in stages.items():
-        for obj in objects:
+        rest = [o for o in objects if o["kind"] not in POLICY_KINDS]
+        policies = [next(o for o in objects if o["kind"] == kind) for kind in POLICY_KINDS]
+        names = tuple(o["metadata"]["name"] for o in policies)
+        for obj in (*flux, *rest):
             done = admin.apply(cluster.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False)
             assert done.ok, f"{cluster_id}: {obj['kind']} {obj['metadata']['name']}: {done.message}"
-        (policy,) = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicy"]
-        (binding,) = [o for o in objects if o["kind"] == "ValidatingAdmissionPolicyBinding"]
-        names = policy["metadata"]["name"], binding["metadata"]["name"]
-        users = {shuttle_admission.SHUTTLE: admin.as_token(_token(admin, shuttle_admission.SHUTTLE)),
-                 flux_user: admin.as_token(_token(admin, flux_user))}
+        users = {u: admin.as_token(_token(admin, u)) for u in (shuttle_admission.SHUTTLE, FLUX_USER)}
+        for kind, name in zip(POLICY_KINDS, names):
+            gone = admin.request("DELETE", cluster.served[("admissionregistration.k8s.io/v1", kind)].path(name))
+            assert gone.ok or gone.status == 404, gone.message
+        _await_policy(users[shuttle_admission.SHUTTLE], cluster, *names, present=False)
+        for obj in policies:
+            done = admin.apply(cluster.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False)
+            assert done.ok, f"{cluster_id}: {obj['kind']} {obj['metadata']['name']}: {done.message}"
         _await_policy(users[shuttle_admission.SHUTTLE], cluster, *names)
-        # Namespace creations first: a dry-run never creates, but other rows make their namespaces.
-        table = sorted(shuttle_admission.REQUIREMENTS,
-                       key=lambda row: not (row[1].resource == "namespaces" and row[1].operation == "CREATE"))
+        yield Shuttle(cluster_id, policies[0], names, users)
+
+
+def _verdict(response, shuttle: Shuttle) -> tuple[str, str | None]:
+    """("admitted" | "denied" | "other", the policy's denial message or the error)."""
+    denial = _denial(response, *shuttle.names)
+    if response.ok:
+        return "admitted", None
+    if denial is not None:
+        return "denied", denial
+    return "other", f"{response.status} {response.message}"
+
+
+def _disagreement(what: str, shuttle: Shuttle, request: admission.Request, response, expected: bool) -> str | None:
+    """Why the server, cel-python and the expectation do not all agree on `request`, or None."""
+    failed = admission.failed_validations(shuttle.policy["spec"], request)
+    cel_admits = failed is None or not failed
+    real, detail = _verdict(response, shuttle)
+    want = "admitted" if expected else "denied"
+    if real == "other":
+        return f"{what}: neither admitted nor denied by the policy: {detail}"
+    if real != want or cel_admits != expected:
+        return (f"{what}: expected {want}, cel-python {'admitted' if cel_admits else 'denied'}, "
+                f"kube-apiserver {real}" + (f" ({detail})" if detail else ""))
+    if detail is not None and detail != shuttle.policy["spec"]["validations"][failed[0]]["message"]:
+        return f"{what}: kube-apiserver denies with {detail!r}, cel-python's first failing validation is #{failed[0]}"
+    return None
+
+
+def test_shuttle_admission_policy_on_the_real_server_agrees_with_cel_python(cluster: Cluster) -> None:
+    """Every row of the shuttle-admission lint table, made for real."""
+    for shuttle in installed_shuttles(cluster):
         disagreements = []
-        for what, request, expected in table:
-            failed = admission.failed_validations(policy["spec"], request)
-            cel_admits = failed is None or not failed
-            assert request.username in users, f"{what}: no identity for {request.username}"
-            response = real_request(cluster, users[request.username], request)
-            denial = _denial(response, *names)
-            if response.ok:
-                real = "admitted"
-            elif denial is not None:
-                real = "denied"
-            else:
-                disagreements.append(f"{what}: neither admitted nor denied by the policy: "
-                                     f"{response.status} {response.message}")
-                continue
-            want = "admitted" if expected else "denied"
-            if real != want or cel_admits != expected:
-                disagreements.append(f"{what}: table {want}, cel-python {'admitted' if cel_admits else 'denied'}, "
-                                     f"kube-apiserver {real}" + (f" ({denial})" if denial else ""))
-            elif denial is not None and denial != policy["spec"]["validations"][failed[0]]["message"]:
-                disagreements.append(f"{what}: kube-apiserver denies with {denial!r}, cel-python's first "
-                                     f"failing validation is #{failed[0]}")
-        assert not disagreements, f"{cluster_id}:\n" + "\n".join(disagreements)
+        for what, request, expected in shuttle_admission.REQUIREMENTS:
+            assert request.username in shuttle.users, f"{what}: no identity for {request.username}"
+            response = real_request(cluster, shuttle.users[request.username], request)
+            disagreements.append(_disagreement(what, shuttle, request, response, expected))
+        disagreements = [d for d in disagreements if d]
+        assert not disagreements, f"{shuttle.cluster_id}:\n" + "\n".join(disagreements)
+
+
+#: A minimal valid object of each namespaced kind Shuttle's RBAC lets it write (see the test below).
+WRITABLE = {
+    ("", "services"): Body("v1", "Service", {"spec": {"ports": [{"port": 80}]}}),
+    ("", "configmaps"): Body("v1", "ConfigMap", {"data": {"k": "v"}}),
+    ("", "secrets"): BODIES["secrets"],
+    ("", "resourcequotas"): Body("v1", "ResourceQuota", {"spec": {"hard": {"pods": "10"}}}),
+    ("", "limitranges"): Body("v1", "LimitRange", {"spec": {"limits": [{"type": "Container",
+                                                                         "default": {"cpu": "100m"}}]}}),
+    ("apps", "deployments"): BODIES["deployments"],
+    ("apps", "statefulsets"): Body("apps/v1", "StatefulSet", {"spec": {
+        "serviceName": "web", **copy.deepcopy(BODIES["deployments"].spec["spec"])}}),
+    ("autoscaling", "horizontalpodautoscalers"): Body("autoscaling/v2", "HorizontalPodAutoscaler", {"spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 2}}),
+    ("policy", "poddisruptionbudgets"): Body("policy/v1", "PodDisruptionBudget", {"spec": {
+        "minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}),
+    ("gateway.networking.k8s.io", "httproutes"): Body("gateway.networking.k8s.io/v1", "HTTPRoute", {"spec": {
+        "parentRefs": [{"name": "starform", "namespace": "envoy-gateway-system"}]}}),
+}
+
+
+def test_policy_fences_every_kind_shuttle_may_write(cluster: Cluster) -> None:
+    """RBAC lets Shuttle create every namespaced kind of its apply role cluster-wide; the policy's
+    matchConstraints (which cel-python does not model) must catch each, so the real server must
+    deny a create in kube-system and admit one in a customer namespace. Namespaces themselves are
+    the table's rows."""
+    for shuttle in installed_shuttles(cluster):
+        (role,) = [o for o in _shuttle_stages()[shuttle.cluster_id]
+                   if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "starform-shuttle-apply"]
+        creatable = {(g, r) for rule in role["rules"] if "create" in rule["verbs"]
+                     for g in rule["apiGroups"] for r in rule["resources"]} - {("", "namespaces")}
+        assert creatable <= WRITABLE.keys(), f"add a body to WRITABLE for {sorted(creatable - WRITABLE.keys())}"
+        customer = {"metadata": {"name": "p-42", "labels": {shuttle_admission.PROJECT: "42",
+                                                            shuttle_admission.PSA: "restricted"}}}
+        disagreements = []
+        for group, resource in sorted(creatable):
+            body = WRITABLE[(group, resource)]
+            for namespace, expected in ((customer, True), ({"metadata": {"name": "kube-system"}}, False)):
+                name = namespace["metadata"]["name"]
+                _set_namespace(cluster.admin, name, _labels(namespace))
+                obj = {"apiVersion": body.api_version, "kind": body.kind,
+                       "metadata": {"name": "shuttle-probe", "namespace": name}, **copy.deepcopy(body.spec)}
+                api = cluster.served[(body.api_version, body.kind)]
+                response = shuttle.users[shuttle_admission.SHUTTLE].request(
+                    "POST", api.path(None, name), obj, query={"dryRun": "All"})
+                request = admission.Request(resource, "CREATE", shuttle_admission.SHUTTLE, namespace, obj)
+                disagreements.append(_disagreement(f"create {resource} in {name}", shuttle, request, response,
+                                                   expected))
+        disagreements = [d for d in disagreements if d]
+        assert not disagreements, f"{shuttle.cluster_id}:\n" + "\n".join(disagreements)
