@@ -155,7 +155,7 @@ def start(workdir: Path) -> ApiServer:
     etcd_client, etcd_peer, port = _free_ports(3)
     admin_token = secrets.token_hex(16)
     (workdir / "tokens.csv").write_text(f'{admin_token},admin,admin,"system:masters"\n')
-    subprocess.run(["openssl", "genrsa", "-out", str(workdir / "sa.key"), "2048"], check=True, capture_output=True)
+    subprocess.run([require_binary("openssl"), "genrsa", "-out", str(workdir / "sa.key"), "2048"], check=True, capture_output=True)
     processes: list[subprocess.Popen] = []
     etcd_log, log = workdir / "etcd.log", workdir / "kube-apiserver.log"
     processes.append(subprocess.Popen([

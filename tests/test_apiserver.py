@@ -77,8 +77,8 @@ def bootstrap_namespaces() -> tuple[str, ...]:
 
 
 @dataclass
-class Cluster:
-    """The real server, with the shared CRDs installed and what discovery says it serves."""
+class Server:
+    """The real API server, with the shared CRDs installed, and what discovery says it serves."""
 
     admin: Client
     served: dict[tuple[str, str], Resource]
@@ -86,7 +86,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Cluster:
+def server(tmp_path_factory) -> Server:
     kubectl = require_binary("kubectl")
     crd_files = sorted(f for folder in CRD_FOLDERS for f in require_shared(f"crds/{folder}").glob("*.yaml"))
     server = _apiserver.start(tmp_path_factory.mktemp("apiserver"))
@@ -111,8 +111,8 @@ def cluster(tmp_path_factory) -> Cluster:
             made = admin.apply(ns_api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
                                dry_run=False)
             assert made.ok, f"namespace {name}: {made.message}"
-        yield Cluster(admin, served, kubectl)
-    except BaseException:
+        yield Server(admin, served, kubectl)
+    except Exception:
         print(server.log_tail())
         raise
     finally:
@@ -162,7 +162,7 @@ def kustomize(kubectl: str, folder: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(built.stdout) if d]
 
 
-def dry_run_cluster(cluster: Cluster, root: Path, cluster_id: str) -> DryRun:
+def dry_run_cluster(server: Server, root: Path, cluster_id: str) -> DryRun:
     """Apply one cluster's rendered objects in Flux's order: Namespaces for real, the rest dry-run."""
     result = DryRun()
     sources = {_key(o.obj): f"{o.path}:{o.line}" for o in iter_objects(root / "rendered", root=root)
@@ -170,7 +170,7 @@ def dry_run_cluster(cluster: Cluster, root: Path, cluster_id: str) -> DryRun:
     unapplied = set(sources)
     namespaces = set(bootstrap_namespaces())
     for folder in flux_folders(root, cluster_id):
-        objects = kustomize(cluster.kubectl, folder)
+        objects = kustomize(server.kubectl, folder)
         objects.sort(key=lambda o: o.get("kind") != "Namespace")
         namespaces |= {o["metadata"]["name"] for o in objects if o.get("kind") == "Namespace"}
         for obj in objects:
@@ -178,7 +178,7 @@ def dry_run_cluster(cluster: Cluster, root: Path, cluster_id: str) -> DryRun:
             unapplied.discard(key)
             where = sources.get(key) or f"{(folder / 'kustomization.yaml').relative_to(root)} (generated)"
             what = f"{where}: {obj.get('kind')} {key[2] + '/' if key[2] else ''}{key[3]}"
-            api = cluster.served.get((obj.get("apiVersion"), obj.get("kind")))
+            api = server.served.get((obj.get("apiVersion"), obj.get("kind")))
             if api is None:
                 if key[0] in NO_CRD:
                     result.no_crd[(obj["apiVersion"], obj["kind"])] += 1
@@ -188,7 +188,7 @@ def dry_run_cluster(cluster: Cluster, root: Path, cluster_id: str) -> DryRun:
             if api.namespaced and (key[2] or "default") not in namespaces:
                 result.failures.append(f"{what}: namespace {key[2] or 'default'} is created by no stage up to "
                                        f"{folder.name} of this cluster nor by the bootstrap")
-            done = cluster.admin.apply(api, obj, dry_run=obj.get("kind") != "Namespace")
+            done = server.admin.apply(api, obj, dry_run=obj.get("kind") != "Namespace")
             if done.ok:
                 result.applied += 1
             else:
@@ -203,16 +203,16 @@ def test_pinned_apiserver_is_the_fleet_kubernetes_version() -> None:
     assert upstream.version("kube-apiserver") == f"v{fleet_yaml['kubernetesVersion']}"
 
 
-def test_server_reports_the_pinned_version(cluster: Cluster) -> None:
-    assert cluster.admin.request("GET", "/version").body["gitVersion"] == upstream.version("kube-apiserver")
+def test_server_reports_the_pinned_version(server: Server) -> None:
+    assert server.admin.request("GET", "/version").body["gitVersion"] == upstream.version("kube-apiserver")
 
 
-def test_every_rendered_object_passes_server_side_dry_run(cluster: Cluster) -> None:
+def test_every_rendered_object_passes_server_side_dry_run(server: Server) -> None:
     clusters = sorted(p.name for p in (REPO / "rendered" / "clusters").iterdir() if p.is_dir())
     assert clusters
     failures, no_crd, applied = [], Counter(), 0
     for cluster_id in clusters:
-        result = dry_run_cluster(cluster, REPO, cluster_id)
+        result = dry_run_cluster(server, REPO, cluster_id)
         assert result.applied > 0, cluster_id
         failures += result.failures
         no_crd += result.no_crd
@@ -224,7 +224,7 @@ def test_every_rendered_object_passes_server_side_dry_run(cluster: Cluster) -> N
                       + f" — {'; '.join(NO_CRD.values())}", stacklevel=1)
 
 
-def test_rejections_are_reported_at_their_file_and_line(cluster: Cluster, tmp_path: Path) -> None:
+def test_rejections_are_reported_at_their_file_and_line(server: Server, tmp_path: Path) -> None:
     """A broken copy of one cluster: each kind of failure names the object's file and line, and
     the rest of the cluster still applies."""
     cluster_id = "fra1-prod-01"
@@ -253,7 +253,7 @@ def test_rejections_are_reported_at_their_file_and_line(cluster: Cluster, tmp_pa
     (tmp_path / rel / "stages/04-shuttle/stray.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stray\n  namespace: starform-system\n")
     expected.append((f"{rel}/stages/04-shuttle/stray.yaml:1", "ConfigMap stray is in no folder Flux applies"))
-    result = dry_run_cluster(cluster, tmp_path, cluster_id)
+    result = dry_run_cluster(server, tmp_path, cluster_id)
     for where, says in expected:
         assert any(f.startswith(where + ": ") and says in f for f in result.failures), (where, says, result.failures)
     assert {f.split(": ")[0] for f in result.failures} == {where for where, _ in expected}, result.failures
@@ -319,9 +319,9 @@ def _labels(obj: dict | None) -> dict:
     return dict(((obj or {}).get("metadata") or {}).get("labels") or {})
 
 
-def real_request(cluster: Cluster, user: Client, request: admission.Request):
+def real_request(server: Server, user: Client, request: admission.Request):
     """Prepare the state `request` assumes (as admin), then make it as `user`, dry-run."""
-    admin, dry = cluster.admin, {"dryRun": "All"}
+    admin, dry = server.admin, {"dryRun": "All"}
     if request.resource == "namespaces":
         name = (request.obj or request.old)["metadata"]["name"]
         path = f"/api/v1/namespaces/{name}"
@@ -340,7 +340,7 @@ def real_request(cluster: Cluster, user: Client, request: admission.Request):
     namespace = request.namespace["metadata"]["name"]
     _set_namespace(admin, namespace, _labels(request.namespace))
     name = request.obj["metadata"]["name"]
-    api = cluster.served[(body.api_version, body.kind)]
+    api = server.served[(body.api_version, body.kind)]
     obj = {"apiVersion": body.api_version, "kind": body.kind, "metadata": {"name": name, "namespace": namespace},
            **copy.deepcopy(body.spec)}
     exists = admin.request("GET", api.path(name, namespace)).ok
@@ -379,14 +379,14 @@ def _shuttle_stages() -> dict[str, list[dict]]:
     return found
 
 
-def _await_policy(user: Client, cluster: Cluster, policy: str, binding: str, *, present: bool = True,
+def _await_policy(user: Client, server: Server, policy: str, binding: str, *, present: bool = True,
                   timeout: float = 60) -> None:
     """Policies and RBAC take effect through informers: wait until the policy itself denies a write
     in an unlabelled kube-system (a row of the table), not RBAC — or, `present=False`, until it no
     longer does (it was deleted)."""
-    _set_namespace(cluster.admin, "kube-system", {})
+    _set_namespace(server.admin, "kube-system", {})
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "canary", "namespace": "kube-system"}}
-    api = cluster.served[("v1", "Secret")]
+    api = server.served[("v1", "Secret")]
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         last = user.request("POST", api.path(None, "kube-system"), secret, query={"dryRun": "All"})
@@ -413,14 +413,14 @@ class Shuttle:
 POLICY_KINDS = ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
 
 
-def installed_shuttles(cluster: Cluster) -> Iterator[Shuttle]:
+def installed_shuttles(server: Server) -> Iterator[Shuttle]:
     """Apply each distinct rendered Shuttle stage (ServiceAccount, RBAC, policy, binding) for real,
     plus Flux's kustomize-controller (cluster-admin, as `flux install` binds it), and yield it once
     its policy is in effect. A policy of the same name left by an earlier stage or test is deleted
     first and seen gone, so the policy in effect is the one yielded."""
     stages = _shuttle_stages()
     assert stages, "no cluster renders Shuttle's ValidatingAdmissionPolicy"
-    admin = cluster.admin
+    admin = server.admin
     flux = ({"apiVersion": "v1", "kind": "ServiceAccount",
              "metadata": {"name": "kustomize-controller", "namespace": "flux-system"}},
             {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
@@ -432,17 +432,17 @@ def installed_shuttles(cluster: Cluster) -> Iterator[Shuttle]:
         policies = [next(o for o in objects if o["kind"] == kind) for kind in POLICY_KINDS]
         names = tuple(o["metadata"]["name"] for o in policies)
         for obj in (*flux, *rest):
-            done = admin.apply(cluster.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False)
+            done = admin.apply(server.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False)
             assert done.ok, f"{cluster_id}: {obj['kind']} {obj['metadata']['name']}: {done.message}"
         users = {u: admin.as_token(_token(admin, u)) for u in (shuttle_admission.SHUTTLE, FLUX_USER)}
         for kind, name in zip(POLICY_KINDS, names):
-            gone = admin.request("DELETE", cluster.served[("admissionregistration.k8s.io/v1", kind)].path(name))
+            gone = admin.request("DELETE", server.served[("admissionregistration.k8s.io/v1", kind)].path(name))
             assert gone.ok or gone.status == 404, gone.message
-        _await_policy(users[shuttle_admission.SHUTTLE], cluster, *names, present=False)
+        _await_policy(users[shuttle_admission.SHUTTLE], server, *names, present=False)
         for obj in policies:
-            done = admin.apply(cluster.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False)
+            done = admin.apply(server.served[(obj["apiVersion"], obj["kind"])], obj, dry_run=False)
             assert done.ok, f"{cluster_id}: {obj['kind']} {obj['metadata']['name']}: {done.message}"
-        _await_policy(users[shuttle_admission.SHUTTLE], cluster, *names)
+        _await_policy(users[shuttle_admission.SHUTTLE], server, *names)
         yield Shuttle(cluster_id, policies[0], names, users)
 
 
@@ -472,13 +472,13 @@ def _disagreement(what: str, shuttle: Shuttle, request: admission.Request, respo
     return None
 
 
-def test_shuttle_admission_policy_on_the_real_server_agrees_with_cel_python(cluster: Cluster) -> None:
+def test_shuttle_admission_policy_on_the_real_server_agrees_with_cel_python(server: Server) -> None:
     """Every row of the shuttle-admission lint table, made for real."""
-    for shuttle in installed_shuttles(cluster):
+    for shuttle in installed_shuttles(server):
         disagreements = []
         for what, request, expected in shuttle_admission.REQUIREMENTS:
             assert request.username in shuttle.users, f"{what}: no identity for {request.username}"
-            response = real_request(cluster, shuttle.users[request.username], request)
+            response = real_request(server, shuttle.users[request.username], request)
             disagreements.append(_disagreement(what, shuttle, request, response, expected))
         disagreements = [d for d in disagreements if d]
         assert not disagreements, f"{shuttle.cluster_id}:\n" + "\n".join(disagreements)
@@ -504,12 +504,12 @@ WRITABLE = {
 }
 
 
-def test_policy_fences_every_kind_shuttle_may_write(cluster: Cluster) -> None:
+def test_policy_fences_every_kind_shuttle_may_write(server: Server) -> None:
     """RBAC lets Shuttle create every namespaced kind of its apply role cluster-wide; the policy's
     matchConstraints (which cel-python does not model) must catch each, so the real server must
     deny a create in kube-system and admit one in a customer namespace. Namespaces themselves are
     the table's rows."""
-    for shuttle in installed_shuttles(cluster):
+    for shuttle in installed_shuttles(server):
         (role,) = [o for o in _shuttle_stages()[shuttle.cluster_id]
                    if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "starform-shuttle-apply"]
         creatable = {(g, r) for rule in role["rules"] if "create" in rule["verbs"]
@@ -522,10 +522,10 @@ def test_policy_fences_every_kind_shuttle_may_write(cluster: Cluster) -> None:
             body = WRITABLE[(group, resource)]
             for namespace, expected in ((customer, True), ({"metadata": {"name": "kube-system"}}, False)):
                 name = namespace["metadata"]["name"]
-                _set_namespace(cluster.admin, name, _labels(namespace))
+                _set_namespace(server.admin, name, _labels(namespace))
                 obj = {"apiVersion": body.api_version, "kind": body.kind,
                        "metadata": {"name": "shuttle-probe", "namespace": name}, **copy.deepcopy(body.spec)}
-                api = cluster.served[(body.api_version, body.kind)]
+                api = server.served[(body.api_version, body.kind)]
                 response = shuttle.users[shuttle_admission.SHUTTLE].request(
                     "POST", api.path(None, name), obj, query={"dryRun": "All"})
                 request = admission.Request(resource, "CREATE", shuttle_admission.SHUTTLE, namespace, obj)

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for bin in kubectl luajit cloud-init etcd; do
+for bin in kubectl luajit cloud-init etcd openssl; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
