@@ -4,6 +4,10 @@
 # Each (module, version) gets a small wrapper module of ours under .cache/upstream/ that requires
 # the upstream module and copies its replace directives (`go install pkg@version` refuses modules
 # whose go.mod has any, as VictoriaMetrics' does), so the dependency graph is upstream's own.
+# k8s.io/kubernetes replaces its ~30 staging modules (k8s.io/api, k8s.io/apiserver, ...) with
+# local paths (./staging/src/k8s.io/<name>); the wrapper points each at its published release
+# instead, which Kubernetes tags v0.<minor>.<patch> with every v1.<minor>.<patch>, and stamps the
+# release into the binary (`kube-apiserver --version`, the API server's /version).
 # Nothing of upstream's source enters the repo; Go's module and build caches are reused, and a
 # binary already in .cache/bin is not rebuilt, so a second `make setup` costs a few stat calls.
 #
@@ -47,9 +51,14 @@ mkdir -p "$bindir" "$workroot"
 gomod_directives='
 import json, sys
 mod = json.load(sys.stdin)
+version = sys.argv[1]
 print("go", mod.get("Go") or "1.22")
 for r in mod.get("Replace") or []:
     old, new = r["Old"], r["New"]
+    staging = "./staging/src/" + old["Path"]
+    if mod["Module"]["Path"] == "k8s.io/kubernetes" and new["Path"] == staging:
+        print("replace %s => %s v0.%s" % (old["Path"], old["Path"], version.split(".", 1)[1]))
+        continue
     if new["Path"].startswith((".", "/")):
         sys.exit("build-upstream: %s replaces %s with a local path; needs a hand-made wrapper"
                  % (mod["Module"]["Path"], old["Path"]))
@@ -69,10 +78,21 @@ wrapper() {  # module version -> the wrapper module's directory
   {
     echo "module starform.local/upstream/$(basename "$module")"
     echo
-    "$go" mod edit -json "$gomod" | python3 -c "$gomod_directives"
+    "$go" mod edit -json "$gomod" | python3 -c "$gomod_directives" "$version"
     echo "require $module $version"
   } >"$dir/go.mod"
   echo "$dir"
+}
+
+version_ldflags() {  # module version -> -X flags that stamp the release (Kubernetes builds it so)
+  local module=$1 version=$2 minor
+  [ "$module" = k8s.io/kubernetes ] || return 0
+  minor=$(echo "$version" | cut -d. -f2)
+  local v
+  for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    printf -- '-X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean ' \
+      "$v" "$version" "$v" "$v" "$minor" "$v"
+  done
 }
 
 # Group the missing binaries by module@version: one wrapper module per upstream release.
@@ -90,7 +110,8 @@ for key in "${!packages_of[@]}"; do
     [ "$tags" = "-" ] && tags=""
     echo "build-upstream: building $name $version ($module/$package${tags:+, tags $tags})" >&2
     start=$(date +%s)
-    (cd "$dir" && nice "$go" build -trimpath -tags="$tags" -o "$bindir/.$name-$version.tmp" "$module/$package")
+    (cd "$dir" && nice "$go" build -trimpath -tags="$tags" -ldflags="$(version_ldflags "$module" "$version")" \
+      -o "$bindir/.$name-$version.tmp" "$module/$package")
     mv "$bindir/.$name-$version.tmp" "$bindir/$name-$version"
     echo "build-upstream: $name $version built in $(( $(date +%s) - start )) s" >&2
   done

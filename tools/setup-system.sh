@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the toolchain runs (tools/apt-packages.txt) when a binary is missing.
-# The upstream binaries (vmagent, vmalert, victoria-metrics, promtool, prometheus) are built
-# from their Go modules by tools/build-upstream.sh, not installed here.
+# The upstream binaries (vmagent, vmalert, victoria-metrics, promtool, prometheus, kube-apiserver)
+# are built from their Go modules by tools/build-upstream.sh, not installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for bin in kubectl luajit cloud-init; do
+for bin in kubectl luajit cloud-init etcd openssl; do
   command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 [ ${#need[@]} -eq 0 ] && exit 0
