@@ -54,10 +54,16 @@ def _number(text: str) -> float:
     return float(text)
 
 
+MAX_SAMPLES = 100_000  # per series: a test spans hours, not years (and a typo must not eat the memory)
+
+
 def expand(values: str) -> list[Value]:
     """One value per step, as promtool expands the notation."""
     out: list[Value] = []
     for item in str(values).split():
+        run = re.search(r"x(\d+)$", item)
+        if run and len(out) + int(run[1]) > MAX_SAMPLES:
+            raise NotationError(f"value {item[:40]!r}: more than {MAX_SAMPLES} samples in one series")
         if item == "_":
             out.append(None)
         elif item == "stale":

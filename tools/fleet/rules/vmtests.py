@@ -13,8 +13,10 @@ is marked in the test file with a comment on or just above the case's `- expr:` 
 
     # rules-vm: understood -- <why the engines differ here and why it does not matter>
 
-The case must then still differ on VictoriaMetrics (else a warning: drop the stale mark); a mark
-without a reason is an error. promtool reads the file strictly, so the mark is a comment.
+The mark covers differing *values* only: a series one engine returns and the other does not is
+always a finding. The case must still differ on VictoriaMetrics (else a warning: drop the stale
+mark); a mark without a reason is an error. promtool reads the file strictly, so the mark is a
+comment.
 
 Results are cached by content (binaries, store flags, test file, replayed rules): an unchanged
 test costs a hash. Without the binaries the check warns, except under CI=true, where it fails.
@@ -29,7 +31,7 @@ from typing import Any
 
 from .. import upstream, yamlio
 from ..cache import ResultCache, digest
-from ..errors import Finding, InputError, Severity, SourceRef
+from ..errors import Finding, Severity, SourceRef
 from . import coverage, promql, vmengine, vmseries
 from .loader import Group, load_rule_file
 from .merge import MergedSet
@@ -122,6 +124,11 @@ def difference(case: Case, got: list[tuple[dict[str, str], float]]) -> str:
     return "; ".join(parts)
 
 
+def _series_differ(diff: str) -> bool:
+    """A missing or unexpected series: never covered by an understood mark, which is for values."""
+    return diff.startswith(("missing ", "unexpected ")) or "; missing " in diff or "; unexpected " in diff
+
+
 class Recorded:
     """Where each recorded series is defined, and at which interval its group runs."""
 
@@ -143,9 +150,9 @@ class Recorded:
         return max([self.rules[n][1] for n in self.names(case.expr)] or [fallback])
 
 
-def run_group(group: TestGroup, rules: list[Group], recorded: Recorded, store_flags: list[str],
-              replay: vmengine.Replay, vm_binary: str) -> list[tuple[Case, str]]:
-    """(case, difference) for every case of one test group, on a fresh store."""
+def evaluate_group(group: TestGroup, rules: list[Group], recorded: Recorded, store_flags: list[str],
+                   replay: vmengine.Replay, vm_binary: str) -> list[tuple[Case, list[tuple[dict[str, str], float]]]]:
+    """(case, what VictoriaMetrics returns for it) for every case of one test group, on a fresh store."""
     if not group.cases:
         return []
     start_ms = vmengine.BASE_SECONDS * 1000
@@ -157,10 +164,16 @@ def run_group(group: TestGroup, rules: list[Group], recorded: Recorded, store_fl
         target.write(series)
         replay.run(target, rules, vmengine.BASE_SECONDS - longest, end)
         for case in group.cases:
-            got = target.instant(case.expr, vmengine.BASE_SECONDS + case.eval_seconds,
-                                 recorded.step(case, group.interval_seconds))
-            out.append((case, difference(case, got)))
+            out.append((case, target.instant(case.expr, vmengine.BASE_SECONDS + case.eval_seconds,
+                                              recorded.step(case, group.interval_seconds))))
     return out
+
+
+def run_group(group: TestGroup, rules: list[Group], recorded: Recorded, store_flags: list[str],
+              replay: vmengine.Replay, vm_binary: str) -> list[tuple[Case, str]]:
+    """(case, difference from the expected samples; '' when none) for every case of one test group."""
+    return [(case, difference(case, got))
+            for case, got in evaluate_group(group, rules, recorded, store_flags, replay, vm_binary)]
 
 
 def findings_for(name: str, groups: list[TestGroup], rules: list[Group], store_flags: list[str],
@@ -178,7 +191,7 @@ def findings_for(name: str, groups: list[TestGroup], rules: list[Group], store_f
             continue
         for case, diff in results:
             at = f"`{case.expr.strip()[:120]}` at {case.eval_seconds:g}s"
-            if diff and case.understood is None:
+            if diff and (case.understood is None or _series_differ(diff)):
                 findings.append(Finding(
                     CHECK, Severity.ERROR, recorded.source(case),
                     f"VictoriaMetrics {version} (vmalert replay) disagrees with {case.where}: {at}: {diff}",
@@ -227,9 +240,9 @@ def base_jobs(root: Path, first_region: str) -> list[Job]:
     for path in coverage.test_files(root):
         name = str(path.relative_to(root))
         doc = yamlio.plain(yamlio.load_file(path, name))
-        listed = [str((path.parent / str(f)).resolve().relative_to(root.resolve()))
-                  for f in (doc.get("rule_files") or [])] if isinstance(doc, dict) else []
-        if listed and all(f.startswith(RECORDING_SOURCES) for f in listed):
+        count = len(doc.get("rule_files") or []) if isinstance(doc, dict) else 0
+        listed = sorted(coverage.loaded_files(path, root, doc)) if isinstance(doc, dict) else []
+        if listed and len(listed) == count and all(f.startswith(RECORDING_SOURCES) for f in listed):
             rules = [g for f in listed for g in load_rule_file(root / f, root).groups]
             jobs.append(Job(path, name, rules, first_region))
     return jobs
@@ -280,7 +293,7 @@ def run(root: Path, jobs: list[Job]) -> list[Finding]:
         flags, interval = store_flags(root, job.region), evaluation_interval(root, job.region)
         try:
             groups, problems = read_test(job.path, job.name)
-        except (InputError, vmseries.NotationError) as exc:
+        except vmseries.NotationError as exc:
             findings.append(Finding(CHECK, Severity.ERROR, SourceRef(job.name), f"cannot read the test: {exc}"))
             continue
         key = digest(ENGINE_VERSION, *tools, *flags, interval, job.path.read_bytes(),
