@@ -319,3 +319,16 @@ def test_without_the_binaries_it_warns_and_fails_in_ci(root, monkeypatch, ci, se
     monkeypatch.setattr(upstream, "binary", missing)
     (finding,) = lint.vm_findings(root)
     assert finding.severity is severity and finding.source.file == "tools/upstream.lock"
+
+
+@pytest.mark.binary
+def test_a_series_it_cannot_replay_is_an_error_at_its_line(engines, root):
+    _write_moved(root)
+    path = root / "tests/rules/moved.test.yaml"
+    path.write_text(path.read_text().replace("values: '3x30'", "values: '{{schema:0 sum:3 count:3}}x30'"))
+    (finding,) = lint.vm_findings(root)
+    line = path.read_text().splitlines().index(
+        "      - series: 'kube_pod_container_status_restarts_total{job=\"kube-state-metrics\",instance=\"10.244.1.5:8080\","
+        "cluster_id=\"c1\",region=\"r1\",namespace=\"n\",pod=\"web-1\",container=\"app\"}'") + 1
+    assert finding.severity is Severity.ERROR and (finding.source.file, finding.source.line) == ("tests/rules/moved.test.yaml", line)
+    assert "native histograms" in finding.message

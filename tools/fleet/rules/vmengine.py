@@ -34,7 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -145,7 +145,6 @@ class Replay:
 
     vmalert: str
     evaluation_interval: str = "1m"
-    extra: list[str] = field(default_factory=list)
 
     def run(self, target: Store, groups: list[Group], start: float, end: float) -> None:
         """Every rule of every group, in order, one vmalert run each, evaluated at the group's
@@ -164,7 +163,7 @@ class Replay:
                 f"-replay.timeFrom={_rfc3339(start)}", f"-replay.timeTo={_rfc3339(end)}",
                 f"-evaluationInterval={self.evaluation_interval}", "-replay.disableProgressBar",
                 "-replay.rulesDelay=0", "-replay.ruleRetryAttempts=1", "-remoteWrite.flushInterval=50ms",
-                f"-httpListenAddr=127.0.0.1:{_free_port()}", "-loggerLevel=ERROR", *self.extra]
+                f"-httpListenAddr=127.0.0.1:{_free_port()}", "-loggerLevel=ERROR"]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise EngineError(f"vmalert replay of {name!r} failed ({proc.returncode}): "

@@ -176,6 +176,18 @@ def run_group(group: TestGroup, rules: list[Group], recorded: Recorded, store_fl
             for case, got in evaluate_group(group, rules, recorded, store_flags, replay, vm_binary)]
 
 
+def _unreadable(group: TestGroup) -> list[Finding]:
+    """An input series the replay cannot write (e.g. a native histogram), at its line."""
+    out = []
+    for descriptor, values, where in group.series:
+        try:
+            vmseries.labels(descriptor)
+            vmseries.expand(values)
+        except vmseries.NotationError as exc:
+            out.append(Finding(CHECK, Severity.ERROR, where, f"cannot replay on VictoriaMetrics: {exc}"))
+    return out
+
+
 def findings_for(name: str, groups: list[TestGroup], rules: list[Group], store_flags: list[str],
                  replay: vmengine.Replay, vm_binary: str, default_interval: float) -> list[Finding]:
     """Run every test group of one file; a difference becomes a finding at the rule's line."""
@@ -183,12 +195,11 @@ def findings_for(name: str, groups: list[TestGroup], rules: list[Group], store_f
     version = upstream.version("victoria-metrics")
     findings = []
     for group in groups:
-        try:
-            results = run_group(group, rules, recorded, store_flags, replay, vm_binary)
-        except vmseries.NotationError as exc:
-            findings.append(Finding(CHECK, Severity.ERROR, group.series[0][2] if group.series else SourceRef(name),
-                                    f"cannot replay on VictoriaMetrics: {exc}"))
+        unreadable = _unreadable(group)
+        if unreadable:
+            findings += unreadable
             continue
+        results = run_group(group, rules, recorded, store_flags, replay, vm_binary)
         for case, diff in results:
             at = f"`{case.expr.strip()[:120]}` at {case.eval_seconds:g}s"
             if diff and (case.understood is None or _series_differ(diff)):
