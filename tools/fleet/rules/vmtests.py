@@ -108,25 +108,21 @@ def _show(labels: dict[str, str]) -> str:
     return f"{name}{{{rest}}}"
 
 
-def difference(case: Case, got: list[tuple[dict[str, str], float]]) -> str:
-    """What VictoriaMetrics returned that the test does not expect ('' when it matches)."""
+def differences(case: Case, got: list[tuple[dict[str, str], float]]) -> list[tuple[str, str]]:
+    """(kind, text) for what VictoriaMetrics returned that the test does not expect; kind is
+    `missing`, `unexpected` (a series) or `value`."""
     want = {tuple(sorted(lb.items())): v for lb, v in case.expected}
     have = {tuple(sorted(lb.items())): v for lb, v in got}
-    parts = []
+    out = []
     for key in sorted(set(want) | set(have)):
         shown = _show(dict(key))
         if key not in have:
-            parts.append(f"missing {shown} (expected {want[key]:g})")
+            out.append(("missing", f"missing {shown} (expected {want[key]:g})"))
         elif key not in want:
-            parts.append(f"unexpected {shown} = {have[key]:g}")
+            out.append(("unexpected", f"unexpected {shown} = {have[key]:g}"))
         elif not vmengine.same_value(want[key], have[key]):
-            parts.append(f"{shown} = {have[key]:g}, expected {want[key]:g}")
-    return "; ".join(parts)
-
-
-def _series_differ(diff: str) -> bool:
-    """A missing or unexpected series: never covered by an understood mark, which is for values."""
-    return diff.startswith(("missing ", "unexpected ")) or "; missing " in diff or "; unexpected " in diff
+            out.append(("value", f"{shown} = {have[key]:g}, expected {want[key]:g}"))
+    return out
 
 
 class Recorded:
@@ -170,9 +166,9 @@ def evaluate_group(group: TestGroup, rules: list[Group], recorded: Recorded, sto
 
 
 def run_group(group: TestGroup, rules: list[Group], recorded: Recorded, store_flags: list[str],
-              replay: vmengine.Replay, vm_binary: str) -> list[tuple[Case, str]]:
-    """(case, difference from the expected samples; '' when none) for every case of one test group."""
-    return [(case, difference(case, got))
+              replay: vmengine.Replay, vm_binary: str) -> list[tuple[Case, list[tuple[str, str]]]]:
+    """(case, its differences from the expected samples) for every case of one test group."""
+    return [(case, differences(case, got))
             for case, got in evaluate_group(group, rules, recorded, store_flags, replay, vm_binary)]
 
 
@@ -200,14 +196,16 @@ def findings_for(name: str, groups: list[TestGroup], rules: list[Group], store_f
             findings += unreadable
             continue
         results = run_group(group, rules, recorded, store_flags, replay, vm_binary)
-        for case, diff in results:
+        for case, diffs in results:
             at = f"`{case.expr.strip()[:120]}` at {case.eval_seconds:g}s"
-            if diff and (case.understood is None or _series_differ(diff)):
+            covered = case.understood is not None and all(kind == "value" for kind, _ in diffs)
+            if diffs and not covered:
                 findings.append(Finding(
                     CHECK, Severity.ERROR, recorded.source(case),
-                    f"VictoriaMetrics {version} (vmalert replay) disagrees with {case.where}: {at}: {diff}",
+                    f"VictoriaMetrics {version} (vmalert replay) disagrees with {case.where}: {at}: "
+                    + "; ".join(text for _, text in diffs),
                     "fix the rule so both engines agree, or mark the case `# rules-vm: understood -- <reason>`"))
-            elif not diff and case.understood is not None:
+            elif not diffs and case.understood is not None:
                 findings.append(Finding(CHECK, Severity.WARNING, case.where,
                                         f"marked `rules-vm: understood` but VictoriaMetrics {version} now agrees: {at}",
                                         "remove the mark"))
