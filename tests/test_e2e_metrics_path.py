@@ -258,6 +258,11 @@ def test_customer_metrics_reach_the_region_store_through_an_outage(rendered_root
     customer = by_name["app_requests_total"]["metric"]
     assert customer.items() >= {**TENANT, **POD, "job": "customer-pods"}.items(), customer
     assert "id" not in by_name["container_cpu_usage_seconds_total"]["metric"]  # remote-write labeldrop
+    # KSM's series carry the customer pod's namespace/pod (honor_labels) and not KSM's own
+    # instance, so they stay one series when KSM is rescheduled (issue 20); other jobs keep theirs
+    for name in ("kube_pod_labels", "kube_pod_container_status_restarts_total"):
+        assert "instance" not in by_name[name]["metric"], by_name[name]["metric"]
+    assert "instance" in by_name["app_requests_total"]["metric"]
     missing = {name: hits[PATH_OF[name]] - len(s["values"]) for name, s in by_name.items()
                if len(s["values"]) != hits[PATH_OF[name]]}
     assert hits["/custom"] > OUTAGE_SECONDS  # scraped all through the outage

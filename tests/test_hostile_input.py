@@ -136,6 +136,7 @@ INPUT_KINDS = {
     "base/rules/recording/10-resources.yaml": ["render"],
     "base/rules/producers.yaml": ["lint", "--only", "producers-sync"],
     "tests/rules/customer-resources.test.yaml": ["lint", "--only", "rules-tests"],
+    "tests/rules/customer-resources.test.yaml (rules-vm)": ["lint", "--only", "rules-vm"],
     "policies/gdpr-labeldrop.yaml": ["policy", "check", "base/relabel/customer.yaml"],
     "base/relabel/platform.yaml (policy check)": ["policy", "check", "base/relabel/platform.yaml"],
     "base/relabel/platform.yaml (explain)": ["explain", "base/relabel/platform.yaml", "--series", "up"],

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Finding, Severity, SourceRef
-from . import binaries, coverage, static, unittests
+from . import binaries, coverage, static, unittests, vmtests
 from .layout import base_recording, discover_regions, merged_region, platform_alerts
 from .loader import RuleFile
 from .merge import MergedSet
@@ -90,3 +90,11 @@ def unit_test_findings(root: Path, cache: dict | None = None, fleet: Any = None)
     for merged in sets.values():
         findings += coverage.uncovered_overrides([r for _g, r in merged.rules()], root)
     return static.dedupe(findings)
+
+
+def vm_findings(root: Path, cache: dict | None = None, fleet: Any = None) -> list[Finding]:
+    """The customer rule tests once more on the real VictoriaMetrics + vmalert (fleet.rules.vmtests)."""
+    sets = region_sets(root, fleet, cache)
+    first_region = sorted(sets)[0] if sets else ""
+    jobs = vmtests.base_jobs(root, first_region) + vmtests.override_jobs(root, sets, _cluster_regions(root, fleet))
+    return static.dedupe(vmtests.run(root, jobs))

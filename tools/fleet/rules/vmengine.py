@@ -1,0 +1,177 @@
+"""Run a rule unit test on the real VictoriaMetrics and vmalert the regions run.
+
+promtool evaluates with Prometheus' engine; the regions evaluate the customer recording rules
+with vmalert against VictoriaMetrics (MetricsQL), whose rollups differ (`increase` of a series
+that starts inside the window, `rate` without extrapolation, ...). So each test group is
+replayed on the pinned builds (tools/upstream.lock):
+
+1. a loopback victoria-metrics with its own data folder, the region's query-relevant flags;
+2. the group's `input_series` written through remote write (staleness markers included) at
+   BASE + i * interval (promtool's t=0 is BASE: VictoriaMetrics keeps no samples from 1970);
+3. `vmalert -replay.timeFrom/-replay.timeTo` over the rule groups, **one rule per run** with a
+   forced flush of the store in between, so a rule that reads an earlier rule's series sees all
+   of its results (what `-replay.rulesDelay` does with a sleep);
+4. each `promql_expr_test` as an instant query at BASE + eval_time with `step` = the interval of
+   the group that records the selected series: VictoriaMetrics' lookbehind for raw samples, so
+   the query sees that group's result *of this evaluation*, as promtool does, and not an older
+   one.
+
+Replay evaluates with range queries where a live vmalert sends instant queries; both go
+through the same rollup code. Chained rules see the same evaluation's results here, while live
+vmalert sees an earlier one (base/rules/README.md): values are compared, the lag is the
+`rules-ratio-inputs` check's business.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .loader import Group
+from .render import rules_text
+from .vmseries import Series, snappy_literal, write_request
+
+BASE_SECONDS = 1_767_225_600  # 2026-01-01T00:00:00Z: promtool's t=0 (aligned to every interval)
+STARTUP_TIMEOUT = 30.0
+# Flags of the region's victoria-metrics that change what a query returns (the others are paths,
+# addresses, retention: replaced by the loopback instance's own).
+QUERY_FLAGS = ("-dedup.minScrapeInterval", "-search.")
+
+
+class EngineError(RuntimeError):
+    """The store or vmalert failed (not a difference in results)."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _http(url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 30.0) -> bytes:
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        raise EngineError(f"{url.split('?')[0]}: HTTP {exc.code}: {exc.read()[:300]!r}") from exc
+
+
+class Store:
+    """A running loopback victoria-metrics."""
+
+    def __init__(self, binary: str, workdir: Path, flags: list[str]):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "victoria-metrics.log"
+        args = [binary, f"-storageDataPath={workdir / 'data'}", f"-httpListenAddr=127.0.0.1:{self.port}",
+                "-retentionPeriod=100y", "-loggerLevel=ERROR", "-search.disableCache",
+                "-search.latencyOffset=0s", *flags]
+        self._log = self.log.open("wb")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EngineError(f"victoria-metrics exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                _http(self.url + "/health", timeout=1.0)
+                return
+            except (urllib.error.URLError, OSError, EngineError):
+                time.sleep(0.05)
+        raise EngineError(f"victoria-metrics not ready after {STARTUP_TIMEOUT}s: {self.tail()}")
+
+    def tail(self) -> str:
+        self._log.flush()
+        return " | ".join(self.log.read_text(errors="replace").splitlines()[-5:])
+
+    def write(self, series: list[Series]) -> None:
+        if series:
+            _http(self.url + "/api/v1/write", snappy_literal(write_request(series)),
+                  {"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+                   "X-Prometheus-Remote-Write-Version": "0.1.0"})
+        self.flush()
+
+    def flush(self) -> None:
+        """Make everything written so far searchable (it is buffered for up to a few seconds)."""
+        _http(self.url + "/internal/force_flush")
+
+    def instant(self, expr: str, at_seconds: float, step_seconds: float) -> list[tuple[dict[str, str], float]]:
+        query = urllib.parse.urlencode({"query": expr, "time": f"{at_seconds:.3f}", "step": f"{step_seconds:g}s"})
+        doc = json.loads(_http(f"{self.url}/api/v1/query?{query}"))
+        data = doc.get("data") or {}
+        if data.get("resultType") == "scalar":
+            return [({}, float(data["result"][1]))]
+        return [(dict(item["metric"]), float(item["value"][1])) for item in data.get("result") or []]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def store(binary: str, flags: list[str]) -> Iterator[Store]:
+    with tempfile.TemporaryDirectory(prefix="fleet-vm-") as tmp:
+        running = Store(binary, Path(tmp), flags)
+        try:
+            running.wait_ready()
+            yield running
+        finally:
+            running.stop()
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Replay:
+    """How vmalert replays rule groups into a store."""
+
+    vmalert: str
+    evaluation_interval: str = "1m"
+
+    def run(self, target: Store, groups: list[Group], start: float, end: float) -> None:
+        """Every rule of every group, in order, one vmalert run each, evaluated at the group's
+        interval over (start, end]; the store is flushed after each, for the next rule."""
+        with tempfile.TemporaryDirectory(prefix="fleet-vmalert-") as tmp:
+            for gi, group in enumerate(groups):
+                for ri, rule in enumerate(group.rules):
+                    single = Group(group.name, group.settings, [rule], group.source, group.file)
+                    path = Path(tmp) / f"{gi:03d}-{ri:03d}.yaml"
+                    path.write_text(rules_text([single], [group.file]), encoding="utf-8")
+                    self._replay(target, path, start, end, rule.name)
+                    target.flush()
+
+    def _replay(self, target: Store, path: Path, start: float, end: float, name: str) -> None:
+        args = [self.vmalert, f"-rule={path}", f"-datasource.url={target.url}", f"-remoteWrite.url={target.url}",
+                f"-replay.timeFrom={_rfc3339(start)}", f"-replay.timeTo={_rfc3339(end)}",
+                f"-evaluationInterval={self.evaluation_interval}", "-replay.disableProgressBar",
+                "-replay.rulesDelay=0", "-replay.ruleRetryAttempts=1", "-remoteWrite.flushInterval=50ms",
+                f"-httpListenAddr=127.0.0.1:{_free_port()}", "-loggerLevel=ERROR"]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise EngineError(f"vmalert replay of {name!r} failed ({proc.returncode}): "
+                              f"{(proc.stdout + proc.stderr).strip()[-600:]}")
+
+
+def same_value(expected: float, got: float) -> bool:
+    """promtool's comparison: NaN equals NaN, otherwise equal within a relative 1e-6."""
+    if math.isnan(expected) or math.isnan(got):
+        return math.isnan(expected) and math.isnan(got)
+    return math.isclose(expected, got, rel_tol=1e-6, abs_tol=1e-12)
