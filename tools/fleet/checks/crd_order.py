@@ -56,13 +56,11 @@ class ClusterOrder:
 
     def owner(self, obj: RenderedObject) -> str | None:
         """The Kustomization that applies `obj`: the deepest path above its file."""
-        folder = PurePosixPath(obj.path).parent
+        folder = obj.path.rsplit("/", 1)[0] + "/"
         best: tuple[int, str] | None = None
         for name, path in self.paths.items():
-            if path and (folder == PurePosixPath(path) or PurePosixPath(path) in folder.parents):
-                depth = len(PurePosixPath(path).parts)
-                if best is None or depth > best[0]:
-                    best = (depth, name)
+            if path and folder.startswith(path + "/") and (best is None or len(path) > best[0]):
+                best = (len(path), name)
         return best[1] if best else None
 
     def before(self, name: str) -> set[str]:
@@ -78,9 +76,11 @@ class ClusterOrder:
 
     def problem(self, obj: RenderedObject) -> str | None:
         """Why `obj`'s kind may not exist when its Kustomization applies it, or None."""
+        if not crd_providers.needs_crd(obj.api_version):
+            return None
         group, kind = _group(obj.api_version), obj.kind
         owner = self.owner(obj)
-        if owner is None or not crd_providers.needs_crd(obj.api_version):
+        if owner is None:
             return None
         key = (group, kind)
         if key in crd_providers.preinstalled() or any(key in self.installs[n] for n in self.before(owner)):

@@ -24,6 +24,8 @@ regional.yaml through the renderer's `// source:` trail). Findings land on the r
 """
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any, Iterable
 
 from ..alloy import graph as alloy_graph
@@ -32,7 +34,7 @@ from ..errors import Finding, InputError, Severity, SourceRef
 from ..relabel.absdomain import ANY, RESERVED, Lang, lit, rule_lang, rule_lang_must, tracked_names
 from ..relabel.engine import Rule, rule_from_mapping
 from ..relabel.pipeline import _discovery_meta_only
-from ..relabel.survival import _analyzer, may_carry
+from ..relabel.survival import _analyzer, cached_rule, may_carry
 from . import CheckContext
 from .gdpr import _policy
 from .rule_jobs import PLATFORM_ALLOY, _distinct
@@ -87,7 +89,11 @@ def _protected_removed(rule: Rule, flavor: str, targets: bool) -> list[str]:
 
 
 def _where(rule: Rule) -> str:
-    return f"{rule.source.file}:{rule.source.line}" if rule.source and rule.source.line else "an earlier rule"
+    return f"{rule.source.file}:{rule.source.line}" if rule.source and rule.source.file else "an earlier rule"
+
+
+_MARK = "\x00rule"
+_MARK_REF = re.compile(re.escape(_MARK) + r":(\d+)")
 
 
 class Program:
@@ -106,9 +112,24 @@ class Program:
                 self.input_names = self.input_names | lit(label)
 
     def key(self) -> str:
-        """Same rules at the same places, same input: same findings (clusters share most lists)."""
+        """Same rules, same input: same findings up to where the rules are written (clusters and
+        rendered configs share most lists; `findings_here` puts each program's sources back)."""
         return repr((self.flavor, self.targets, self.meta_only, sorted(self.fixed.items()),
-                     [(repr(r), str(r.source)) for r in self.rules], [repr(sorted(r.items())) for r in self.raws]))
+                     [repr(r) for r in self.rules], [repr(r) for r in self.raws]))
+
+    def placeholder(self) -> "Program":
+        """This program with rule i at the placeholder source `_MARK`:i."""
+        rules = [replace(r, source=SourceRef(_MARK, i)) for i, r in enumerate(self.rules)]
+        return Program(self.raws, rules, self.flavor, targets=self.targets, meta_only=self.meta_only,
+                       fixed=self.fixed)
+
+    def findings_here(self, generic: list[tuple]) -> Iterable[tuple[Severity, SourceRef, str, str]]:
+        """`generic` (findings of `placeholder()`) at this program's own sources."""
+        def where(m: re.Match) -> str:
+            return _where(self.rules[int(m.group(1))])
+
+        for severity, source, message, hint in generic:
+            yield severity, self.rules[source.line].source, _MARK_REF.sub(where, message), hint
 
     def findings(self, ctx: CheckContext) -> Iterable[tuple[Severity, SourceRef, str, str]]:
         for raw, rule in zip(self.raws, self.rules):
@@ -182,8 +203,7 @@ def _model_programs(cluster: Any) -> Iterable[Program]:
     """The customer remote-write list and the vmagent scrape jobs' lists of one cluster."""
     write = [r for r in cluster.customer_relabel]
     if write:
-        yield Program([r.rule for r in write],
-                      [rule_from_mapping(r.rule, r.source, "vmagent") for r in write], "vmagent")
+        yield Program([r.rule for r in write], [cached_rule(r.rule, r.source, "vmagent") for r in write], "vmagent")
     vmagent = cluster.components.get("vmagent")
     config = (vmagent.values.get("config") or {}) if vmagent else {}
     for index, job in enumerate(config.get("scrape_configs") or []):
@@ -195,7 +215,7 @@ def _model_programs(cluster: Any) -> Iterable[Program]:
             if not raws:
                 continue
             path = ("values", "config", "scrape_configs", index, key)
-            rules = [rule_from_mapping(r, vmagent.source_of(*path, i) or SourceRef(cluster.source), "vmagent")
+            rules = [cached_rule(r, vmagent.source_of(*path, i) or SourceRef(cluster.source), "vmagent")
                      for i, r in enumerate(raws)]
             yield Program(raws, rules, "vmagent", targets=targets, fixed=fixed,
                           meta_only=targets and _discovery_meta_only(job))
@@ -221,15 +241,14 @@ def _alloy_programs(text: str, name: str) -> Iterable[Program]:
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
-    seen_programs: set[str] = set()
+    analysed: dict[str, list[tuple]] = {}
     found: dict[tuple, None] = {}
 
     def run(program: Program) -> None:
         key = program.key()
-        if key in seen_programs:
-            return
-        seen_programs.add(key)
-        for finding in program.findings(ctx):
+        if key not in analysed:
+            analysed[key] = list(program.placeholder().findings(ctx))
+        for finding in program.findings_here(analysed[key]):
             found.setdefault(finding)
 
     for cluster in (ctx.fleet.clusters.values() if ctx.fleet is not None else []):

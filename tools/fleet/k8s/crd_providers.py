@@ -88,9 +88,12 @@ def chart_kinds(chart: str, values: Any) -> set[tuple[str, str]]:
     return out
 
 
-def preinstalled() -> set[tuple[str, str]]:
+def preinstalled() -> frozenset[tuple[str, str]]:
     """(group, kind) there before any stage runs: Flux's and DOKS's."""
-    return {(group, kind) for table in (FLUX, DOKS) for group, kinds in table.items() for kind in kinds}
+    return PREINSTALLED
+
+
+PREINSTALLED = frozenset((group, kind) for table in (FLUX, DOKS) for group, kinds in table.items() for kind in kinds)
 
 
 def needs_crd(api_version: str) -> bool:

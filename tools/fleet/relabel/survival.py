@@ -124,12 +124,22 @@ class JobPipeline:
         return repr((self.job, self.report, self.external_at, sorted(self.external_labels), parts))
 
 
+_RULES: dict[tuple, Rule] = {}
+
+
+def cached_rule(raw: Any, source: SourceRef | None, flavor: str) -> Rule:
+    """rule_from_mapping, once per (mapping, source, flavour): a fleet's clusters share most
+    rules, and building one compiles its regex."""
+    key = (repr(raw), str(source), flavor)
+    rule = _RULES.get(key)
+    if rule is None:
+        rule = _RULES[key] = rule_from_mapping(raw, source, flavor)  # type: ignore[arg-type]
+    return rule
+
+
 def _rules(items: Any, source_of: Any, path: tuple, flavor: str) -> list[Rule]:
-    out = []
-    for index, item in enumerate(items or []):
-        source = source_of(*path, index) or SourceRef("")
-        out.append(rule_from_mapping(item, source, flavor))  # type: ignore[arg-type]
-    return out
+    return [cached_rule(item, source_of(*path, index) or SourceRef(""), flavor)
+            for index, item in enumerate(items or [])]
 
 
 def _report_rules(flavor: str) -> list[Rule]:
@@ -149,7 +159,7 @@ def vmagent_pipelines(cluster: Any) -> dict[str, list[JobPipeline]]:
     config = vmagent.values.get("config") or {}
     # Fleet-owned (render/wiring.py), set after the layers: the model's values do not hold them yet.
     external = {"cluster_id": cluster.id, "region": cluster.region.slug}
-    write = [rule_from_mapping(r.rule, r.source, "vmagent") for r in cluster.customer_relabel]
+    write = [cached_rule(r.rule, r.source, "vmagent") for r in cluster.customer_relabel]
     out: dict[str, list[JobPipeline]] = {}
     for index, job in enumerate(config.get("scrape_configs") or []):
         if not isinstance(job, dict) or "job_name" not in job:
