@@ -131,3 +131,11 @@ def test_every_format_names_the_rule(fleet_copy: Path, fmt: str) -> None:
     assert _error_lines(fmt, result.stdout) == {(CUSTOMER, line)}
     if fmt == "sarif":
         validate_sarif(json.loads(result.stdout))
+
+
+def test_a_field_vmagent_v1150_refuses_is_an_error(fleet_copy: Path) -> None:
+    line = _append(fleet_copy, CUSTOMER, "- action: drop_if_equal\n  source_labels: [namespace, exported_namespace]\n"
+                                         "  regex: .+\n")
+    found = _at(_findings(fleet_copy), CUSTOMER)
+    assert found[line] == [("error", "drop_if_equal with regex: vmagent v1.150 refuses the rule (`regex` cannot be "
+                                     "used for `action=drop_if_equal`) and does not start")]

@@ -7,7 +7,9 @@ interpretation of the GDPR proof (relabel/analyzer.py over regexlang languages):
   outside `hashmod`, `source_labels` on `labelmap`, `target_label` on vmagent's `labeldrop`,
   ...), per agent: Prometheus/Alloy (model/relabel/relabel.go: `labeldrop`/`labelkeep`/
   `keepequal` with extra fields are already load errors there) and vmagent v1.150
-  (lib/promrelabel, which accepts and ignores them);
+  (lib/promrelabel, which accepts and ignores them — except `regex`/`target_label` on
+  `keep_if_equal`/`drop_if_equal` and `regex` on `keepequal`/`dropequal`, which it refuses:
+  an error, vmagent would not start); the table is proved on both real agents;
 * **never matches** — a `keep`/`drop`/`replace` whose regex has an empty intersection with
   every value its source labels can still have after the earlier rules (`keep job=a` then
   `keep job=b`: the second drops everything); a rule after one that already dropped every series;
@@ -64,6 +66,16 @@ USES: dict[str, dict[str, frozenset[str]]] = {
 }
 USES["vmagent"] = {**USES["prometheus"], "keep_if_equal": frozenset({"source_labels"}),
                    "drop_if_equal": frozenset({"source_labels"})}
+#: Fields vmagent v1.150 refuses outright for an action (`cannot be used for action=...`: it does
+#: not start), where 1.79.5 and the fleet's engine accept and ignore them (checked with
+#: `vmagent -dryRun` in tests/test_relabel_lint_upstream.py).
+REFUSED: dict[str, dict[str, frozenset[str]]] = {
+    # Prometheus' Validate (the engine refuses these at load, with the agent's message)
+    "prometheus": {"lowercase": frozenset({"replacement"}), "uppercase": frozenset({"replacement"})},
+    "vmagent": {"keep_if_equal": frozenset({"regex", "target_label"}),
+                "drop_if_equal": frozenset({"regex", "target_label"}),
+                "keepequal": frozenset({"regex"}), "dropequal": frozenset({"regex"})},
+}
 #: Labels a labeldrop/labelkeep must never remove: the series' name and its job.
 PROTECTED = ("__name__", "job")
 
@@ -73,7 +85,14 @@ def ignored_fields(raw: dict, action: str, flavor: str) -> list[str]:
     uses = USES[flavor].get(action)
     if uses is None:
         return []
-    return [f for f in _FIELDS if raw.get(f) is not None and f not in uses]
+    refused = REFUSED[flavor].get(action, frozenset())
+    return [f for f in _FIELDS if raw.get(f) is not None and f not in uses and f not in refused]
+
+
+def refused_fields(raw: dict, action: str, flavor: str) -> list[str]:
+    """Fields written in `raw` that the agent refuses for `action` (it would not start)."""
+    refused = REFUSED[flavor].get(action, frozenset())
+    return [f for f in _FIELDS if raw.get(f) is not None and f in refused]
 
 
 def _protected_removed(rule: Rule, flavor: str, targets: bool) -> list[str]:
@@ -138,6 +157,11 @@ class Program:
                 yield (Severity.WARNING, rule.source, f"{rule.action} ignores {', '.join(ignored)} "
                        f"({'Alloy/Prometheus' if self.flavor == 'prometheus' else 'vmagent'} never reads "
                        f"{'it' if len(ignored) == 1 else 'them'} for this action)", "remove the field(s)")
+            refused = refused_fields(raw, rule.action, self.flavor)
+            if refused:
+                yield (Severity.ERROR, rule.source, f"{rule.action} with {', '.join(refused)}: vmagent v1.150 "
+                       f"refuses the rule (`{refused[0]}` cannot be used for `action={rule.action}`) and does "
+                       "not start", "remove the field(s)")
             for name in _protected_removed(rule, self.flavor, self.targets):
                 yield (Severity.ERROR, rule.source, f"{rule.action} removes {name!r} from every series it sees "
                        f"(regex {rule.regex!r})", f"narrow the regex so {name} stays")
