@@ -134,3 +134,26 @@ def test_every_format_names_the_relabel_rule(fleet_copy: Path, fmt: str) -> None
     assert _error_lines(fmt, result.stdout) == {(VALUES, line)}
     if fmt == "sarif":
         validate_sarif(json.loads(result.stdout))
+
+
+def test_the_real_vmagent_confirms_the_label_is_gone(fleet_copy: Path) -> None:
+    """The KSM pipeline the check analyses, run by the pinned vmagent: `namespace` arrives with
+    the shipped rules and is gone with the fixture's labeldrop."""
+    from _binaries import require_binary
+    from differential import run_vmagent
+    from fleet.relabel.survival import vmagent_pipelines
+
+    binaries = {"vmagent_bin": require_binary("vmagent"), "victoria_metrics_bin": require_binary("victoria-metrics")}
+    shipped = model.load(fleet_copy).clusters["nyc3-prod-01"]
+    _drop_namespace_on_ksm(fleet_copy)
+    changed = model.load(fleet_copy).clusters["nyc3-prod-01"]
+
+    def ksm_rules(cluster) -> list[dict]:
+        (series,) = [p for p in vmagent_pipelines(cluster)["kube-state-metrics"] if not p.report]
+        return [rule.to_mapping() for rule, _ in series.flat]
+
+    sample = {"__name__": "kube_pod_labels", "job": "kube-state-metrics", "namespace": "shop", "pod": "web-0",
+              "label_starform_io_project_id": "p1"}
+    before, after = run_vmagent([ksm_rules(shipped), ksm_rules(changed)], [sample], **binaries)
+    assert [s.get("namespace") for s in before] == ["shop"]
+    assert after and all("namespace" not in s and s.get("pod") == "web-0" for s in after)
