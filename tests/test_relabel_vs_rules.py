@@ -157,3 +157,22 @@ def test_the_real_vmagent_confirms_the_label_is_gone(fleet_copy: Path) -> None:
     before, after = run_vmagent([ksm_rules(shipped), ksm_rules(changed)], [sample], **binaries)
     assert [s.get("namespace") for s in before] == ["shop"]
     assert after and all("namespace" not in s and s.get("pod") == "web-0" for s in after)
+
+
+def test_regional_gate_dropping_instance_breaks_the_store_alerts(fleet_copy: Path) -> None:
+    """The droplets' Alloy (rendered/regions/*/alloy/*.alloy) feeds the regional alerts: a labeldrop
+    of `instance` in base/relabel/regional.yaml breaks the `unless on (instance)` companions."""
+    regional = fleet_copy / "base/relabel/regional.yaml"
+    regional.write_text(regional.read_text() + "- action: labeldrop\n  regex: instance\n")
+    (found,) = _findings(fleet_copy)
+    assert (found.source.file, found.source.line) == ("base/relabel/regional.yaml",
+                                                      _line_of(regional, "regex: instance") - 1)
+    assert {"alert 'ClickHouseTargetMissing'", "alert 'VictoriaMetricsTargetMissing'"} <= set(found.details["rules"])
+    assert all(rule.startswith("alert ") for rule in found.details["rules"])
+
+
+def test_a_label_written_again_later_is_carried(fleet_copy: Path) -> None:
+    customer = fleet_copy / CUSTOMER
+    customer.write_text(customer.read_text() + "- action: labeldrop\n  regex: namespace\n"
+                                               "- target_label: namespace\n  replacement: flattened\n")
+    assert _findings(fleet_copy) == []
