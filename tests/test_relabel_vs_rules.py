@@ -176,3 +176,14 @@ def test_a_label_written_again_later_is_carried(fleet_copy: Path) -> None:
     customer.write_text(customer.read_text() + "- action: labeldrop\n  regex: namespace\n"
                                                "- target_label: namespace\n  replacement: flattened\n")
     assert _findings(fleet_copy) == []
+
+
+def test_a_removal_keyed_on_the_series_name(fleet_copy: Path) -> None:
+    """A replace that empties `pod` for kube_pod_labels only: found for that series, not for cAdvisor's."""
+    customer = fleet_copy / CUSTOMER
+    customer.write_text(customer.read_text() + "- source_labels: [__name__]\n  regex: kube_pod_labels\n"
+                                               "  target_label: pod\n  replacement: ''\n")
+    (found,) = _findings(fleet_copy)
+    assert (found.source.file, found.source.line) == (CUSTOMER, _line_of(customer, "regex: kube_pod_labels") - 1)
+    assert found.details["series"] == ['kube_pod_labels{job="kube-state-metrics"}']
+    assert set(found.details["rules"]) == {"record 'project_service_pod:kube_pod_labels:max'"}

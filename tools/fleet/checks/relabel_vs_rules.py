@@ -126,8 +126,9 @@ def _fates(ctx: CheckContext, pipe: JobPipeline, labels: Iterable[str], metric: 
 def _breaks(reads: _Reads, pipelines: dict[str, list[JobPipeline]], ctx: CheckContext, owner: str,
             found: dict) -> None:
     """Record every label a job's pipeline removes that a rule reads. One run per pipeline for
-    every label its rules read (any series name) finds the candidates; a run with the series'
-    name confirms each (a rule keyed on `__name__` may remove the label only for some series)."""
+    every label its rules read (any series name) finds the candidates, plus the labels a rule
+    keyed on `__name__` writes (`_name_keyed`); a run with the series' name decides each (such a
+    rule may remove the label only for some series, or keep it for the ones a rule reads)."""
     by_job: dict[str, list[tuple[str | None, dict]]] = {}
     for (job, metric), per_label in reads.by_input.items():
         by_job.setdefault(job, []).append((metric, per_label))
@@ -139,6 +140,7 @@ def _breaks(reads: _Reads, pipelines: dict[str, list[JobPipeline]], ctx: CheckCo
             wanted = {label for _m, per in picked for label in per}
             for pipe in pipes if wanted else []:
                 removed = {label for label, fate in _fates(ctx, pipe, wanted, None).items() if not fate.carried}
+                removed |= _name_keyed(pipe, wanted)
                 for metric, per_label in picked:
                     labels = sorted(removed & set(per_label))
                     if not labels:
@@ -146,6 +148,16 @@ def _breaks(reads: _Reads, pipelines: dict[str, list[JobPipeline]], ctx: CheckCo
                     for label, fate in sorted(_fates(ctx, pipe, labels, metric).items()):
                         if not fate.carried and fate.removed_by is not None:
                             _record(found, pipe, fate, label, metric, per_label[label], owner)
+
+
+def _name_keyed(pipe: JobPipeline, labels: set[str]) -> set[str]:
+    """Labels whose fate may depend on the series' name: written by a rule that reads `__name__`
+    (a replace emptying `pod` for some metrics only). The name-blind run cannot rule them out."""
+    out: set[str] = set()
+    for rule, _ in pipe.flat:
+        if "__name__" in rule.source_labels and rule.target_label:
+            out |= labels if "$" in rule.target_label else ({rule.target_label} & labels)
+    return out
 
 
 def _finding(key: tuple, entry: _Break) -> Finding:
