@@ -36,7 +36,7 @@ from ..errors import Finding, InputError, Severity, SourceRef
 from ..relabel.absdomain import ANY, RESERVED, Lang, lit, rule_lang, rule_lang_must, tracked_names
 from ..relabel.engine import Rule, rule_from_mapping
 from ..relabel.pipeline import _discovery_meta_only
-from ..relabel.survival import _analyzer, cached_rule, may_carry
+from ..relabel.survival import cached_rule, may_carry, shared_analyzer
 from . import CheckContext
 from .gdpr import _policy
 from .rule_jobs import PLATFORM_ALLOY, _distinct
@@ -169,7 +169,7 @@ class Program:
 
     def _flow(self, ctx: CheckContext) -> Iterable[tuple[Severity, SourceRef, str, str]]:
         """Never-matching rules and order traps, from the abstract state before each rule."""
-        analyzer = _analyzer(_policy(ctx))
+        analyzer = shared_analyzer(_policy(ctx))
         flat = [(r, self.flavor) for r in self.rules]
         state = analyzer.initial(tracked_names(flat), self.input_names, self.fixed)
         fresh = state.copy()

@@ -50,7 +50,7 @@ def label_fates(flat: Sequence[tuple[Rule, str]], labels: Iterable[str], policy:
                 fixed: dict[str, str] | None = None, input_names: Lang = ANY,
                 external_labels: dict[str, str] | None = None, external_at: int | None = None) -> dict[str, Fate]:
     """Run `flat` abstractly once and follow each of `labels` (see the module docstring)."""
-    analyzer = _analyzer(policy)
+    analyzer = shared_analyzer(policy)
     external = external_labels or {}
     labels = sorted(set(labels))
     state = analyzer.initial(tracked_names(flat) | set(labels) | set(external), input_names, fixed)
@@ -84,7 +84,7 @@ def label_fates(flat: Sequence[tuple[Rule, str]], labels: Iterable[str], policy:
 _ANALYZERS: dict[str, Analyzer] = {}
 
 
-def _analyzer(policy: Policy) -> Analyzer:
+def shared_analyzer(policy: Policy) -> Analyzer:
     """One analyzer per policy: building its languages costs more than a short pipeline's run."""
     if policy.fingerprint not in _ANALYZERS:
         _ANALYZERS[policy.fingerprint] = Analyzer(policy)
