@@ -402,3 +402,118 @@ def label_bound(node: pp.Expr) -> frozenset[str] | None:
             added.add(node.args[1].val)
         return frozenset(set().union(*bounds) | added)
     return None
+
+
+# --- which input labels an expression reads -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputLabelUse:
+    """A label an expression needs on the series one selector reads: `where` is the
+    sub-expression that uses it (a matcher, `by`, `on`, `group_left`, a label_replace source)."""
+
+    label: str
+    selector: SelectorUse
+    where: str
+
+
+def input_label_uses(expr: pp.Expr) -> list[InputLabelUse]:
+    """Every (label, selector) pair where the expression's result depends on the selector's
+    series carrying that label.
+
+    Unlike `label_mentions`, a label is traced down to the selectors it comes from: a label that
+    `label_replace` writes is not read from its input (its source label is), `group_left (x)`
+    takes `x` from the "one" side only, `by` labels come from the aggregated expression, and a
+    label removed by `without`/`ignoring` is not needed at all. So a relabel change that drops
+    `namespace` is tied to the selectors whose series must carry it, and to no others."""
+    found: list[InputLabelUse] = []
+    _needs(expr, {}, found)
+    return list(dict.fromkeys(found))
+
+
+def _vector_arg(node: object) -> bool:
+    return not isinstance(node, (pp.NumberLiteral, pp.StringLiteral))
+
+
+def _needs(node: object, wanted: dict[str, str], out: list[InputLabelUse]) -> None:
+    """Record what `node` reads; `wanted` are labels its parent needs on node's result."""
+    if isinstance(node, pp.MatrixSelector):
+        node = node.vector_selector
+    if isinstance(node, pp.VectorSelector):
+        use = selector_use(node)
+        for label, where in wanted.items():
+            out.append(InputLabelUse(label, use, where))
+        for label, _op, _value in use.matchers:
+            if label != "__name__":
+                out.append(InputLabelUse(label, use, use.text))
+        return
+    if isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
+        _needs(node.expr, wanted, out)
+    elif isinstance(node, pp.AggregateExpr):
+        _aggregate_needs(node, wanted, out)
+    elif isinstance(node, pp.BinaryExpr):
+        _binary_needs(node, wanted, out)
+    elif isinstance(node, pp.Call):
+        _call_needs(node, wanted, out)
+
+
+def _aggregate_needs(node: pp.AggregateExpr, wanted: dict[str, str], out: list[InputLabelUse]) -> None:
+    mod, where = node.modifier, str(node)
+    if node.param is not None and _vector_arg(node.param):
+        _needs(node.param, {}, out)
+    if str(node.op) in ("topk", "bottomk", "limitk"):
+        inner = dict(wanted)
+    else:
+        inner = {}
+    if mod is not None and str(mod.type).endswith("By"):
+        inner.update({label: wanted.get(label, where) for label in mod.labels})
+    elif mod is not None:
+        inner.update({k: v for k, v in wanted.items() if k not in set(mod.labels)})
+    if str(node.op) == "count_values" and isinstance(node.param, pp.StringLiteral):
+        inner.pop(node.param.val, None)
+    _needs(node.expr, inner, out)
+
+
+def _binary_needs(node: pp.BinaryExpr, wanted: dict[str, str], out: list[InputLabelUse]) -> None:
+    mod, where = node.modifier, str(node)
+    lhs_vec, rhs_vec = _vector_arg(node.lhs), _vector_arg(node.rhs)
+    if not (lhs_vec and rhs_vec):
+        for side, vec in ((node.lhs, lhs_vec), (node.rhs, rhs_vec)):
+            _needs(side, wanted if vec else {}, out)
+        return
+    matching = mod.matching if mod is not None else None
+    on = {label: where for label in matching.labels} if matching is not None and \
+        str(matching.type).endswith("Include") else {}
+    op = str(node.op)
+    card = str(mod.card).split(".")[-1] if mod is not None and mod.card is not None else "OneToOne"
+    if op == "or":
+        _needs(node.lhs, {**wanted, **on}, out)
+        _needs(node.rhs, {**wanted, **on}, out)
+        return
+    if card in ("ManyToOne", "OneToMany"):
+        many, one = (node.lhs, node.rhs) if card == "ManyToOne" else (node.rhs, node.lhs)
+        group = {label: where for label in (mod.group_labels or [])}
+        _needs(many, {**{k: v for k, v in wanted.items() if k not in group}, **on}, out)
+        _needs(one, {**group, **on}, out)
+        return
+    _needs(node.lhs, {**wanted, **on}, out)
+    _needs(node.rhs, on, out)
+
+
+def _call_needs(node: pp.Call, wanted: dict[str, str], out: list[InputLabelUse]) -> None:
+    name, args, where = node.func.name, list(node.args), str(node)
+    strings = [a.val if isinstance(a, pp.StringLiteral) else None for a in args]
+    inner = dict(wanted)
+    if name == "label_replace" and len(args) == 5:
+        inner.pop(strings[1] or "", None)
+        inner.update({s: where for s in (strings[3] or "").split(",") if s})
+    elif name == "label_join" and len(args) >= 3:
+        inner.pop(strings[1] or "", None)
+        inner.update({s: where for s in strings[3:] if s})
+    elif name == "histogram_quantile":
+        inner["le"] = where
+    elif name in ("absent", "absent_over_time"):
+        inner = {}
+    for arg in args:
+        if _vector_arg(arg):
+            _needs(arg, inner, out)
