@@ -20,11 +20,12 @@ import json
 VALUES = "base/components/vmagent/values.yaml"
 CUSTOMER = "base/relabel/customer.yaml"
 PLATFORM = "base/relabel/platform.yaml"
-KSM_DROP_NAMESPACE = """        - source_labels: [__meta_kubernetes_endpointslice_port_name]
+KSM_METRIC_RELABEL = """        - source_labels: [__meta_kubernetes_endpointslice_port_name]
           regex: http
           action: keep
       metric_relabel_configs:
-        - action: labeldrop
+"""
+KSM_DROP_NAMESPACE = KSM_METRIC_RELABEL + """        - action: labeldrop
           regex: namespace
 """
 
@@ -43,9 +44,8 @@ def _drop_namespace_on_ksm(root: Path) -> int:
     """A labeldrop of `namespace` in the KSM scrape job's metric_relabel_configs; its line."""
     values = root / VALUES
     text = values.read_text()
-    anchor = KSM_DROP_NAMESPACE.split("      metric_relabel_configs:\n")[0]
-    assert anchor in text
-    values.write_text(text.replace(anchor, KSM_DROP_NAMESPACE))
+    assert text.count(KSM_METRIC_RELABEL) == 1
+    values.write_text(text.replace(KSM_METRIC_RELABEL, KSM_DROP_NAMESPACE))
     return _line_of(values, "- action: labeldrop", _line_of(values, "job_name: kube-state-metrics"))
 
 
