@@ -8,6 +8,7 @@ import click
 
 from ..diff import formats
 from ..diff.compare import diff
+from ..diff.worktree import Interrupted
 from ..errors import InputError, SourceRef
 from .render import root_option
 
@@ -24,7 +25,11 @@ def diff_command(root: Path, ref: str | None, fmt: str, output: Path | None) -> 
     """Render REF and the working tree and show what changes: each change once, grouped across the
     clusters (and regions) it touches, and what can now reach Grafana Cloud and the regions'
     VictoriaMetrics (jobs, label names, the GDPR verdict)."""
-    report = diff(root, ref)
+    try:
+        report = diff(root, ref)
+    except Interrupted as exc:  # the worktree is gone; end as the signal would have
+        click.echo(f"fleet diff: interrupted by {exc}; the temporary worktree was removed", err=True)
+        raise SystemExit(128 + exc.signum) from None
     if output is not None:
         full = formats.to_markdown(report, limit=10**12) if fmt == "markdown" else formats.WRITERS[fmt](report)
         try:

@@ -70,13 +70,17 @@ def resolve_base(root: Path, ref: str | None) -> Base:
 class Interrupted(Exception):
     """SIGTERM or SIGHUP arrived while the temporary worktree existed."""
 
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
 
 @contextmanager
 def _signals_as_exceptions() -> Iterator[None]:
     """SIGTERM/SIGHUP raise `Interrupted` (SIGINT already raises KeyboardInterrupt), so the
     worktree's cleanup runs before the process ends; the old handlers come back afterwards."""
     def interrupt(signum, _frame):
-        raise Interrupted(signal.Signals(signum).name)
+        raise Interrupted(signum)
 
     old = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
