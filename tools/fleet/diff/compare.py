@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import processing
+from ..errors import InputError, processing
 from ..relabel import policy as pol
 from . import telemetry as tel
 from .grouping import Group, Unit, group_changes, unit_counts, unit_of
@@ -78,22 +78,54 @@ def telemetry_diff(before: dict[str, bytes], after: dict[str, bytes], policy_bef
              if policy_changed or trees[0].get(u, {}) != trees[1].get(u, {})]
     keys: dict[tuple[int, Unit], list[str]] = {}
     tasks: dict[tuple[int, str], tuple[str, bytes]] = {}
+    dest_memo: dict[tuple[int, str], set[str]] = {}
     for unit in units:
+        relevant = _relevant_files(sides, trees[0].get(unit, {}), trees[1].get(unit, {}), policy_changed, dest_memo)
         for side in (0, 1):
-            files = trees[side].get(unit, {})
+            files = {p: d for p, d in trees[side].get(unit, {}).items() if p in relevant}
             keys[side, unit] = [sides[side].key(unit, path, data) for path, data in sorted(files.items())]
             for (path, data), key in zip(sorted(files.items()), keys[side, unit]):
                 tasks.setdefault((side, key), (path, data))
     summaries = _summaries(sides, tasks)
     grouped: dict[tuple[str, tel.DestinationChange], list[str]] = {}
+    compared: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tel.DestinationChange]] = {}
     for unit in units:
-        old, new = (tel.merge(summaries[side, key] for key in keys[side, unit]) for side in (0, 1))
-        for change in tel.compare(old, new):
+        pair = (tuple(keys[0, unit]), tuple(keys[1, unit]))
+        if pair not in compared:  # language operations are not cheap: once per distinct pair
+            old, new = (tel.merge(summaries[side, key] for key in pair[side]) for side in (0, 1))
+            compared[pair] = tel.compare(old, new)
+        for change in compared[pair]:
             grouped.setdefault((unit.scope, change), []).append(unit.name)
     out = [TelemetryGroup(scope, change, sorted(names)) for (scope, change), names in grouped.items()]
     out.sort(key=lambda g: (g.scope != "cluster", -len(g.change.gdpr_new), -len(g.units), g.change.destination,
                             g.units[0]))
     return out
+
+
+def _relevant_files(sides: tuple[tel.Analysis, tel.Analysis], old: dict[str, bytes], new: dict[str, bytes],
+                    policy_changed: bool, memo: dict[tuple[int, str], set[str]]) -> set[str]:
+    """The unit's files that can change a destination's reach: the changed ones, and unchanged
+    ones feeding a destination a changed one feeds (reach is a union over files). An unchanged
+    vmagent.yaml beside a changed config.alloy is left out: it costs an analysis per side."""
+    changed = {p for p in set(old) | set(new) if policy_changed or old.get(p) != new.get(p)}
+
+    def dests(side: int, path: str, data: bytes) -> set[str]:
+        key = (side, sides[side].key(Unit("fleet", ""), path, data))
+        if key not in memo:
+            memo[key] = sides[side].destinations(path, data)
+        return memo[key]
+
+    touched: set[str] = set()
+    for path in changed:
+        for side, files in ((0, old), (1, new)):
+            if path in files:
+                touched |= dests(side, path, files[path])
+    kept = set(changed)
+    for path in (set(old) & set(new)) - changed:
+        mine = dests(1, path, new[path])
+        if "*" in touched or "*" in mine or mine & touched:
+            kept.add(path)
+    return kept
 
 
 _TASK_STATE: tuple | None = None  # (sides, tasks) for the fork pool's workers
@@ -105,7 +137,10 @@ def _summarise(task: tuple[int, str]) -> tuple[tuple[int, str], tel.Summary]:
     side, _ = task
     path, data = tasks[task]
     with processing(f"rendered/{path} (telemetry diff)"):
-        return task, sides[side].file_summary(path, data)
+        try:
+            return task, sides[side].file_summary(path, data)
+        except InputError as exc:  # a rendered file the analysis cannot read: say so, diff the rest
+            return task, {"unanalysable": tel.Reach(findings={f"cannot analyse rendered/{path}: {exc.message}"})}
 
 
 def _summaries(sides: tuple[tel.Analysis, tel.Analysis],

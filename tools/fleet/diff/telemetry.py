@@ -181,6 +181,22 @@ class Analysis:
         klass, name = self.policy.classify_url(url)
         return f"{klass}:{name}" if name not in _UNNAMED else url
 
+    def destinations(self, path: str, data: bytes) -> set[str]:
+        """Where a file's series may go, without analysing any path (a superset for vmagent: every
+        `url:` of the file)."""
+        text = data.decode("utf-8", "replace")
+        if path.endswith(".alloy"):
+            try:
+                return {self._destination(p) for p in gdpr.platform_paths(text, path, self.policy, [])}
+            except Exception:  # noqa: BLE001 - unreadable here: the summary reports it; assume it goes anywhere
+                return {"*"}
+        out = set()
+        for m in _URL.finditer(text):
+            url = m.group(2).strip("'\"")
+            klass, name = self.policy.classify_url(url)
+            out.add(REGION_VM if klass == pol.IN_REGION else name if name not in _UNNAMED else url)
+        return out
+
     def file_summary(self, path: str, data: bytes) -> Summary:
         """One telemetry file's summary (an Alloy config, or a vmagent HelmRelease)."""
         text = data.decode("utf-8", "replace")
