@@ -153,9 +153,11 @@ def test_values_change_groups_clusters_and_names_the_exception(tmp_path):
     special = "nyc3-prod-02"  # already patches vmagent's memory limit; now its cpu request too
     _edit(root, f"clusters/{special}/cluster.yaml", "          memory: 3Gi\n",
           "          memory: 3Gi\n        requests:\n          cpu: 300m\n")
-    result = CliRunner().invoke(cli, ["diff", "--root", str(root), "--format", "json"])
+    full = tmp_path / "diff.json"
+    result = CliRunner().invoke(cli, ["diff", "--root", str(root), "--format", "json", "--output", str(full)])
     assert result.exit_code == 1, result.output
     data = json.loads(result.output)
+    assert json.loads(full.read_text()) == data
     vmagent = [c for c in data["changes"] if c["path"] == "stages/03-telemetry/vmagent.yaml"]
     assert [c["exception"] for c in vmagent] == [False, True]
     assert vmagent[0]["object"] == "HelmRelease starform-metrics/vmagent"
@@ -266,3 +268,11 @@ def test_same_hunk_naming_each_cluster_is_one_change():
     assert [(g.units, g.change.status) for g in groups] == [(["one", "two"], "modified"), (["three"], "added")]
     assert groups[0].change.diff == "@@\n+z <cluster>"
     assert groups[0].shown.splitlines()[-2:] == [" y", "+z <cluster>"]
+
+
+def test_regional_outputs_group_across_regions_with_the_slug_abstracted():
+    before = {f"regions/{r}/vector/vector.yaml": f"sink: ch.{r}.internal\nbuffer: 1\n".encode() for r in ("fra1", "nyc3")}
+    after = {f"regions/{r}/vector/vector.yaml": f"sink: ch.{r}.internal\nbuffer: 2\n".encode() for r in ("fra1", "nyc3")}
+    (group,) = group_changes(before, after)
+    assert (group.scope, group.units, group.change.path) == ("region", ["fra1", "nyc3"], "vector/vector.yaml")
+    assert "sink: ch.<region>.internal" in group.shown
