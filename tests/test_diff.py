@@ -20,7 +20,8 @@ from fleet.cli import cli
 from fleet.diff import formats
 from fleet.diff.compare import DiffReport, TelemetryGroup, diff
 from fleet.diff.grouping import Change, Group, group_changes
-from fleet.diff.telemetry import REGION_VM, DestinationChange, JobLabels, Names
+from fleet.diff.telemetry import REGION_VM, DestinationChange, JobLabels, Names, describe
+from fleet.relabel.regexlang import Lang
 from fleet.diff.worktree import Base, temporary_worktree
 
 PLATFORM = "base/relabel/platform.yaml"
@@ -276,3 +277,14 @@ def test_regional_outputs_group_across_regions_with_the_slug_abstracted():
     (group,) = group_changes(before, after)
     assert (group.scope, group.units, group.change.path) == ("region", ["fra1", "nyc3"], "vector/vector.yaml")
     assert "sink: ch.<region>.internal" in group.shown
+
+
+def test_infinitely_many_names_read_as_a_prefix_and_an_example():
+    names = describe(Lang.from_re2("label_starform_io_.+"))
+    assert (names.members, names.prefix) == (None, "label_starform_io_")
+    assert names.example.startswith("label_starform_io_") and len(names.example) > len("label_starform_io_")
+    change = DestinationChange("grafana-cloud", (), (), (JobLabels(("shuttle",), names, Names(())),), (), ())
+    (sentence,) = formats.telemetry_sentences(change)
+    assert sentence.startswith("labels starting with `label_starform_io_` (infinitely many names, e.g. `label_st")
+    assert sentence.endswith(") now reach Grafana Cloud from job shuttle")
+    assert describe(Lang.literal("pod") | Lang.literal("namespace")) == Names(("namespace", "pod"))

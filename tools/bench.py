@@ -58,11 +58,11 @@ def timed(label: str, cmd: list[str], cwd: Path) -> float:
     return secs
 
 
-def bench_diff(fleet: str, clusters: int) -> None:
+def bench_diff_relabel(fleet: str, clusters: int) -> None:
     """`fleet diff` of a one-line base change (`project_id` leaves the GDPR gate's labeldrop: every
     cluster's config.alloy changes, the telemetry diff finds the leak) in a fresh git repo, so both
     sides render in full; target 20 s."""
-    label = "diff, one-line base"
+    label = "diff (one-line relabel change)"
     TARGETS[label] = 20.0
     with tempfile.TemporaryDirectory(prefix="fleet-bench-diff-") as tmp:
         root = Path(tmp)
@@ -96,7 +96,7 @@ def main() -> None:
         first.write_text(first.read_text() + "components:\n  envoy-gateway:\n    values:\n      deployment:\n        replicas: 4\n")
         timed("one-cluster render", [fleet, "render", "--root", str(root)], root)
         timed("one-cluster lint", [fleet, "lint", "--root", str(root), *lint_flags], root)
-    bench_diff(fleet, args.clusters)
+    bench_diff_relabel(fleet, args.clusters)
 
 
 if __name__ == "__main__":

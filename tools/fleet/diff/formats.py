@@ -63,8 +63,8 @@ def telemetry_sentences(change: DestinationChange) -> list[str]:
             if names.empty:
                 continue
             single = names.members is not None and len(names.members) == 1
-            noun = "label" if single else "labels"
-            out.append(f"{names} {noun} {verb[0] if single else verb[1]} {dest} from {_jobs(labels.jobs)}")
+            noun = "" if names.members is None else " label" if single else " labels"
+            out.append(f"{names}{noun} {verb[0] if single else verb[1]} {dest} from {_jobs(labels.jobs)}")
     before, after = len(change.gdpr_before), len(change.gdpr_after)
     if change.gdpr_new or change.gdpr_resolved:
         out.append(f"GDPR verdict for {dest}: {_verdict(before)} → {_verdict(after)}")

@@ -65,7 +65,8 @@ class Names:
     def __str__(self) -> str:
         if self.members is not None:
             return ", ".join(f"`{m}`" for m in self.members)
-        return f"every name matching `{self.prefix}…` (infinitely many, e.g. `{self.example}`)"
+        start = f"starting with `{self.prefix}` " if self.prefix else ""
+        return f"labels {start}(infinitely many names, e.g. `{self.example}`)"
 
 
 def describe(names: Lang) -> Names:
