@@ -288,3 +288,21 @@ def test_infinitely_many_names_read_as_a_prefix_and_an_example():
     assert sentence.startswith("labels starting with `label_starform_io_` (infinitely many names, e.g. `label_st")
     assert sentence.endswith(") now reach Grafana Cloud from job shuttle")
     assert describe(Lang.literal("pod") | Lang.literal("namespace")) == Names(("namespace", "pod"))
+
+
+def test_forked_workers_inside_the_worktree_block_end_quietly(tmp_path):
+    """A fork pool (the render's) ends its workers with SIGTERM: they must die as before, not
+    raise the parent's Interrupted."""
+    root = _make_repo(tmp_path / "fleet")
+    commit = _git(root, "rev-parse", "HEAD").strip()
+    script = textwrap.dedent(f"""
+        import multiprocessing
+        from pathlib import Path
+        from fleet.diff.worktree import temporary_worktree
+        with temporary_worktree(Path({str(root)!r}), {commit!r}):
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                assert pool.map(abs, [-1, -2]) == [1, 2]
+        print("done")
+        """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "done") and "Traceback" not in proc.stderr, proc.stderr

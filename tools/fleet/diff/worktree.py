@@ -79,7 +79,13 @@ class Interrupted(Exception):
 def _signals_as_exceptions() -> Iterator[None]:
     """SIGTERM/SIGHUP raise `Interrupted` (SIGINT already raises KeyboardInterrupt), so the
     worktree's cleanup runs before the process ends; the old handlers come back afterwards."""
+    owner = os.getpid()
+
     def interrupt(signum, _frame):
+        if os.getpid() != owner:  # a forked render worker (a pool ends its workers with SIGTERM)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise Interrupted(signum)
 
     old = {}
