@@ -306,3 +306,13 @@ def test_forked_workers_inside_the_worktree_block_end_quietly(tmp_path):
         """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stdout.strip()) == (0, "done") and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_bad_input_in_the_working_tree_is_exit_2_at_its_line_and_cleaned_up(tmp_path):
+    root = _make_repo(tmp_path / "fleet")
+    (root / "clusters" / "nyc3-prod-02" / "cluster.yaml").write_text("id: nyc3-prod-02\nregion: [\n")
+    before = _git(root, "worktree", "list")
+    result = CliRunner().invoke(cli, ["diff", "--root", str(root)])
+    assert result.exit_code == 2
+    assert "clusters/nyc3-prod-02/cluster.yaml:" in result.output
+    assert _git(root, "worktree", "list") == before

@@ -159,6 +159,8 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
 
 
 def render_working_tree(root: Path) -> dict[str, bytes]:
