@@ -316,3 +316,29 @@ def test_bad_input_in_the_working_tree_is_exit_2_at_its_line_and_cleaned_up(tmp_
     assert result.exit_code == 2
     assert "clusters/nyc3-prod-02/cluster.yaml:" in result.output
     assert _git(root, "worktree", "list") == before
+
+
+def test_rendering_here_leaves_out_unchanged_clusters_and_agrees_with_refs_own_render(tmp_path, monkeypatch):
+    """Same toolchain on both sides: one process renders both and skips clusters whose render key
+    did not change. The report equals the one of REF's own `fleet render` in the worktree."""
+    import fleet.diff.compare as compare
+    from fleet.render import fleet as render_fleet_module
+
+    root = _make_repo(tmp_path / "fleet")
+    _edit(root, "clusters/nyc3-prod-02/cluster.yaml", "replicas: 4", "replicas: 5")
+    rendered: list[set] = []
+    original = render_fleet_module.render_fleet
+
+    def counting(fleet, only=None, reuse=None):
+        rendered.append(set(fleet.clusters) if only is None else set(only))
+        return original(fleet, only=only, reuse=reuse)
+
+    monkeypatch.setattr(render_fleet_module, "render_fleet", counting)
+    here = diff(root, None)
+    # the working tree, then the base: the cluster, and the control plane that probes its load balancer
+    assert rendered == [{"nyc3-prod-02", "nyc3-control-01"}] * 2
+    monkeypatch.setattr(compare, "same_toolchain", lambda *_: False)
+    own = diff(root, None)
+    assert [(g.scope, g.change, g.units) for g in here.groups] == [(g.scope, g.change, g.units) for g in own.groups]
+    assert [g.units for g in here.groups] == [["nyc3-prod-02"]] and here.files == own.files == 1
+    assert here.telemetry == own.telemetry == []

@@ -10,8 +10,8 @@ from ..errors import InputError, processing
 from ..relabel import policy as pol
 from . import telemetry as tel
 from .grouping import Group, Unit, group_changes, unit_counts, unit_of
-from .worktree import (Base, describe_head, finish_base_render, render_working_tree, resolve_base, start_base_render,
-                       stop, temporary_worktree)
+from .worktree import (Base, describe_head, finish_base_render, render_both, render_working_tree, resolve_base,
+                       same_toolchain, start_base_render, stop, temporary_worktree)
 
 
 @dataclass
@@ -45,12 +45,15 @@ def diff(root: Path, ref: str | None) -> DiffReport:
     root = root.resolve()
     base = resolve_base(root, ref)
     with temporary_worktree(root, base.commit) as worktree:
-        proc = start_base_render(worktree)
-        try:
-            after = render_working_tree(root)
-            before = finish_base_render(proc, worktree, base)
-        finally:
-            stop(proc)
+        if same_toolchain(root, base.commit):
+            before, after = render_both(root, worktree, base)
+        else:
+            proc = start_base_render(worktree)
+            try:
+                after = render_working_tree(root)
+                before = finish_base_render(proc, worktree, base)
+            finally:
+                stop(proc)
         policy_before = _policy(worktree)
     policy_after = _policy(root)
     groups = group_changes(before, after)

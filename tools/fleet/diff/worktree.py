@@ -3,7 +3,9 @@
 REF is rendered by REF's own code (its `tools/` first on `PYTHONPATH`, in a subprocess), so a
 renderer change shows in the diff like an input change. The working tree is rendered in memory
 by the running code; clusters whose render key matches `.cache/render-index.json` and whose
-folder is untouched (what `fleet render` would keep) are read from `rendered/` instead.
+folder is untouched (what `fleet render` would keep) are read from `rendered/` instead. When REF's
+toolchain is the running one, both sides render here and a cluster with the same render key on
+both sides is left out of both (a one-cluster change renders one cluster per side).
 
 The temporary worktree is removed whatever happens: an error, Ctrl-C, SIGTERM or SIGHUP (both
 turned into an exception while it exists, so `finally` runs).
@@ -163,8 +165,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.stderr.close()
 
 
-def render_working_tree(root: Path) -> dict[str, bytes]:
-    """Every rendered file the working tree's inputs produce, as bytes by path under rendered/.
+def render_working_tree(root: Path, skip: set[str] = frozenset(), fleet=None) -> dict[str, bytes]:
+    """Every rendered file the working tree's inputs produce, as bytes by path under rendered/,
+    except the clusters in `skip`.
 
     Clusters `fleet render` would keep (same render key, folder untouched since written) are
     read from disk; the rest render in memory. Nothing is written."""
@@ -173,7 +176,7 @@ def render_working_tree(root: Path) -> dict[str, bytes]:
     from ..render.fleet import KEEP, render_fleet
 
     with rendered_lock(root, "diff", write=False):
-        fleet = model.load(root)
+        fleet = fleet or model.load(root)
         index = {} if os.environ.get("FLEET_NO_CACHE") == "1" else _load_index(root)
         out = root / "rendered"
         kept: list[str] = []
@@ -186,10 +189,47 @@ def render_working_tree(root: Path) -> dict[str, bytes]:
                 return KEEP
             return None
 
-        tree = {path: text.encode("utf-8") for path, text in render_fleet(fleet, reuse=reuse).items()}
+        files = render_fleet(fleet, only=set(fleet.clusters) - set(skip), reuse=reuse)
+        tree = {path: text.encode("utf-8") for path, text in files.items()}
         for cid in kept:
             tree.update({f"clusters/{cid}/{rel}": data for rel, data in read_tree(out / "clusters" / cid).items()})
     return dict(sorted(tree.items()))
+
+
+def same_toolchain(root: Path, commit: str) -> bool:
+    """Whether REF renders with the code running here: the running `fleet` package is the
+    working tree's `tools/fleet` (or the repository has none, on either side), and git sees no
+    change under `tools/` or to `pyproject.toml` between REF and the working tree."""
+    import fleet
+
+    running = Path(fleet.__file__).resolve().parent.parent
+    has_tools = (root / "tools" / "fleet").is_dir()
+    if has_tools and running != (root / "tools").resolve():
+        return False
+    changed = git(root, "diff", "--quiet", commit, "--", "tools", "pyproject.toml").returncode != 0
+    untracked = git(root, "ls-files", "--others", "--exclude-standard", "--", "tools").stdout.strip()
+    return not changed and not untracked
+
+
+def render_both(root: Path, worktree: Path, base: Base) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(base tree, working tree) rendered here, for REF with the same toolchain: a cluster whose
+    render key (merged inputs, settings, renderer) is the same on both sides renders to the same
+    files (the render cache's contract), so it is left out of both trees."""
+    from .. import model
+    from ..render.fleet import code_digest, render_fleet, render_key
+
+    head = model.load(root)
+    try:
+        old = model.load(worktree)
+    except InputError as exc:
+        raise InputError(f"cannot render the base {base.ref} ({base.commit[:12]}): {exc.render()}",
+                         SourceRef("--base")) from None
+    head_code, old_code = code_digest(head), code_digest(old)
+    same = {cid for cid, cluster in head.clusters.items() if cid in old.clusters
+            and render_key(head_code, cluster) == render_key(old_code, old.clusters[cid])}
+    after = render_working_tree(root, same, head)
+    before = render_fleet(old, only=set(old.clusters) - same)
+    return {path: text.encode("utf-8") for path, text in before.items()}, after
 
 
 def _load_index(root: Path) -> dict:
