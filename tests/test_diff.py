@@ -342,3 +342,21 @@ def test_rendering_here_leaves_out_unchanged_clusters_and_agrees_with_refs_own_r
     assert [(g.scope, g.change, g.units) for g in here.groups] == [(g.scope, g.change, g.units) for g in own.groups]
     assert [g.units for g in here.groups] == [["nyc3-prod-02"]] and here.files == own.files == 1
     assert here.telemetry == own.telemetry == []
+
+
+def test_regional_gate_change_names_the_droplet_jobs(tmp_path):
+    """The regional tier's droplets (alloy/<droplet>.alloy, targets written inline) are grouped
+    across regions like clusters: a job leaving the keep and a label leaving the labeldrop."""
+    root = _make_repo(tmp_path / "fleet")
+    regional = "base/relabel/regional.yaml"
+    _edit(root, regional, "regex: clickhouse|victoriametrics|vector\n", "regex: clickhouse|vector\n")
+    _edit(root, regional, "regex: project_id|", "regex: ")
+    report = diff(root, None)
+    regions = sorted(p.name for p in (root / "regions").iterdir())
+    assert {g.scope for g in report.groups} == {"region"} and all(g.units == regions for g in report.groups)
+    (t,) = report.telemetry
+    assert (t.scope, t.units, t.change.destination) == ("region", regions, "grafana-cloud")
+    assert t.change.jobs_removed == ("victoriametrics",) and t.change.jobs_added == ()
+    assert t.change.labels == (JobLabels(("clickhouse", "vector"), Names(("project_id",)), Names(())),)
+    assert t.change.gdpr_new == ["forbidden label 'project_id' can reach Grafana Cloud"]
+    assert "job victoriametrics no longer reaches Grafana Cloud" in formats.to_text(report)

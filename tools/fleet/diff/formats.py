@@ -45,6 +45,8 @@ def _where(scope: str, units: list[str]) -> str:
 
 
 def _jobs(jobs: list[str] | tuple[str, ...]) -> str:
+    if list(jobs) == [ANY_JOB]:
+        return "any job"
     named = [("any job" if j == ANY_JOB else j) for j in jobs]
     return ("job " if len(named) == 1 else "jobs ") + _names(named, NAMED_JOBS)
 

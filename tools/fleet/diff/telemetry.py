@@ -280,7 +280,11 @@ class Analysis:
             source = path.description.split(" → ", 1)[0]
             comp = graph.components.get(source)
             if comp is not None and comp.kind == "prometheus.scrape":
-                job_name = scrape_job(graph, source).job_name
+                job = scrape_job(graph, source)
+                inline = _literal_targets(job.targets)
+                if inline is not None:  # targets written out: their `job`, else the job name
+                    return sorted({str(t.get("job") or job.job_name) for t in inline}) or []
+                job_name = job.job_name
         if not job_name:
             return [ANY_JOB]
         if not pipeline.targets:
@@ -333,6 +337,19 @@ class Analysis:
                 names = None  # a series with no label left is no series
         self._names[key] = names
         return names
+
+
+def _literal_targets(expr: Any) -> list[dict] | None:
+    """A scrape's `targets` when written as a literal array of objects; None otherwise."""
+    from ..alloy.syntax import NotLiteral, literal_value
+
+    if expr is None:
+        return None
+    try:
+        value = literal_value(expr)
+    except NotLiteral:
+        return None
+    return value if isinstance(value, list) and all(isinstance(t, dict) for t in value) else None
 
 
 def merge(parts: Iterable[Summary]) -> Summary:
