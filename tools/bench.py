@@ -58,6 +58,23 @@ def timed(label: str, cmd: list[str], cwd: Path) -> float:
     return secs
 
 
+def bench_diff_relabel(fleet: str, clusters: int) -> None:
+    """`fleet diff` of a one-line base change (`project_id` leaves the GDPR gate's labeldrop: every
+    cluster's config.alloy changes, the telemetry diff finds the leak) in a fresh git repo, so both
+    sides render in full; target 20 s."""
+    label = "diff (one-line relabel change)"
+    TARGETS[label] = 20.0
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-diff-") as tmp:
+        root = Path(tmp)
+        make_fleet(root, clusters)
+        git = ["git", "-C", str(root), "-c", "user.name=bench", "-c", "user.email=bench@example.org"]
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
+            subprocess.run(git + args, check=True)
+        platform = root / "base" / "relabel" / "platform.yaml"
+        platform.write_text(platform.read_text().replace("regex: project_id|", "regex: ", 1))
+        timed(label, [fleet, "diff", "--root", str(root), "--format", "json", "--output", str(root / "diff.json")], root)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clusters", type=int, default=1000)
@@ -79,6 +96,7 @@ def main() -> None:
         first.write_text(first.read_text() + "components:\n  envoy-gateway:\n    values:\n      deployment:\n        replicas: 4\n")
         timed("one-cluster render", [fleet, "render", "--root", str(root)], root)
         timed("one-cluster lint", [fleet, "lint", "--root", str(root), *lint_flags], root)
+    bench_diff_relabel(fleet, args.clusters)
 
 
 if __name__ == "__main__":
