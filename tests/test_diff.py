@@ -349,7 +349,7 @@ def test_regional_gate_change_names_the_droplet_jobs(tmp_path):
     across regions like clusters: a job leaving the keep and a label leaving the labeldrop."""
     root = _make_repo(tmp_path / "fleet")
     regional = "base/relabel/regional.yaml"
-    _edit(root, regional, "regex: clickhouse|victoriametrics|vector\n", "regex: clickhouse|vector\n")
+    _edit(root, regional, "regex: clickhouse|victoriametrics|vector|customer-rules\n", "regex: clickhouse|vector|customer-rules\n")
     _edit(root, regional, "regex: project_id|", "regex: ")
     report = diff(root, None)
     regions = sorted(p.name for p in (root / "regions").iterdir())
@@ -357,6 +357,6 @@ def test_regional_gate_change_names_the_droplet_jobs(tmp_path):
     (t,) = report.telemetry
     assert (t.scope, t.units, t.change.destination) == ("region", regions, "grafana-cloud")
     assert t.change.jobs_removed == ("victoriametrics",) and t.change.jobs_added == ()
-    assert t.change.labels == (JobLabels(("clickhouse", "vector"), Names(("project_id",)), Names(())),)
+    assert t.change.labels == (JobLabels(("clickhouse", "customer-rules", "vector"), Names(("project_id",)), Names(())),)
     assert t.change.gdpr_new == ["forbidden label 'project_id' can reach Grafana Cloud"]
     assert "job victoriametrics no longer reaches Grafana Cloud" in formats.to_text(report)
