@@ -10,7 +10,7 @@ from yamllint.config import YamlLintConfig
 from .. import yamlio
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
-from ..normalize import cluster_of, normalize
+from ..normalize import normalize, owner_of
 from . import CheckContext
 
 NAME = "yamllint"
@@ -46,9 +46,10 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     for path in yaml_files(ctx.root):
         rel = path.relative_to(ctx.root).as_posix()
         text = yamlio.read_text(path, rel)
-        # Files that differ only by their cluster's ID share one lint (same lines, same tokens).
+        # Files that differ only by their cluster's ID share one lint (same lines, same tokens):
+        # rendered/clusters/<id>/... and the inputs clusters/<id>/... alike.
         rules = ",".join(sorted(r.ID for r in conf.enabled_rules(rel)))  # per-path `ignore:` settings
-        key = digest(conf_text, rules, normalize(text, cluster_of(rel)))
+        key = digest(conf_text, rules, normalize(text, owner_of(rel)))
         problems = cache.get_or_compute(key, lambda: lint_text(text, conf, rel))
         for line, col, level, rule, desc in problems:
             severity = Severity.ERROR if level == "error" else Severity.WARNING
