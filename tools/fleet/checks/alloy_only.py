@@ -23,6 +23,7 @@ from . import CheckContext
 NAME = "alloy-only"
 DESCRIPTION = "no vmagent scrape job keeps the pods of an Alloy-only platform job (node-exporter)"
 ORDER = 62
+SCOPE = "cluster"
 _POD_ROLES = ("pod",)
 _SERVICE_ROLES = ("endpointslice", "endpoints", "service")
 

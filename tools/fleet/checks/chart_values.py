@@ -19,6 +19,7 @@ from . import CheckContext
 NAME = "chart-values"
 DESCRIPTION = "Helm values keys exist in the pinned chart's defaults"
 ORDER = 40
+SCOPE = "cluster"
 
 
 @lru_cache(maxsize=None)

@@ -22,6 +22,8 @@ from ..k8s.validate import VerdictCache, Violation, finding, object_violation
 NAME = "flux-crds"
 DESCRIPTION = "Flux, Gateway API and Envoy Gateway objects validate against the real CRDs (--crds DIR, repeatable): structural schema and CEL rules"
 ORDER = 21
+SCOPE = "cluster"
+READS = ()  # only the rendered objects (and --crds)
 # Subtrees objects.strip_opaque may have replaced by {}; used only if the CRD keeps them opaque.
 SKELETON_PATHS = {"HelmRelease": ("spec", "values")}
 

@@ -31,6 +31,7 @@ from . import CheckContext
 NAME = "gdpr"
 DESCRIPTION = "platform relabel pipeline proved free of customer identifiers; customer path stays in-region"
 ORDER = 60
+SCOPE = "cluster"
 
 TELEMETRY = Path("stages") / "03-telemetry"
 _EXTERNAL_LABELS = re.compile(
@@ -264,7 +265,7 @@ def check_customer(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> It
 
 def _cluster_ids(ctx: CheckContext) -> list[str]:
     base = ctx.rendered / "clusters"
-    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and ctx.wants(p.name)) if base.is_dir() else []
 
 
 #: vmagent flags that send series somewhere other than the fleet-owned `remoteWrite` entries.

@@ -22,6 +22,8 @@ from ..k8s.validate import VerdictCache, Violation, finding, object_violation, s
 NAME = "k8s-schema"
 DESCRIPTION = "Rendered objects validate against strict Kubernetes (pinned version) and fleet Flux schemas"
 ORDER = 20
+SCOPE = "cluster"
+READS = ("base/fleet.yaml",)  # the rendered objects, and kubernetesVersion
 DEFAULT_VERSION = "1.33.0"
 
 _CACHE = VerdictCache()  # process-wide: verdicts depend only on (schema, document bytes)

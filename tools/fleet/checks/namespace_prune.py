@@ -22,6 +22,7 @@ from . import CheckContext
 NAME = "namespace-prune"
 DESCRIPTION = "Namespaces holding Secrets created out of band carry kustomize.toolkit.fluxcd.io/prune: disabled"
 ORDER = 46
+SCOPE = "cluster"
 
 
 def secret_names(node: Any) -> Iterator[str]:

@@ -32,6 +32,7 @@ from . import CheckContext
 NAME = "network-isolation"
 DESCRIPTION = "Rendered network policies keep customer pods away from stores and platform pods, and let every platform flow through"
 ORDER = 47
+SCOPE = "cluster"
 
 CUSTOMER_NAMESPACE = "customer-probe"
 PUBLIC_IP = "198.51.100.10"        # TEST-NET-2: an address on the internet

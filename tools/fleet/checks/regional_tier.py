@@ -25,6 +25,7 @@ from .gdpr import _leak_source, _message, _policy, platform_paths
 NAME = "regional-tier"
 DESCRIPTION = "regional tier: cloud-init schema, HCL, Vector ↔ ClickHouse fields, mTLS with clusters, chdb DDL, VRL, GDPR proof of droplet agents"
 ORDER = 50
+SCOPE = "cluster"
 
 
 def _tiers(ctx: CheckContext) -> Iterator[Tier]:

@@ -22,6 +22,7 @@ from . import CheckContext
 NAME = "required-values"
 DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA, Fluent Bit buffering, ack and tenant filter, vmagent persistent queue and vmauth credentials) survive all layers; no layer re-points or replaces an agent"
 ORDER = 45
+SCOPE = "cluster"
 
 MISSING = object()  # the value is absent from the merged values
 

@@ -29,6 +29,7 @@ from . import CheckContext
 NAME = "vmagent-config"
 DESCRIPTION = "vmagent -dryRun accepts each cluster's scrape config, remote-write relabeling and per-URL flags"
 ORDER = 45
+SCOPE = "cluster"
 FILE_KEYS = {"bearer_token_file", "ca_file", "cert_file", "key_file", "password_file", "credentials_file"}
 
 

@@ -16,6 +16,8 @@ from . import CheckContext
 NAME = "yamllint"
 DESCRIPTION = "yamllint on inputs and rendered output"
 ORDER = 10
+SCOPE = "file"
+READS = (".yamllint.yaml",)
 
 INPUT_DIRS = ("base", "overlays", "regions", "clusters", "policies", "tests/rules", "tests/relabel")
 
@@ -36,6 +38,11 @@ def yaml_files(root: Path) -> list[Path]:
     return sorted(set(files))
 
 
+def is_target(rel: str) -> bool:
+    """Whether yaml_files() would list the repo path `rel` (when it exists)."""
+    return rel.endswith((".yaml", ".yml")) and any(rel.startswith(f"{d}/") for d in INPUT_DIRS + ("rendered",))
+
+
 def lint_text(text: str, conf: YamlLintConfig, name: str) -> list[list]:
     return [[p.line, p.column, p.level, p.rule or "syntax", p.desc] for p in linter.run(text, conf, name)]
 
@@ -43,7 +50,9 @@ def lint_text(text: str, conf: YamlLintConfig, name: str) -> list[list]:
 def check(ctx: CheckContext) -> Iterable[Finding]:
     conf, conf_text = _config(ctx.root)
     cache = ResultCache(ctx.root, "yamllint")
-    for path in yaml_files(ctx.root):
+    paths = yaml_files(ctx.root) if ctx.files is None else \
+        [ctx.root / rel for rel in sorted(ctx.files) if is_target(rel) and (ctx.root / rel).is_file()]
+    for path in paths:
         rel = path.relative_to(ctx.root).as_posix()
         text = yamlio.read_text(path, rel)
         # Files that differ only by their cluster's ID share one lint (same lines, same tokens):
