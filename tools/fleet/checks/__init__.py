@@ -43,6 +43,7 @@ class CheckContext:
     cache: dict = field(default_factory=dict)
     clusters: frozenset[str] | None = None   # lint only these clusters (None: all); see fleet.changed
     files: frozenset[str] | None = None      # a "file" check lints only these paths (None: all)
+    changed: frozenset[str] | None = None    # `lint --changed`: the changed paths (None: a full lint)
 
     def wants(self, cluster_id: str) -> bool:
         """Whether this run lints `cluster_id` (`fleet lint --changed` narrows it)."""
@@ -50,6 +51,11 @@ class CheckContext:
 
     def wants_file(self, rel: str) -> bool:
         return self.files is None or rel in self.files
+
+    def changed_any(self, patterns: tuple[str, ...]) -> bool:
+        """Whether a full lint, or a changed path matches one of `patterns` (fnmatch, `*` spans folders)."""
+        import fnmatch
+        return self.changed is None or any(fnmatch.fnmatchcase(p, pat) for p in self.changed for pat in patterns)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .. import yamlio
+from ..cache import parsed_once
 from ..errors import Finding, Severity, SourceRef
 from ..model import Component
 from ..render.wiring import final_values
@@ -23,11 +24,17 @@ SCOPE = "cluster"
 
 
 @lru_cache(maxsize=None)
-def chart_defaults(charts: Path, chart: str, version: str) -> Any:
+def chart_defaults(charts: Path, chart: str, version: str, cache_dir: Path | None = None) -> Any:
+    """The chart's pinned values.yaml as plain data (kept parsed in `cache_dir`, see cache.parsed_once)."""
     path = charts / chart / version / "values.yaml"
     if not path.exists():
         return None
-    return yamlio.plain(yamlio.load_file(path))
+    rel = str(path)
+    return parsed_once(cache_dir, yamlio.read_text(path, rel), lambda text: yamlio.plain(yamlio.load_text(text, rel)))
+
+
+def defaults_cache(ctx: CheckContext) -> Path:
+    return ctx.root / ".cache" / "chart-defaults"
 
 
 def unknown_keys(values: Any, defaults: Any, free: set[str], path: tuple = ()) -> Iterator[tuple]:
@@ -69,7 +76,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         for component in cluster.components.values():
             if component.chart is None:
                 continue
-            defaults = chart_defaults(charts, component.chart.name, component.chart.version)
+            defaults = chart_defaults(charts, component.chart.name, component.chart.version, defaults_cache(ctx))
             if defaults is None:
                 key = ("missing", component.chart.name, component.chart.version)
                 if key not in seen:

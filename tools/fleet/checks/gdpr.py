@@ -25,7 +25,7 @@ from ..errors import Finding, InputError, Severity, SourceRef
 from ..relabel import policy as pol
 from ..relabel.engine import rule_from_mapping
 from ..relabel.pipeline import PipelinePath, alloy_paths
-from ..relabel.proof import Leak, prove
+from ..relabel.proof import Leak, persisted, prove
 from . import CheckContext
 
 NAME = "gdpr"
@@ -359,7 +359,8 @@ def _in_region_host(host: str, cidr: str) -> bool:
 def check(ctx: CheckContext) -> Iterable[Finding]:
     policy = _policy(ctx)
     yield from check_region_endpoints(ctx, policy)
-    for cluster_id in _cluster_ids(ctx):
-        yield from check_platform(ctx, cluster_id, policy)
-        yield from check_customer(ctx, cluster_id, policy)
-        yield from check_extra_args(ctx, cluster_id)
+    with persisted(ctx.root):
+        for cluster_id in _cluster_ids(ctx):
+            yield from check_platform(ctx, cluster_id, policy)
+            yield from check_customer(ctx, cluster_id, policy)
+            yield from check_extra_args(ctx, cluster_id)

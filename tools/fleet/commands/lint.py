@@ -62,7 +62,7 @@ def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: 
 #: spend their time in subprocesses (kubectl, promtool, cloud-init, the VRL compiler) and in
 #: files of their own; the others share the parsed rendered objects and merged values of one.
 SECOND_PROCESS = frozenset({"yamllint", "kustomize-build", "regional-tier", "rules-tests", "rules-static",
-                            "rules-syntax", "rule-jobs", "producers-sync", "licenses"})
+                            "rules-syntax", "producers-sync"})
 PARALLEL_MIN_CLUSTERS = 64
 
 # The forked worker's state: set before forking, read by the child.
@@ -176,13 +176,15 @@ def _lint(root: Path, available: list, crds: Path | None, charts: Path | None, o
     selected = [c for c in available if not ((only and c.name not in only) or c.name in skip)]
     plan: dict = {}
     model_clusters = None
+    change = None
     if only_changed:
         to_run, plan, model_clusters, change = plan_changed(root, base_ref, selected)
         click.echo(_describe_plan(selected, to_run, plan, change), err=True)
         selected = to_run
     fleet = model.load(root, model_clusters)
     ctx = CheckContext(root=root.resolve(), fleet=fleet, rendered=root.resolve() / "rendered",
-                       options={"crds": list(crds) or None, "charts": charts})
+                       options={"crds": list(crds) or None, "charts": charts},
+                       changed=frozenset(change.paths) if change is not None and not change.toolchain else None)
     findings, timings = run_checks(ctx, selected, plan)
     directives, problems = suppress.scan(ctx.root)
     ran = {name for name, _ in timings}
