@@ -4,8 +4,9 @@ Targets (2 cores, issue 19): cold lint (no .cache/) <= 15 s, one-cluster render 
 `fleet lint --changed` after that change <= 2 s, `fleet diff` of a one-line base change <= 20 s,
 peak memory of any step <= 1 GiB; a full render <= 10 s.
 Timings are printed, not asserted: a benchmark informs, tests decide. Each step's peak RSS is
-its process tree's largest (os.wait4; resource.getrusage(RUSAGE_CHILDREN) for the whole run).
-The machine is shared: the load average is printed beside the figures.
+its process tree's largest (os.wait4; resource.getrusage(RUSAGE_CHILDREN) for the whole run),
+its CPU the user + system seconds of the tree. The machine is shared: the load average is printed
+beside the figures (wall time above CPU time / cores means the step waited for the CPU).
 """
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def make_fleet(dest: Path, clusters: int) -> None:
         f"controlPlane:\n  postgresDsnSecretName: starbase-postgres-dsn\n  loadBalancers:\n{lbs}")
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[int, float, int, str]:
-    """(exit code, seconds, peak RSS in bytes of the process tree, stderr) of one command."""
+def run(cmd: list[str], cwd: Path) -> tuple[int, float, int, float, str]:
+    """(exit code, seconds, peak RSS in bytes of the process tree, its CPU seconds, stderr) of one command."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
@@ -67,15 +68,15 @@ def run(cmd: list[str], cwd: Path) -> tuple[int, float, int, str]:
         secs = time.perf_counter() - start
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
-    return proc.returncode, secs, usage.ru_maxrss * 1024, stderr
+    return proc.returncode, secs, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, stderr
 
 
 def timed(label: str, cmd: list[str], cwd: Path, results: dict) -> float:
-    code, secs, rss, stderr = run(cmd, cwd)
+    code, secs, rss, cpu, stderr = run(cmd, cwd)
     status = "ok" if code in (0, 1) else f"exit {code}"
     target = TARGETS.get(label)
     verdict = "" if target is None else ("  within target" if secs <= target else f"  OVER target {target:g}s")
-    print(f"{label:30} {secs:7.2f}s  peak RSS {rss / 2**20:6.0f} MiB  ({status}){verdict}", flush=True)
+    print(f"{label:30} {secs:7.2f}s  (CPU {cpu:6.2f}s)  peak RSS {rss / 2**20:6.0f} MiB  ({status}){verdict}", flush=True)
     if code not in (0, 1):
         print(stderr[-2000:], file=sys.stderr)
     results[label] = (secs, rss)
