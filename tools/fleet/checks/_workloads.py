@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ..merge import Layered, merge_layers
 from ..model import Cluster, Component
-from ..render.wiring import final_values
+from ..render.wiring import wired_values
 from .chart_values import chart_defaults, defaults_cache
 
 ABSENT = object()
@@ -46,7 +46,7 @@ def effective_values(ctx: Any, cluster: Cluster, component: Component) -> tuple[
     key = ("effective-values", cluster.id, component.name)
     cached = ctx.cache.get(key)
     if cached is None:
-        values = final_values(ctx.root, cluster, component)
+        values = wired_values(ctx.root, cluster, component)
         chart, charts = component.chart, ctx.options.get("charts")
         base = _defaults_layer(Path(charts), chart.name, chart.version, defaults_cache(ctx)) if charts and chart else None
         cached = (merge_layers([base, Layered(values, {})]).data, True) if base is not None else (values, False)

@@ -14,7 +14,7 @@ from .. import yamlio
 from ..cache import parsed_once
 from ..errors import Finding, Severity, SourceRef
 from ..model import Component
-from ..render.wiring import final_values
+from ..render.wiring import wired_values
 from . import CheckContext
 
 NAME = "chart-values"
@@ -91,7 +91,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
 def _component_findings(ctx: CheckContext, cluster: Any, component: Component, defaults: Any,
                         seen: set[tuple]) -> Iterator[Finding]:
     free = set(component.merged.data.get("freeFormValues") or [])
-    values = final_values(ctx.root, cluster, component)
+    values = wired_values(ctx.root, cluster, component)
     for path in unknown_keys(values, defaults, free):
         source = component.source_of("values", *path) or SourceRef(cluster.source)
         key = (source, path)

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
 from ..relabel.proof import persisted, prove
-from ..render.wiring import final_values
+from ..render.wiring import wired_values
 from ..tier import checks as tc
 from ..tier.model import VECTOR_FLUENT_PORT, Tier, tier_of
 from ..tier.render import REGIONAL_RELABEL
@@ -123,7 +123,7 @@ def _cluster_contract(ctx: CheckContext, tier: Tier, config: dict) -> Iterator[F
             continue
         fb = cluster.components.get("fluent-bit")
         if fb is not None:
-            values = final_values(ctx.root, cluster, fb)
+            values = wired_values(ctx.root, cluster, fb)
             outputs = str((values.get("config") or {}).get("outputs") or "")
             for message in tc.cluster_forward_problems(outputs, host, cluster.region.vector_port, listen):
                 yield Finding(NAME, Severity.ERROR, fb.source_of("values", "config", "outputs")

@@ -16,7 +16,7 @@ from ..errors import Finding, Severity, SourceRef
 from ..model import Cluster, Component
 from ..render import alloy as alloy_render
 from ..render import wiring
-from ..render.wiring import WIRED_TEMPLATES, final_values
+from ..render.wiring import WIRED_TEMPLATES, wired_values
 from . import CheckContext
 
 NAME = "required-values"
@@ -377,7 +377,7 @@ def _violations(ctx: CheckContext, cluster: Cluster) -> Iterator[tuple[Invariant
         component = cluster.components.get(inv.component)
         if component is None:
             continue
-        values = final_values(ctx.root, cluster, component) if inv.final else component.values
+        values = wired_values(ctx.root, cluster, component) if inv.final else component.values
         value = lookup(values, inv.path)
         problem = inv.test(value, component)
         if problem is None:
