@@ -31,8 +31,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from . import yamlio
 from .errors import InputError
 
 #: Paths whose change makes every check run whole (the checks' own code and dependencies).
@@ -76,8 +75,8 @@ def _doc_at(root: Path, commit: str | None, rel: str) -> dict | None:
             if proc.returncode != 0:
                 return None
             text = proc.stdout
-        doc = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        doc = yamlio.plain(yamlio.load_text(text, rel))
+    except (OSError, UnicodeDecodeError, InputError):
         return None
     return doc if isinstance(doc, dict) else None
 

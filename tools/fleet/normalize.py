@@ -30,10 +30,8 @@ def _plain_string(cluster_id: str) -> bool:
     placeholder is): only then are the two interchangeable for a linter or a parser."""
     if _NUMBERISH.match(cluster_id) or cluster_id.lower() in _TRUTHY:
         return False
-    try:
-        return yaml.safe_load(cluster_id) == cluster_id
-    except yaml.YAMLError:
-        return False
+    # The tag PyYAML's (YAML 1.1) implicit resolvers give the bare scalar: only `str` is plain.
+    return yaml.resolver.Resolver().resolve(yaml.ScalarNode, cluster_id, (True, False)) == "tag:yaml.org,2002:str"
 
 
 def normalize(text: str, cluster_id: str | None) -> str:
