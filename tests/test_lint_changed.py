@@ -166,3 +166,33 @@ def test_changed_gives_every_finding_a_full_lint_gives_in_its_scope(base_fleet, 
         else:
             assert {e for e in changed if e[0] == check.name} == \
                 {e for e in full if e[0] == check.name and e[2] in how[1]}, (what, check.name)
+
+
+def _plan(root: Path) -> dict:
+    to_run, plan, model_clusters, _ = plan_changed(root, None, checks.discover())
+    return {c.name: plan.get(c.name, "all") for c in to_run}, model_clusters
+
+
+def test_a_change_nothing_reads_runs_no_check_and_the_toolchain_runs_all(base_fleet, tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    shutil.copytree(base_fleet[0], root, symlinks=True)
+    (root / "README.md").write_text("notes\n")
+    (root / "tests/test_new.py").write_text("def test_x(): pass\n")
+    assert _plan(root) == ({}, set())
+    (root / "tools").mkdir()
+    (root / "tools/bench.py").write_text("print()\n")
+    plan, model_clusters = _plan(root)
+    assert set(plan.values()) == {"all"} and set(plan) == {c.name for c in checks.discover()}
+    assert model_clusters is None
+
+
+def test_without_a_render_index_a_region_change_lints_every_cluster(base_fleet, tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    shutil.copytree(base_fleet[0], root, symlinks=True)
+    _append(root / "regions/fra1/region.yaml", "# reviewed\n")
+    narrowed, _ = _plan(root)
+    fra1 = {p.name for p in (root / "clusters").iterdir() if p.name.startswith("fra1")}
+    assert narrowed["gdpr"] == ("clusters", frozenset(fra1))   # the index names fra1's clusters
+    (root / ".cache/render-index.json").unlink()
+    everywhere, _ = _plan(root)
+    assert everywhere["gdpr"] == "all"

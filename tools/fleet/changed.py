@@ -89,6 +89,11 @@ def _matches(path: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(path, p) for p in patterns)
 
 
+def inert(path: str) -> bool:
+    """A path no check reads (documentation, the test suite's code)."""
+    return _matches(path, INERT) or (_matches(path, INERT_TESTS) and not _matches(path, READ_TESTS))
+
+
 def _cluster_folder(path: str) -> str | None:
     parts = path.split("/")
     if len(parts) >= 3 and parts[0] == "clusters":
@@ -131,13 +136,13 @@ class Change:
         return out & self.clusters
 
     def fleet_runs(self, reads: tuple[str, ...]) -> bool:
-        return self.toolchain or any(_matches(p, reads) for p in self.paths)
+        return self.toolchain or any(_matches(p, reads) for p in self.paths if not inert(p))
 
     def file_scope(self, reads: tuple[str, ...]) -> set[str] | None:
         """Files a "file" check must lint (None: all of them)."""
-        if self.toolchain or any(_matches(p, reads) for p in self.paths):
+        if self.toolchain or any(_matches(p, reads) for p in self.paths if not inert(p)):
             return None
-        return {p for p in self.paths if not p.startswith("@")}
+        return {p for p in self.paths if not p.startswith("@") and not inert(p)}
 
 
 def analyse(root: Path, base: str | None) -> Change:
@@ -158,7 +163,7 @@ def analyse(root: Path, base: str | None) -> Change:
             readers.setdefault(rel, set()).add(cid)
     unknown = clusters - set(current)
     for path in sorted(paths):
-        if _matches(path, INERT) or (_matches(path, INERT_TESTS) and not _matches(path, READ_TESTS)):
+        if inert(path):
             continue
         own = _cluster_folder(path)
         if own is not None:
