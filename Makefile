@@ -62,8 +62,9 @@ lint: setup
 test: setup
 	FLEET_SHARED=$(SHARED) $(PY) -m pytest -n 2 --dist loadfile -q
 
+BENCH_CLUSTERS ?= 1000
 bench: setup
-	$(PY) tools/bench.py
+	$(PY) tools/bench.py --clusters $(BENCH_CLUSTERS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .cache

@@ -5,6 +5,9 @@ import re
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import pytest
 from click.testing import CliRunner
 
@@ -31,6 +34,28 @@ def test_normalize_keeps_length_and_skips_ids_inside_words() -> None:
     assert "nyc3-prod-01" not in out and len(out) == len(text)
     assert normalize("a: nyc3-prod-010\nb: nyc3-prod-01\n", "nyc3-prod-01") == "a: nyc3-prod-010\nb: nyc3-prod-01\n"
     assert normalize("kind: alloy\nname: alloy-config\n", "alloy") == "kind: alloy\nname: alloy-config\n"
+
+
+def _normalize_by_regex(text: str, cid: str) -> str:
+    """The definition normalize() implements without a regex: every occurrence bounded, or none replaced."""
+    bounded = re.compile(rf"(?<![A-Za-z0-9_.-]){re.escape(cid)}(?![A-Za-z0-9_-])")
+    replaced, n = bounded.subn("x" * len(cid), text)
+    return replaced if n == text.count(cid) else text
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(st.text(alphabet="ab1-. \n:/_", max_size=40), st.text(alphabet="ab1-", min_size=1, max_size=4))
+def test_normalize_matches_its_regex_definition(text: str, cid: str) -> None:
+    cid = "c" + cid  # a plain-string ID (IDs that YAML reads otherwise are covered below)
+    for sample in (text, text.replace("a", cid), cid + text + cid, cid * 2 + text):
+        assert normalize(sample, cid) == _normalize_by_regex(sample, cid), (sample, cid)
+
+
+def test_normalize_leaves_ids_yaml_reads_as_non_strings() -> None:
+    """`on`, `no`, `123`, `1e3`: yamllint's truthy rule and kustomize see these tokens, a placeholder would hide them."""
+    for cid in ("on", "no", "yes", "off", "y", "123", "1e3", "0x1f", "null"):
+        text = f"name: {cid}\n"
+        assert normalize(text, cid) == text, cid
 
 
 def test_yamllint_reports_input_problem_at_its_line(fleet_copy: Path) -> None:

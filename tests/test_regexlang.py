@@ -369,3 +369,32 @@ def test_difference_witness_and_de_morgan(data):
         assert (~(a | b)).contains(s) == (not in_a and not in_b)
         assert (~(a & b)).contains(s) == (not in_a or not in_b)
         assert diff.contains(s) == (in_a and not in_b)
+
+
+@settings(PROP, max_examples=150)
+@given(st.data())
+def test_memoized_operations_answer_for_their_own_operation_and_operands(data):
+    """Language operations are memoized by (operation, operand automata): a repeated operation
+    returns the same language, and no operation is ever answered with another's result."""
+    from fleet.relabel import regexlang
+
+    pa = data.draw(patterns, label="a")
+    pb = data.draw(patterns, label="b")
+    a, b = Lang.from_re2(pa), Lang.from_re2(pb)
+    ops = {"and": lambda x, y: x & y, "or": lambda x, y: x | y, "sub": lambda x, y: x - y,
+           "rsub": lambda x, y: y - x, "xor": lambda x, y: x ^ y}
+    first = {name: op(a, b) for name, op in ops.items()}
+    assert all(op(a, b) is first[name] for name, op in ops.items())
+    regexlang._MEMO.clear()
+    for name, op in ops.items():
+        assert op(a, b).equivalent(first[name]), name
+    for _ in range(3):
+        s = data.draw(texts(pa + pb), label="s")
+        in_a, in_b = fullmatch(pa, s), fullmatch(pb, s)
+        expected = {"and": in_a and in_b, "or": in_a or in_b, "sub": in_a and not in_b,
+                    "rsub": in_b and not in_a, "xor": in_a != in_b}
+        assert {name: lang.contains(s) for name, lang in first.items()} == expected, s
+        pair = a.concat(b)
+        assert pair is a.concat(b) and (pair.contains(s) == any(
+            fullmatch(pa, s[:i]) and fullmatch(pb, s[i:]) for i in range(len(s) + 1)))
+        assert a.star().contains(s) == (s == "" or a.concat(a.star()).contains(s))

@@ -21,6 +21,39 @@ def digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
+def code_key(*files: str | Path, packages: tuple[str, ...] = ()) -> str:
+    """Digest of the source files (and installed package versions) a cached result was computed
+    by: new code, new keys (.cache/ outlives a rebuilt .venv)."""
+    from importlib import metadata
+
+    versions = [f"{p}=={metadata.version(p)}" for p in packages]
+    return digest(*(Path(f).read_bytes() for f in sorted(map(str, files))), *versions)
+
+
+def parsed_once(folder: Path | None, text: str, parse: Callable[[str], Any]) -> Any:
+    """`parse(text)`, kept in `folder` as JSON by the text's digest when JSON gives back exactly
+    the same value (loading JSON is many times faster than building the objects from YAML).
+    For large files read by every lint (CRDs, chart defaults); `folder` None: just parse."""
+    if folder is None or os.environ.get("FLEET_NO_CACHE") == "1":
+        return parse(text)
+    path = folder / f"{digest(text)}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    value = parse(text)
+    try:
+        dumped = json.dumps(value)
+        if json.loads(dumped) == value:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(dumped, encoding="utf-8")
+            os.replace(tmp, path)
+    except (TypeError, ValueError, OSError):
+        pass  # not JSON-exact, or not writable: parsed each time
+    return value
+
+
 class ResultCache:
     """JSON-serialisable results by key; one file per namespace, written once at the end."""
 

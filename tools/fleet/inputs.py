@@ -137,8 +137,11 @@ def refuse_escaping_links(root: Path) -> None:
         raise InputErrors(errors)
 
 
-def load(root: Path) -> RawInputs:
-    """Load and validate everything under `root`; raise InputErrors listing every problem."""
+def load(root: Path, clusters: set[str] | None = None) -> RawInputs:
+    """Load and validate everything under `root`; raise InputErrors listing every problem.
+
+    `clusters`: load only these cluster folders (and those their control-plane probes name), for
+    `fleet lint --changed`; None loads every cluster."""
     root = root.resolve()
     refuse_escaping_links(root)
     c = _Collector(root)
@@ -148,7 +151,7 @@ def load(root: Path) -> RawInputs:
                if (d := c.load(p, None)) is not None}
     overlays = _load_folder(c, root / "overlays", "overlay.yaml", "overlay", "environment")
     regions = _load_folder(c, root / "regions", "region.yaml", "region", "region")
-    clusters = _load_clusters(c, root)
+    clusters = _load_clusters(c, root, clusters)
     if settings is not None:
         _check_stages(c, settings, components)
     _check_references(c, clusters, regions, overlays)
@@ -205,11 +208,14 @@ def _load_folder(c: _Collector, folder: Path, filename: str, kind: str, key: str
     return out
 
 
-def _load_clusters(c: _Collector, root: Path) -> dict[str, Document]:
+def _load_clusters(c: _Collector, root: Path, only: set[str] | None = None) -> dict[str, Document]:
     folder = root / "clusters"
     out: dict[str, Document] = {}
     seen: dict[str, Document] = {}
-    for folder_name, path in _children(folder, "cluster.yaml"):
+    children = _children(folder, "cluster.yaml")
+    if only is not None:
+        return _load_some_clusters(c, children, only)
+    for folder_name, path in children:
         if not path.exists():
             c.errors.append(InputError("cluster folder without cluster.yaml", SourceRef(c.rel(path.parent))))
             continue
@@ -233,6 +239,33 @@ def _load_clusters(c: _Collector, root: Path) -> dict[str, Document]:
             continue
         out[cid] = doc
     return out
+
+
+def _load_some_clusters(c: _Collector, children: list[tuple[str, Path]], only: set[str]) -> dict[str, Document]:
+    """The cluster documents of `only`, and of every cluster a loaded control plane probes."""
+    paths = dict(children)
+    out: dict[str, Document] = {}
+    pending = sorted(only)
+    while pending:
+        name = pending.pop()
+        if name in out or name not in paths or not paths[name].exists():
+            continue
+        if not DNS1123_LABEL.match(name) or len(name) > 63:
+            c.errors.append(InputError(f"cluster folder {name!r} is not a DNS-1123 label",
+                                       SourceRef(c.rel(paths[name])), expected="lower-case letters, digits and '-', at most 63"))
+            continue
+        _check_cluster_folder(c, paths[name].parent)
+        doc = c.load(paths[name], "cluster")
+        if doc is None:
+            continue
+        if doc.data["id"] != name:
+            c.errors.append(InputError(f"cluster id {doc.data['id']!r} differs from its folder name {name!r}",
+                                       doc.value_ref("id"), path="$.id", expected=repr(name)))
+            continue
+        out[name] = doc
+        pending += [str(lb.get("cluster")) for lb in (doc.data.get("controlPlane") or {}).get("loadBalancers") or []
+                    if isinstance(lb, dict)]
+    return dict(sorted(out.items()))
 
 
 #: What a cluster folder may hold: its one input file, extra rules, notes for humans.

@@ -140,8 +140,9 @@ def build(raw: inputs.RawInputs) -> Fleet:
     return Fleet(raw.root, settings, list(settings["stages"]), regions, clusters, raw)
 
 
-def load(root: Path) -> Fleet:
-    return build(inputs.load(root))
+def load(root: Path, clusters: set[str] | None = None) -> Fleet:
+    """The fleet model; with `clusters`, of those clusters only (and the clusters they probe)."""
+    return build(inputs.load(root, clusters))
 
 
 def _region(doc: inputs.Document) -> Region:

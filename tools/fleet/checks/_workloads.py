@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from ..merge import Layered, merge_layers
 from ..model import Cluster, Component
-from ..render.wiring import final_values
-from .chart_values import chart_defaults
+from ..render.wiring import wired_values
+from .chart_values import chart_defaults, defaults_cache
 
 ABSENT = object()
 
@@ -33,9 +33,9 @@ def get(values: Any, dotted: str | tuple, default: Any = None) -> Any:
 
 
 @lru_cache(maxsize=None)
-def _defaults_layer(charts: Path, chart: str, version: str) -> Layered | None:
+def _defaults_layer(charts: Path, chart: str, version: str, cache_dir: Path | None = None) -> Layered | None:
     """The pinned defaults as a merge base, built (and stripped of nulls) once per chart."""
-    defaults = chart_defaults(charts, chart, version)
+    defaults = chart_defaults(charts, chart, version, cache_dir)
     return Layered(defaults, {}) if isinstance(defaults, dict) else None
 
 
@@ -46,9 +46,9 @@ def effective_values(ctx: Any, cluster: Cluster, component: Component) -> tuple[
     key = ("effective-values", cluster.id, component.name)
     cached = ctx.cache.get(key)
     if cached is None:
-        values = final_values(ctx.root, cluster, component)
+        values = wired_values(ctx.root, cluster, component)
         chart, charts = component.chart, ctx.options.get("charts")
-        base = _defaults_layer(Path(charts), chart.name, chart.version) if charts and chart else None
+        base = _defaults_layer(Path(charts), chart.name, chart.version, defaults_cache(ctx)) if charts and chart else None
         cached = (merge_layers([base, Layered(values, {})]).data, True) if base is not None else (values, False)
         ctx.cache[key] = cached
     return cached

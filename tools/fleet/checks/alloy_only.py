@@ -17,12 +17,13 @@ from ..errors import Finding, Severity, SourceRef
 from ..relabel.engine import apply, rule_from_mapping
 from ..render.alloy import platform_jobs
 from ..render.templates import label_name
-from ..render.wiring import final_values
+from ..render.wiring import wired_values
 from . import CheckContext
 
 NAME = "alloy-only"
 DESCRIPTION = "no vmagent scrape job keeps the pods of an Alloy-only platform job (node-exporter)"
 ORDER = 62
+SCOPE = "cluster"
 _POD_ROLES = ("pod",)
 _SERVICE_ROLES = ("endpointslice", "endpoints", "service")
 
@@ -63,7 +64,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         component = cluster.components.get("vmagent")
         if component is None or not only:
             continue
-        scrape_configs = (final_values(ctx.root, cluster, component).get("config") or {}).get("scrape_configs") or []
+        scrape_configs = (wired_values(ctx.root, cluster, component).get("config") or {}).get("scrape_configs") or []
         for job in only:
             for index, name in keeping_jobs(scrape_configs, job):
                 source = (component.source_of("values", "config", "scrape_configs", index)

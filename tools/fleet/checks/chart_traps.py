@@ -24,6 +24,7 @@ from ._workloads import effective_values
 NAME = "chart-traps"
 DESCRIPTION = "Merged Helm values do not spring a known template trap of the pinned chart (invalid YAML, rejected or broken objects)"
 ORDER = 41
+SCOPE = "cluster"
 
 ABSENT = object()
 

@@ -11,22 +11,30 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .. import yamlio
+from ..cache import parsed_once
 from ..errors import Finding, Severity, SourceRef
 from ..model import Component
-from ..render.wiring import final_values
+from ..render.wiring import wired_values
 from . import CheckContext
 
 NAME = "chart-values"
 DESCRIPTION = "Helm values keys exist in the pinned chart's defaults"
 ORDER = 40
+SCOPE = "cluster"
 
 
 @lru_cache(maxsize=None)
-def chart_defaults(charts: Path, chart: str, version: str) -> Any:
+def chart_defaults(charts: Path, chart: str, version: str, cache_dir: Path | None = None) -> Any:
+    """The chart's pinned values.yaml as plain data (kept parsed in `cache_dir`, see cache.parsed_once)."""
     path = charts / chart / version / "values.yaml"
     if not path.exists():
         return None
-    return yamlio.plain(yamlio.load_file(path))
+    rel = str(path)
+    return parsed_once(cache_dir, yamlio.read_text(path, rel), lambda text: yamlio.plain(yamlio.load_text(text, rel)))
+
+
+def defaults_cache(ctx: CheckContext) -> Path:
+    return ctx.root / ".cache" / "chart-defaults"
 
 
 def unknown_keys(values: Any, defaults: Any, free: set[str], path: tuple = ()) -> Iterator[tuple]:
@@ -68,7 +76,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         for component in cluster.components.values():
             if component.chart is None:
                 continue
-            defaults = chart_defaults(charts, component.chart.name, component.chart.version)
+            defaults = chart_defaults(charts, component.chart.name, component.chart.version, defaults_cache(ctx))
             if defaults is None:
                 key = ("missing", component.chart.name, component.chart.version)
                 if key not in seen:
@@ -83,7 +91,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
 def _component_findings(ctx: CheckContext, cluster: Any, component: Component, defaults: Any,
                         seen: set[tuple]) -> Iterator[Finding]:
     free = set(component.merged.data.get("freeFormValues") or [])
-    values = final_values(ctx.root, cluster, component)
+    values = wired_values(ctx.root, cluster, component)
     for path in unknown_keys(values, defaults, free):
         source = component.source_of("values", *path) or SourceRef(cluster.source)
         key = (source, path)

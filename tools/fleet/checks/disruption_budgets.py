@@ -22,6 +22,7 @@ from .resources import value_source
 NAME = "disruption-budgets"
 DESCRIPTION = "Every workload of more than one replica has a PodDisruptionBudget that allows a drain (minAvailable < replicas)"
 ORDER = 48
+SCOPE = "cluster"
 
 
 def workload_problem(ctx: CheckContext, cluster: Cluster, component: Component) -> tuple[SourceRef, str] | None:

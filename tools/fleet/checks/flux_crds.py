@@ -15,13 +15,16 @@ from typing import Iterable
 
 from .. import yamlio
 from ..errors import Finding, Severity, SourceRef
-from ..k8s import crd
+from ..cache import ResultCache, code_key
+from ..k8s import crd, fastcheck, validate
 from ..k8s.objects import FastLoader, RenderedObject, rendered_objects
 from ..k8s.validate import VerdictCache, Violation, finding, object_violation
 
 NAME = "flux-crds"
 DESCRIPTION = "Flux, Gateway API and Envoy Gateway objects validate against the real CRDs (--crds DIR, repeatable): structural schema and CEL rules"
 ORDER = 21
+SCOPE = "cluster"
+READS = ()  # only the rendered objects (and --crds)
 # Subtrees objects.strip_opaque may have replaced by {}; used only if the CRD keeps them opaque.
 SKELETON_PATHS = {"HelmRelease": ("spec", "values")}
 
@@ -51,9 +54,21 @@ def violations(obj: RenderedObject, crds: crd.CrdSet | crd.CrdSets) -> tuple[Vio
     return _CACHE.get(f"{crds.token}:{version.api_version}:{version.kind}", obj, version.violations)
 
 
+#: Verdicts kept in .cache/flux-crds.json are keyed by the validating code too.
+_CODE = code_key(__file__, crd.__file__, validate.__file__, fastcheck.__file__,
+                 packages=("jsonschema", "cel-python"))
+
+
 def check(ctx) -> Iterable[Finding]:
     folders = ctx.options.get("crds")
-    crds = crd.load_crd_sets(folders) if folders else None
+    store = ResultCache(ctx.root, NAME)
+    docs_cache = ctx.root / ".cache" / "crd-docs" if store.enabled else None
+    crds = crd.load_crd_sets(folders, docs_cache) if folders else None
+    with _CACHE.persisted(store, _CODE):
+        yield from _check(ctx, crds)
+
+
+def _check(ctx, crds: crd.CrdSets | None) -> Iterable[Finding]:
     unvalidated: dict[str, str] = {}
     for obj in rendered_objects(ctx):
         if crd.crd_group(obj.api_version) and (crds is None or not crds.defines_group(obj.api_version)):

@@ -24,6 +24,7 @@ from ..k8s.validate import Violation, finding, json_path
 NAME = "flux-refs"
 DESCRIPTION = "Flux dependsOn/sourceRef/chartRef/path targets exist in the same cluster; stages chain in order"
 ORDER = 22
+SCOPE = "cluster"
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 

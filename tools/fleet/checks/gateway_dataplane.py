@@ -34,6 +34,7 @@ from . import CheckContext
 NAME = "gateway-dataplane"
 DESCRIPTION = "The Envoy data plane (GatewayClass, EnvoyProxy >= 2 replicas with drainable PDB, spread, resources; shared Gateway) exists and the envoy scrape job selects its proxies"
 ORDER = 46
+SCOPE = "cluster"
 
 COMPONENT = "gateway-dataplane"
 CONTROLLER = "envoy-gateway"

@@ -25,12 +25,13 @@ from ..errors import Finding, InputError, Severity, SourceRef
 from ..relabel import policy as pol
 from ..relabel.engine import rule_from_mapping
 from ..relabel.pipeline import PipelinePath, alloy_paths
-from ..relabel.proof import Leak, prove
+from ..relabel.proof import Leak, persisted, prove
 from . import CheckContext
 
 NAME = "gdpr"
 DESCRIPTION = "platform relabel pipeline proved free of customer identifiers; customer path stays in-region"
 ORDER = 60
+SCOPE = "cluster"
 
 TELEMETRY = Path("stages") / "03-telemetry"
 _EXTERNAL_LABELS = re.compile(
@@ -264,7 +265,7 @@ def check_customer(ctx: CheckContext, cluster_id: str, policy: pol.Policy) -> It
 
 def _cluster_ids(ctx: CheckContext) -> list[str]:
     base = ctx.rendered / "clusters"
-    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and ctx.wants(p.name)) if base.is_dir() else []
 
 
 #: vmagent flags that send series somewhere other than the fleet-owned `remoteWrite` entries.
@@ -358,7 +359,8 @@ def _in_region_host(host: str, cidr: str) -> bool:
 def check(ctx: CheckContext) -> Iterable[Finding]:
     policy = _policy(ctx)
     yield from check_region_endpoints(ctx, policy)
-    for cluster_id in _cluster_ids(ctx):
-        yield from check_platform(ctx, cluster_id, policy)
-        yield from check_customer(ctx, cluster_id, policy)
-        yield from check_extra_args(ctx, cluster_id)
+    with persisted(ctx.root):
+        for cluster_id in _cluster_ids(ctx):
+            yield from check_platform(ctx, cluster_id, policy)
+            yield from check_customer(ctx, cluster_id, policy)
+            yield from check_extra_args(ctx, cluster_id)

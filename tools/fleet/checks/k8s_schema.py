@@ -9,12 +9,14 @@ and is reported too: the cluster would reject it, or it is a kind nothing here c
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 from kubernetes_validate.utils import VersionNotSupportedError, all_versions
 
 from ..errors import Finding, InputError, SourceRef
-from ..k8s import cilium, core, flux
+from ..cache import ResultCache, code_key
+from ..k8s import cilium, core, fastcheck, flux, validate
 from ..k8s.crd import crd_group
 from ..k8s.objects import RenderedObject, rendered_objects
 from ..k8s.validate import VerdictCache, Violation, finding, object_violation, schema_violations
@@ -22,6 +24,8 @@ from ..k8s.validate import VerdictCache, Violation, finding, object_violation, s
 NAME = "k8s-schema"
 DESCRIPTION = "Rendered objects validate against strict Kubernetes (pinned version) and fleet Flux schemas"
 ORDER = 20
+SCOPE = "cluster"
+READS = ("base/fleet.yaml",)  # the rendered objects, and kubernetesVersion
 DEFAULT_VERSION = "1.33.0"
 
 _CACHE = VerdictCache()  # process-wide: verdicts depend only on (schema, document bytes)
@@ -70,10 +74,17 @@ def schemas_for(fleet: object) -> core.CoreSchemas:
                          expected=f"a version from {bundled[0]} to {bundled[-1]}") from None
 
 
+#: Verdicts kept in .cache/k8s-schema.json are keyed by the validating code (and schemas) too.
+_CODE = code_key(__file__, core.__file__, flux.__file__, cilium.__file__, validate.__file__, fastcheck.__file__,
+                 *Path(core.__file__).parent.parent.glob("schemas/*.json"),
+                 packages=("kubernetes-validate", "jsonschema"))
+
+
 def check(ctx) -> Iterable[Finding]:
     schemas = schemas_for(ctx.fleet)
-    for obj in rendered_objects(ctx):
-        if crd_group(obj.api_version):
-            continue  # Gateway API / Envoy Gateway kinds: only their real CRDs say (flux-crds, --crds)
-        for violation in violations(obj, schemas):
-            yield finding(NAME, obj, violation)
+    with _CACHE.persisted(ResultCache(ctx.root, NAME), _CODE):
+        for obj in rendered_objects(ctx):
+            if crd_group(obj.api_version):
+                continue  # Gateway API / Envoy Gateway kinds: only their real CRDs say (flux-crds, --crds)
+            for violation in violations(obj, schemas):
+                yield finding(NAME, obj, violation)

@@ -2,6 +2,7 @@
 exactly as kustomize-controller will build it."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -16,21 +17,33 @@ from . import CheckContext
 NAME = "kustomize-build"
 DESCRIPTION = "kubectl kustomize builds every rendered cluster and stage folder"
 ORDER = 30
+SCOPE = "cluster"
+READS = ()  # only the rendered folders
 
 
-def kustomize_dirs(rendered: Path) -> list[Path]:
-    return sorted(p.parent for p in (rendered / "clusters").rglob("kustomization.yaml"))
+def kustomize_dirs(rendered: Path, clusters: frozenset[str] | None = None) -> list[Path]:
+    """Every folder with a kustomization.yaml under rendered/clusters/ (of `clusters` only, if given)."""
+    tops = [rendered / "clusters"] if clusters is None else [rendered / "clusters" / c for c in sorted(clusters)]
+    return sorted(p.parent for top in tops if top.is_dir() for p in top.rglob("kustomization.yaml"))
 
 
-def _folder_digest(folder: Path, root: Path) -> str:
+def _folder_digest(folder: Path, root: Path, file_digests: dict[str, str] | None = None) -> str:
     """Content key of a kustomize folder, cluster-ID-normalized (see fleet.normalize): folders of
-    different clusters with the same shape build, or fail, the same way."""
+    different clusters with the same shape build, or fail, the same way. `file_digests` keeps
+    each file's normalized digest across folders (a cluster folder holds its stage folders)."""
     cid = cluster_of(folder.relative_to(root).as_posix() + "/x")
+    known = {} if file_digests is None else file_digests
     parts: list[bytes | str] = []
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            parts += [p.relative_to(folder).as_posix(), normalize(p.read_text(encoding="utf-8"), cid)]
-    return digest(*parts)
+    prefix = os.path.join(str(folder), "")
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if full not in known:
+                with open(full, encoding="utf-8") as handle:
+                    known[full] = digest(normalize(handle.read(), cid))
+            parts.append((full[len(prefix):].replace(os.sep, "/"), known[full]))
+    return digest(*(piece for rel, file_key in sorted(parts) for piece in (rel, file_key)))
 
 
 def build(folder: Path) -> str | None:
@@ -40,7 +53,7 @@ def build(folder: Path) -> str | None:
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
-    folders = kustomize_dirs(ctx.rendered)
+    folders = kustomize_dirs(ctx.rendered, ctx.clusters)
     if not folders:
         return
     if shutil.which("kubectl") is None:
@@ -49,7 +62,8 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
                       hint="run `make setup` (installs Debian's kubernetes-client when kubectl is missing)")
         return
     cache = ResultCache(ctx.root, "kustomize-build")
-    keys = {f: digest("kubectl-kustomize", _folder_digest(f, ctx.root)) for f in folders}
+    file_digests: dict[str, str] = {}
+    keys = {f: digest("kubectl-kustomize", _folder_digest(f, ctx.root, file_digests)) for f in folders}
     todo: dict[str, Path] = {}
     for folder in folders:  # one build per distinct key
         if keys[folder] not in cache._data:

@@ -24,6 +24,7 @@ from .resources import value_source
 NAME = "licenses"
 DESCRIPTION = "Each component declares its license in component.yaml; only allowed licenses (no BSL, SSPL, AGPL, Enterprise images)"
 ORDER = 50
+SCOPE = "cluster"
 
 POLICY = "policies/licenses.yaml"
 

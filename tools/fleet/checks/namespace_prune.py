@@ -16,12 +16,13 @@ from ..errors import Finding, Severity, SourceRef
 from ..k8s.objects import rendered_objects
 from ..render.cluster import namespace_owners
 from ..render.flux import PRUNE_DISABLED
-from ..render.wiring import final_values
+from ..render.wiring import wired_values
 from . import CheckContext
 
 NAME = "namespace-prune"
 DESCRIPTION = "Namespaces holding Secrets created out of band carry kustomize.toolkit.fluxcd.io/prune: disabled"
 ORDER = 46
+SCOPE = "cluster"
 
 
 def secret_names(node: Any) -> Iterator[str]:
@@ -41,16 +42,25 @@ def secret_names(node: Any) -> Iterator[str]:
             yield from secret_names(item)
 
 
+def _names(node: Any, memo: dict[int, tuple[Any, frozenset[str]]]) -> frozenset[str]:
+    """secret_names of `node`, once per object: clusters share parsed documents and unpatched values."""
+    got = memo.get(id(node))
+    if got is None or got[0] is not node:
+        got = memo[id(node)] = (node, frozenset(secret_names(node)))
+    return got[1]
+
+
 def referenced_secrets(ctx: CheckContext, cluster: Any, objects: list) -> dict[str, set[str]]:
     """namespace → Secret names the cluster's rendered workloads and Helm values reference."""
+    memo = ctx.cache.setdefault(f"{NAME}:names", {})
     refs: dict[str, set[str]] = {}
     for obj in objects:
         if isinstance(obj.obj, dict) and obj.kind not in ("HelmRelease", "Secret") and obj.namespace:
-            refs.setdefault(obj.namespace, set()).update(secret_names(obj.obj.get("spec")))
+            refs.setdefault(obj.namespace, set()).update(_names(obj.obj.get("spec"), memo))
     for component in cluster.components.values():
         if component.kind == "helm":
             refs.setdefault(component.namespace, set()).update(
-                secret_names(final_values(ctx.root, cluster, component)))
+                _names(wired_values(ctx.root, cluster, component), memo))
     return {ns: names for ns, names in refs.items() if names}
 
 

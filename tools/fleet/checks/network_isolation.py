@@ -23,6 +23,8 @@ import hashlib
 import ipaddress
 from typing import Iterable
 
+from .. import reach
+from ..cache import ResultCache, code_key, digest
 from ..errors import Finding, Severity, SourceRef
 from ..k8s.objects import rendered_objects
 from ..reach import POLICY_KINDS, Endpoint, Policy, Verdict, flow_verdict, policy_from_object, policy_ports
@@ -32,6 +34,7 @@ from . import CheckContext
 NAME = "network-isolation"
 DESCRIPTION = "Rendered network policies keep customer pods away from stores and platform pods, and let every platform flow through"
 ORDER = 47
+SCOPE = "cluster"
 
 CUSTOMER_NAMESPACE = "customer-probe"
 PUBLIC_IP = "198.51.100.10"        # TEST-NET-2: an address on the internet
@@ -143,6 +146,17 @@ def _digest(net_file: bytes, object_digests: list[str], vpc_cidr: str) -> str:
     return hashlib.sha256(b"\0".join([net_file, vpc_cidr.encode(), *sorted(d.encode() for d in object_digests)])).hexdigest()
 
 
+#: Cached analyses (.cache/network-isolation.json) are keyed by the analysing code too.
+_CODE = code_key(__file__, reach.__file__, network.__file__, packages=("PyYAML",))
+
+
+def _analysed(net: network.Network, objects: list, vpc_cidr: str) -> list:
+    """analyse() of one cluster's rendered policy objects, as JSON ([[file, line, col], what, why])."""
+    policies = [Policy(p.kind, p.name, p.namespace, p.spec, _source(o))
+                for o in objects for p in [policy_from_object(o.obj, None)] if p is not None]
+    return [[[s.file, s.line, s.col], what, why] for s, what, why in analyse(net, policies, vpc_cidr)]
+
+
 def check(ctx: CheckContext) -> Iterable[Finding]:
     net = network.load(ctx.root)
     net_file = (ctx.root / network.NETWORK).read_bytes()
@@ -151,15 +165,16 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         if obj.cluster and obj.kind in POLICY_KINDS:
             by_cluster.setdefault(obj.cluster, []).append(obj)
     found: dict[tuple, list[str]] = {}
+    store = ResultCache(ctx.root, "network-isolation")
     for cid, cluster in sorted(ctx.fleet.clusters.items()):
         objects = by_cluster.get(cid, [])
         key = _digest(net_file, [o.digest for o in objects], cluster.region.vpc_cidr)
         if key not in _MEMO:
-            policies = [Policy(p.kind, p.name, p.namespace, p.spec, _source(o))
-                        for o in objects for p in [policy_from_object(o.obj, None)] if p is not None]
-            _MEMO[key] = analyse(net, policies, cluster.region.vpc_cidr)
+            _MEMO[key] = [(SourceRef(*ref), what, why) for ref, what, why in store.get_or_compute(
+                digest(_CODE, key), lambda: _analysed(net, objects, cluster.region.vpc_cidr))]
         for source, what, why in _MEMO[key]:
             found.setdefault((source, what, why), []).append(cid)
+    store.save()
     for (source, what, why), clusters in sorted(found.items(), key=lambda kv: (kv[0][0].file, kv[0][0].line, kv[0][1])):
         yield Finding(NAME, Severity.ERROR, source, f"{what}: {why}; cluster(s): {', '.join(sorted(clusters))}",
                       details={"clusters": sorted(clusters), "what": what, "why": why})

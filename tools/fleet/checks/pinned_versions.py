@@ -23,6 +23,7 @@ from .resources import value_source
 NAME = "pinned-versions"
 DESCRIPTION = "Chart versions are exact SemVer; every image runs an exact tag or digest (no latest, no floating tags)"
 ORDER = 49
+SCOPE = "cluster"
 
 EXACT_SEMVER = re.compile(r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 MOVING_TAGS = re.compile(r"(^|[-_.])(latest|stable|main|master|edge|nightly|dev|head|canary|release)([-_.]|$)", re.I)

@@ -20,6 +20,7 @@ from . import CheckContext
 NAME = "producers-sync"
 DESCRIPTION = "producer catalogue of the rules matches the configured scrape jobs"
 ORDER = 60
+SCOPE = "cluster"
 CATALOGUE = "base/rules/producers.yaml"
 AGENT_JOBS_FILE = "tools/fleet/tier/render.py"
 

@@ -14,8 +14,8 @@ from typing import Iterable, Iterator
 
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
-from ..relabel.proof import prove
-from ..render.wiring import final_values
+from ..relabel.proof import persisted, prove
+from ..render.wiring import wired_values
 from ..tier import checks as tc
 from ..tier.model import VECTOR_FLUENT_PORT, Tier, tier_of
 from ..tier.render import REGIONAL_RELABEL
@@ -25,6 +25,7 @@ from .gdpr import _leak_source, _message, _policy, platform_paths
 NAME = "regional-tier"
 DESCRIPTION = "regional tier: cloud-init schema, HCL, Vector ↔ ClickHouse fields, mTLS with clusters, chdb DDL, VRL, GDPR proof of droplet agents"
 ORDER = 50
+SCOPE = "cluster"
 
 
 def _tiers(ctx: CheckContext) -> Iterator[Tier]:
@@ -58,22 +59,35 @@ def _cached(cache: ResultCache, key: str, compute) -> list[tc.Problem]:
     return [tc.Problem(*p) for p in raw]
 
 
+#: What the region-level part reads (the rest is each cluster's contract with its region's tier):
+#: a `lint --changed` narrowed to some clusters runs that part only when one of these changed.
+REGION_READS = ("regions/*", "rendered/regions/*", "overlays/*")
+
+
 def check(ctx: CheckContext) -> Iterable[Finding]:
     cache = ResultCache(ctx.root, "regional-tier")
-    yield from _regions_without_tier(ctx)
+    region_level = ctx.clusters is None or ctx.changed_any(REGION_READS)
+    if region_level:
+        yield from _regions_without_tier(ctx)
     try:
-        for tier in _tiers(ctx):
-            yield from _check_region(ctx, tier, cache)
+        with persisted(ctx.root):
+            for tier in _tiers(ctx):
+                yield from _check_region(ctx, tier, cache, region_level)
     finally:
         cache.save()
 
 
-def _check_region(ctx: CheckContext, tier: Tier, cache: ResultCache) -> Iterator[Finding]:
+def _check_region(ctx: CheckContext, tier: Tier, cache: ResultCache, region_level: bool = True) -> Iterator[Finding]:
     folder = ctx.rendered / "regions" / tier.region
     rel = f"rendered/regions/{tier.region}"
     if not (folder / "vector" / "vector.yaml").is_file():
-        yield Finding(NAME, Severity.ERROR, SourceRef(tier.source), f"region {tier.region}: tier not rendered",
-                      hint="run fleet render")
+        if region_level:
+            yield Finding(NAME, Severity.ERROR, SourceRef(tier.source), f"region {tier.region}: tier not rendered",
+                          hint="run fleet render")
+        return
+    if not region_level:
+        vector_text = (folder / "vector" / "vector.yaml").read_text(encoding="utf-8")
+        yield from _cluster_contract(ctx, tier, tc.load_yaml(vector_text, f"{rel}/vector/vector.yaml"))
         return
     for path in sorted((folder / "cloud-init").glob("*.yml")):
         key = digest("cloud-init", path.read_bytes())
@@ -109,7 +123,7 @@ def _cluster_contract(ctx: CheckContext, tier: Tier, config: dict) -> Iterator[F
             continue
         fb = cluster.components.get("fluent-bit")
         if fb is not None:
-            values = final_values(ctx.root, cluster, fb)
+            values = wired_values(ctx.root, cluster, fb)
             outputs = str((values.get("config") or {}).get("outputs") or "")
             for message in tc.cluster_forward_problems(outputs, host, cluster.region.vector_port, listen):
                 yield Finding(NAME, Severity.ERROR, fb.source_of("values", "config", "outputs")

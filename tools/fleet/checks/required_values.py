@@ -16,12 +16,13 @@ from ..errors import Finding, Severity, SourceRef
 from ..model import Cluster, Component
 from ..render import alloy as alloy_render
 from ..render import wiring
-from ..render.wiring import WIRED_TEMPLATES, final_values
+from ..render.wiring import WIRED_TEMPLATES, wired_values
 from . import CheckContext
 
 NAME = "required-values"
 DESCRIPTION = "Helm values the platform requires (KSM pod-label allowlist, Alloy's ConfigMap, gateway HA, Fluent Bit buffering, ack and tenant filter, vmagent persistent queue and vmauth credentials) survive all layers; no layer re-points or replaces an agent"
 ORDER = 45
+SCOPE = "cluster"
 
 MISSING = object()  # the value is absent from the merged values
 
@@ -376,7 +377,7 @@ def _violations(ctx: CheckContext, cluster: Cluster) -> Iterator[tuple[Invariant
         component = cluster.components.get(inv.component)
         if component is None:
             continue
-        values = final_values(ctx.root, cluster, component) if inv.final else component.values
+        values = wired_values(ctx.root, cluster, component) if inv.final else component.values
         value = lookup(values, inv.path)
         problem = inv.test(value, component)
         if problem is None:

@@ -22,6 +22,7 @@ from ._workloads import effective_values, get, workload_of
 NAME = "resources"
 DESCRIPTION = "Every container (chart values per chart, raw manifests per container) has cpu/memory requests and a memory limit"
 ORDER = 47
+SCOPE = "cluster"
 
 REQUIRED = (("requests", "cpu"), ("requests", "memory"), ("limits", "memory"))
 POD_SPECS = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),

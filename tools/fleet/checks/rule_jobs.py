@@ -42,6 +42,9 @@ DESCRIPTION = "every job a rule reads is scraped by a rendered Alloy (platform) 
 #: Every rendered Alloy config that writes to Grafana Cloud: each cluster's, each regional droplet's.
 PLATFORM_ALLOY = ("clusters/*/stages/*/config.alloy", "regions/*/alloy/*.alloy")
 ORDER = 61
+#: Rules, tests, the catalogue and the rendered configs that run scrape jobs (fleet.changed).
+READS = ("base/*", "regions/*", "clusters/*/rules/*", "tests/rules/*", "@membership",
+         "rendered/clusters/*/config.alloy", "rendered/clusters/*/vmagent.yaml", "rendered/regions/*", "rendered/platform/*")
 _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
 
 

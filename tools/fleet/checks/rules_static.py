@@ -13,6 +13,8 @@ from . import CheckContext
 NAME = "rules-static"
 DESCRIPTION = "PromQL static checks on recording rules and platform alerts (project_id kept, no customer ids on the platform plane, for/severity, names, producers)"
 ORDER = 60
+#: The rule files and their tests, and which clusters are in which region (fleet.changed).
+READS = ("base/rules/*", "regions/*", "clusters/*/rules/*", "tests/rules/*", "@membership")
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:

@@ -13,6 +13,8 @@ from . import CheckContext
 NAME = "rules-syntax"
 DESCRIPTION = "promtool check rules and vmalert -dryRun on every merged rule file"
 ORDER = 60
+#: The rule files and their tests, and which clusters are in which region (fleet.changed).
+READS = ("base/rules/*", "regions/*", "clusters/*/rules/*", "tests/rules/*", "@membership")
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:

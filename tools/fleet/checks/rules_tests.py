@@ -13,6 +13,8 @@ from . import CheckContext
 NAME = "rules-tests"
 DESCRIPTION = "promtool test rules on tests/rules and beside region/cluster overrides; every rendered rule covered by a test that expects output from it"
 ORDER = 60
+#: The rule files and their tests, and which clusters are in which region (fleet.changed).
+READS = ("base/rules/*", "regions/*", "clusters/*/rules/*", "tests/rules/*", "@membership")
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:

@@ -34,6 +34,7 @@ from . import CheckContext
 NAME = "secrets"
 DESCRIPTION = "No secret value rendered or in inputs: no Secret objects, no literal secret env vars or values keys"
 ORDER = 46
+SCOPE = "cluster"
 
 # A name "looks secret" when one of its words is one of these (camelCase, snake_case, dotted,
 # kebab-case and UPPER_CASE names are split into words first).
@@ -177,7 +178,7 @@ def _input_url_findings(ctx: CheckContext, seen: set[tuple]) -> Iterator[Finding
     """Every string of every input document (each layer as written, values.yaml included)."""
     raw = ctx.fleet.raw
     docs = [raw.settings, *raw.components.values(), *raw.relabel.values(), *raw.overlays.values(),
-            *raw.regions.values(), *raw.clusters.values()]
+            *raw.regions.values(), *(d for cid, d in raw.clusters.items() if ctx.wants(cid))]
     for doc in docs:
         for path, text in _strings(doc.data):
             for line, reason in url_credentials(text):
@@ -285,6 +286,8 @@ def _alloy_findings(ctx: CheckContext, seen: set[tuple]) -> Iterator[Finding]:
     verdicts: dict[str, list] = {}
     folder = ctx.rendered / "clusters"
     for path in sorted(folder.glob(f"*/stages/*/{alloy_render.CONFIG_FILE}")) if folder.is_dir() else ():
+        if not ctx.wants(path.relative_to(folder).parts[0]):
+            continue
         text = path.read_text(encoding="utf-8")
         shape = normalize(text, path.relative_to(folder).parts[0])  # same length, cluster id masked
         if shape not in verdicts:

@@ -22,6 +22,7 @@ from . import CheckContext
 NAME = "shuttle-admission"
 DESCRIPTION = "Shuttle's admission policy admits writes in customer namespaces and denies the rest (cel-python)"
 ORDER = 48
+SCOPE = "cluster"
 
 SHUTTLE = "system:serviceaccount:starform-system:shuttle"
 PROJECT = "starform.io/project-id"

@@ -22,13 +22,14 @@ import yaml
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
 from ..normalize import normalize
-from ..render.wiring import final_values
+from ..render.wiring import wired_values
 from .. import upstream
 from . import CheckContext
 
 NAME = "vmagent-config"
 DESCRIPTION = "vmagent -dryRun accepts each cluster's scrape config, remote-write relabeling and per-URL flags"
 ORDER = 45
+SCOPE = "cluster"
 FILE_KEYS = {"bearer_token_file", "ca_file", "cert_file", "key_file", "password_file", "credentials_file"}
 
 
@@ -88,7 +89,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         component = cluster.components.get("vmagent")
         if component is None:
             continue
-        values = final_values(ctx.root, cluster, component)
+        values = wired_values(ctx.root, cluster, component)
         config = values.get("config") or {}
         scrape = _without_files({k: v for k, v in config.items() if k in ("global", "scrape_configs")})
         relabels = [copy.deepcopy(rw.get("urlRelabelConfig") or []) for rw in values.get("remoteWrite") or []]

@@ -1,6 +1,7 @@
 """yamllint over every input YAML file and every rendered YAML file (repo's .yamllint.yaml)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -10,12 +11,14 @@ from yamllint.config import YamlLintConfig
 from .. import yamlio
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
-from ..normalize import cluster_of, normalize
+from ..normalize import normalize, owner_of
 from . import CheckContext
 
 NAME = "yamllint"
 DESCRIPTION = "yamllint on inputs and rendered output"
 ORDER = 10
+SCOPE = "file"
+READS = (".yamllint.yaml",)
 
 INPUT_DIRS = ("base", "overlays", "regions", "clusters", "policies", "tests/rules", "tests/relabel")
 
@@ -28,12 +31,22 @@ def _config(root: Path) -> tuple[YamlLintConfig, str]:
 
 
 def yaml_files(root: Path) -> list[Path]:
-    files = [root / "base/fleet.yaml"] if (root / "base/fleet.yaml").exists() else []
+    """Every .yaml/.yml file under the input folders and rendered/ (os.walk: pathlib's rglob
+    costs seconds on a 1,000-cluster tree)."""
+    found = {str(root / "base/fleet.yaml")} if (root / "base/fleet.yaml").exists() else set()
     for folder in INPUT_DIRS + ("rendered",):
-        base = root / folder
-        if base.is_dir():
-            files += [p for p in base.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()]
-    return sorted(set(files))
+        for dirpath, _dirs, names in os.walk(root / folder):
+            for name in names:
+                if name.endswith((".yaml", ".yml")):
+                    full = os.path.join(dirpath, name)
+                    if os.path.isfile(full):
+                        found.add(full)
+    return [Path(p) for p in sorted(found)]
+
+
+def is_target(rel: str) -> bool:
+    """Whether yaml_files() would list the repo path `rel` (when it exists)."""
+    return rel.endswith((".yaml", ".yml")) and any(rel.startswith(f"{d}/") for d in INPUT_DIRS + ("rendered",))
 
 
 def lint_text(text: str, conf: YamlLintConfig, name: str) -> list[list]:
@@ -43,12 +56,15 @@ def lint_text(text: str, conf: YamlLintConfig, name: str) -> list[list]:
 def check(ctx: CheckContext) -> Iterable[Finding]:
     conf, conf_text = _config(ctx.root)
     cache = ResultCache(ctx.root, "yamllint")
-    for path in yaml_files(ctx.root):
+    paths = yaml_files(ctx.root) if ctx.files is None else \
+        [ctx.root / rel for rel in sorted(ctx.files) if is_target(rel) and (ctx.root / rel).is_file()]
+    for path in paths:
         rel = path.relative_to(ctx.root).as_posix()
         text = yamlio.read_text(path, rel)
-        # Files that differ only by their cluster's ID share one lint (same lines, same tokens).
+        # Files that differ only by their cluster's ID share one lint (same lines, same tokens):
+        # rendered/clusters/<id>/... and the inputs clusters/<id>/... alike.
         rules = ",".join(sorted(r.ID for r in conf.enabled_rules(rel)))  # per-path `ignore:` settings
-        key = digest(conf_text, rules, normalize(text, cluster_of(rel)))
+        key = digest(conf_text, rules, normalize(text, owner_of(rel)))
         problems = cache.get_or_compute(key, lambda: lint_text(text, conf, rel))
         for line, col, level, rule, desc in problems:
             severity = Severity.ERROR if level == "error" else Severity.WARNING

@@ -2,15 +2,19 @@
 write the report in the chosen format; exit 1 on a finding at or above --fail-on."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from .. import checks, model, suppress
-from ..checks import CheckContext
-from ..errors import Severity, processing
+from .. import changed, checks, model, suppress
+from ..changed import Change
+from ..checks import Check, CheckContext
+from ..errors import InputError, Severity, input_of, processing
 from ..lock import rendered_lock
 from ..report import WRITERS, Report, sort_findings
 from .render import root_option
@@ -29,8 +33,13 @@ from .render import root_option
 @click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default="error", show_default=True,
               help="Lowest severity that makes the run fail (exit 1); suppressed findings never do.")
 @click.option("--list", "list_checks", is_flag=True, help="List the available checks and exit.")
+@click.option("--changed", is_flag=True,
+              help="Lint only what the change can affect: the working tree (untracked files included) against "
+                   "HEAD's merge base with --base; findings the change cannot alter are not repeated.")
+@click.option("--base", "base_ref", metavar="REF", help="With --changed: the branch the change is measured against "
+                                                         "(default: main).")
 def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: tuple[str, ...], skip: tuple[str, ...],
-                 fmt: str, fail_on: str, list_checks: bool) -> None:
+                 fmt: str, fail_on: str, list_checks: bool, changed: bool, base_ref: str | None) -> None:
     """Lint inputs and rendered/ with every check plug-in (see --list)."""
     available = checks.discover()
     if list_checks:
@@ -44,26 +53,143 @@ def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: 
     with rendered_lock(root, "lint", write=False) as notes:
         for note in notes:
             click.echo(f"fleet: {note}", err=True)
-        _lint(root, available, crds, charts, only, skip, fmt, fail_on)
+        if base_ref and not changed:
+            raise click.UsageError("--base goes with --changed")
+        _lint(root, available, crds, charts, only, skip, fmt, fail_on, changed, base_ref)
+
+
+#: With two cores or more and a large fleet, these checks run in a second (forked) process: they
+#: spend their time in subprocesses (kubectl, promtool, cloud-init, the VRL compiler) and in
+#: files of their own; the others share the parsed rendered objects and merged values of one.
+SECOND_PROCESS = frozenset({"yamllint", "kustomize-build", "regional-tier", "rules-tests", "rules-static",
+                            "rules-syntax", "producers-sync"})
+PARALLEL_MIN_CLUSTERS = 64
+
+# The forked worker's state: set before forking, read by the child.
+_WORK: tuple[CheckContext, list, dict] | None = None
+
+
+def _narrowed(ctx: CheckContext, check: Check, plan: dict) -> CheckContext:
+    """The context `check` runs with: the whole fleet, or (--changed) the clusters or files it must lint."""
+    how = plan.get(check.name)
+    if how is None:
+        return ctx
+    kind, names = how
+    if kind == "files":
+        return replace(ctx, files=names)
+    fleet = replace(ctx.fleet, clusters={cid: c for cid, c in ctx.fleet.clusters.items() if cid in names})
+    return replace(ctx, fleet=fleet, clusters=names)
+
+
+def _run_checks(ctx: CheckContext, selected: list, plan: dict | None = None) -> tuple[list, list]:
+    """(findings, [(check name, seconds)]) of `selected`, in order."""
+    findings, timings = [], []
+    for check in selected:
+        start = time.perf_counter()
+        with processing(f"the inputs and rendered/ (lint check {check.name})"):
+            findings.extend(check.run(_narrowed(ctx, check, plan or {})))
+        timings.append((check.name, time.perf_counter() - start))
+    return findings, timings
+
+
+def _run_forked() -> tuple:
+    """The child's side: its checks' results, or the error to raise again in the parent (an
+    InputError as itself; anything else as a bug report naming the input)."""
+    assert _WORK is not None
+    try:
+        return ("ok", *_run_checks(*_WORK))
+    except InputError as exc:
+        return ("input", exc)
+    except Exception as exc:  # noqa: BLE001 - carried to the parent, which reports it as a bug
+        return ("bug", f"{type(exc).__name__}: {exc}", input_of(exc))
+
+
+def run_checks(ctx: CheckContext, selected: list, plan: dict | None = None) -> tuple[list, list]:
+    """Run `selected` checks (narrowed by `plan`: check name → ("clusters"|"files", names));
+    on a large fleet split over two processes (see SECOND_PROCESS). Same findings either way:
+    each check runs whole in one process."""
+    global _WORK
+    second = [c for c in selected if c.name in SECOND_PROCESS]
+    first = [c for c in selected if c.name not in SECOND_PROCESS]
+    if (len(getattr(ctx.fleet, "clusters", ())) < PARALLEL_MIN_CLUSTERS or not first or not second
+            or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods()):
+        return _run_checks(ctx, selected, plan)
+    _WORK = (ctx, second, plan or {})
+    try:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            pending = pool.apply_async(_run_forked)
+            findings, timings = _run_checks(ctx, first, plan)
+            outcome = pending.get()
+    finally:
+        _WORK = None
+    if outcome[0] == "input":
+        raise outcome[1]
+    if outcome[0] == "bug":
+        exc = RuntimeError(outcome[1])
+        exc.fleet_input = outcome[2]  # type: ignore[attr-defined]
+        raise exc
+    order = {c.name: i for i, c in enumerate(selected)}
+    return findings + outcome[1], sorted(timings + outcome[2], key=lambda t: order[t[0]])
+
+
+def plan_changed(root: Path, base_ref: str | None, selected: list[Check]) -> tuple[list[Check], dict, set[str] | None, Change]:
+    """(the checks to run, how each is narrowed, the clusters the model needs — None: all, the change)."""
+    change = changed.analyse(root, base_ref)
+    to_run, plan, model_clusters = [], {}, set()
+    for check in selected:
+        if check.scope == "cluster":
+            scope = change.cluster_scope(check.reads)
+            if scope is None:
+                model_clusters = None
+            elif scope:
+                plan[check.name] = ("clusters", frozenset(scope))
+                if model_clusters is not None:
+                    model_clusters |= scope
+            else:
+                continue
+        elif check.scope == "file":
+            files = change.file_scope(check.reads)
+            if files is not None:
+                if not files:
+                    continue
+                plan[check.name] = ("files", frozenset(files))
+        elif change.fleet_runs(check.reads):
+            model_clusters = None
+        else:
+            continue
+        to_run.append(check)
+    return to_run, plan, model_clusters, change
+
+
+def _describe_plan(selected: list[Check], to_run: list[Check], plan: dict, change: Change) -> str:
+    ran = {c.name for c in to_run}
+    parts = []
+    for c in selected:
+        how = plan.get(c.name)
+        parts.append(f"{c.name} " + ("skipped" if c.name not in ran else "all" if how is None
+                                     else f"{len(how[1])} {how[0]}"))
+    return f"lint --changed: {len(change.paths)} changed path(s); " + ", ".join(parts)
 
 
 def _lint(root: Path, available: list, crds: Path | None, charts: Path | None, only: tuple[str, ...],
-          skip: tuple[str, ...], fmt: str, fail_on: str) -> None:
-    fleet = model.load(root)
+          skip: tuple[str, ...], fmt: str, fail_on: str, only_changed: bool = False, base_ref: str | None = None) -> None:
+    selected = [c for c in available if not ((only and c.name not in only) or c.name in skip)]
+    plan: dict = {}
+    model_clusters = None
+    change = None
+    if only_changed:
+        to_run, plan, model_clusters, change = plan_changed(root, base_ref, selected)
+        click.echo(_describe_plan(selected, to_run, plan, change), err=True)
+        selected = to_run
+    fleet = model.load(root, model_clusters)
     ctx = CheckContext(root=root.resolve(), fleet=fleet, rendered=root.resolve() / "rendered",
-                       options={"crds": list(crds) or None, "charts": charts})
-    findings = []
-    timings = []
-    for check in available:
-        if (only and check.name not in only) or check.name in skip:
-            continue
-        start = time.perf_counter()
-        with processing(f"the inputs and rendered/ (lint check {check.name})"):
-            findings.extend(check.run(ctx))
-        timings.append((check.name, time.perf_counter() - start))
+                       options={"crds": list(crds) or None, "charts": charts},
+                       changed=frozenset(change.paths) if change is not None and not change.toolchain else None)
+    findings, timings = run_checks(ctx, selected, plan)
     directives, problems = suppress.scan(ctx.root)
     ran = {name for name, _ in timings}
-    kept, suppressed = suppress.apply(sort_findings(findings) + problems, directives, ran,
+    # A check narrowed by --changed cannot tell whether a comment silences nothing: the full lint says.
+    kept, suppressed = suppress.apply(sort_findings(findings) + problems, directives, ran - set(plan),
                                       {c.name for c in available})
     descriptions = {c.name: c.description for c in available if c.name in ran}
     if suppress.NAME in skip:  # valid comments still silence; their own findings are not reported

@@ -39,6 +39,14 @@ def _save_index(root: Path, index: dict) -> None:
                    "rendered/ is written, the next render just reuses nothing", err=True)
 
 
+def index_entry(fleet: model.Fleet, cid: str, key: str, stats: object) -> dict:
+    """What the render index keeps of a cluster: its render key and folder stats (to reuse the
+    folder), and the input files its model and render read, with the digest of the cluster.yaml
+    they were read for (`fleet lint --changed` maps changed inputs to clusters with them)."""
+    cluster = fleet.clusters[cid]
+    return {"key": key, "stats": stats, "inputs": cluster.inputs, "doc": fleet.raw.clusters[cid].digest}
+
+
 def _check(root: Path, fleet: model.Fleet) -> None:
     out = root / "rendered"
     files = render_fleet(fleet)
@@ -98,8 +106,8 @@ def _render(root: Path, check: bool, no_cache: bool) -> None:
         raise InputError(f"cannot write rendered/: {exc.strerror or exc} ({exc.filename or out}); {state}") from None
     new_index = {}
     for cid, key in keys.items():
-        entry = index[cid] if cid in kept else {"key": key, "stats": unit_stats(out, f"clusters/{cid}")}
-        new_index[cid] = entry
+        stats = index[cid]["stats"] if cid in kept else unit_stats(out, f"clusters/{cid}")
+        new_index[cid] = index_entry(fleet, cid, key, stats)
     _save_index(root, new_index)
     state = "updated" if changed_any else "unchanged"
     click.echo(f"rendered/ {state}: {len(fleet.clusters)} clusters ({len(fleet.clusters) - len(kept)} rendered, "

@@ -16,6 +16,8 @@ The CRD files are read from a folder given on the command line (never copied int
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from .. import yamlio
+from ..cache import parsed_once
 from ..errors import InputError, Severity, SourceRef
 from .objects import FastLoader
 from .validate import Violation, schema_violations
@@ -163,6 +166,17 @@ def _may_read(text: str, below: list[str]) -> bool:
 
 # -- CEL rules ---------------------------------------------------------------------------------
 
+_CEL_ENV: Any = None
+
+
+def _cel_environment(celpy: Any) -> Any:
+    """One cel-python Environment for every rule: building its parser is what costs (~0.1 s each)."""
+    global _CEL_ENV
+    if _CEL_ENV is None:
+        _CEL_ENV = celpy.Environment()
+    return _CEL_ENV
+
+
 @dataclass
 class CelRule:
     rule: str
@@ -182,7 +196,7 @@ class CelRule:
             import celpy  # local: only the CRD check needs it
 
             try:
-                env = celpy.Environment()
+                env = _cel_environment(celpy)
                 self._program = env.program(env.compile(self.rule))
             except Exception as exc:  # noqa: BLE001 - any compile failure means "cannot check"
                 self._error = f"{type(exc).__name__}: {exc}".strip()
@@ -303,11 +317,18 @@ class CrdVersion:
         return sorted(set(cel_violations(self.rules, instance)), key=lambda v: (tuple(map(str, v.path)), v.message))
 
 
+def parsed_documents(text: str, docs_cache: Path | None) -> list[Any]:
+    """The YAML documents of a CRD file. Building Python objects from YAML is most of a lint's
+    CRD cost (multi-megabyte files): with `docs_cache`, kept as JSON (cache.parsed_once)."""
+    return parsed_once(docs_cache, text, lambda t: yamlio.load_all_fast(t, FastLoader))
+
+
 class CrdSet:
     """Every served version of every CRD in a folder, by (group, kind, version)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, docs_cache: Path | None = None):
         self.folder = Path(folder)
+        self.docs_cache = docs_cache
         self.versions: dict[tuple[str, str, str], CrdVersion] = {}
         content = hashlib.blake2b(digest_size=12)
         for path in sorted(self.folder.iterdir()):
@@ -319,7 +340,7 @@ class CrdSet:
         try:
             text = path.read_text(encoding="utf-8")
             content.update(path.name.encode() + b"\0" + text.encode())
-            docs = yamlio.load_all_fast(text, FastLoader)
+            docs = parsed_documents(text, self.docs_cache)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise InputError(f"cannot read CRD file: {exc}", SourceRef(str(path))) from None
         for doc in docs:
@@ -373,17 +394,17 @@ class CrdSets:
     defines_group = CrdSet.defines_group
 
 
-def load_crd_sets(folders: Any) -> CrdSets:
-    """One folder or a list of folders (`fleet lint --crds A --crds B`)."""
+def load_crd_sets(folders: Any, docs_cache: Path | None = None) -> CrdSets:
+    """One folder or a list of folders (`fleet lint --crds A --crds B`); see parsed_documents for `docs_cache`."""
     if isinstance(folders, (str, Path)):
         folders = [folders]
-    return CrdSets([load_crds(Path(f)) for f in folders])
+    return CrdSets([load_crds(Path(f), docs_cache) for f in folders])
 
 
 _SETS: dict[tuple, CrdSet] = {}
 
 
-def load_crds(folder: Path) -> CrdSet:
+def load_crds(folder: Path, docs_cache: Path | None = None) -> CrdSet:
     """The CRDs of `folder`, re-read only when a file in it changes."""
     folder = Path(folder).resolve()
     if not folder.is_dir():
@@ -391,5 +412,5 @@ def load_crds(folder: Path) -> CrdSet:
     stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.iterdir()) if p.is_file())
     key = (str(folder), stamp)
     if key not in _SETS:
-        _SETS[key] = CrdSet(folder)
+        _SETS[key] = CrdSet(folder, docs_cache)
     return _SETS[key]

@@ -364,9 +364,16 @@ def iter_objects(rendered: Path, *, root: Path | None = None, skeleton: bool = F
 
 
 def rendered_objects(ctx: Any) -> list[RenderedObject]:
-    """The skeleton objects of `ctx.rendered`, read once per lint run (shared via ctx.cache)."""
-    cached = ctx.cache.get(CACHE_KEY)
+    """The skeleton objects of `ctx.rendered`, read once per lint run (shared via ctx.cache);
+    only those of `ctx.clusters` when the run is narrowed to some clusters (`lint --changed`)."""
+    only = getattr(ctx, "clusters", None)
+    key = CACHE_KEY if only is None else (CACHE_KEY, only)
+    cached = ctx.cache.get(key)
     if cached is None:
-        cached = list(iter_objects(ctx.rendered, root=ctx.root, skeleton=True))
-        ctx.cache[CACHE_KEY] = cached
+        if only is None:
+            cached = list(iter_objects(ctx.rendered, root=ctx.root, skeleton=True))
+        else:
+            cached = [obj for cid in sorted(only)
+                      for obj in iter_objects(ctx.rendered, root=ctx.root, skeleton=True, subdir=f"clusters/{cid}")]
+        ctx.cache[key] = cached
     return cached

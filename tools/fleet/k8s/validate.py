@@ -6,8 +6,9 @@ only for documents that actually have violations.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -163,18 +164,43 @@ class VerdictCache:
         self._verdicts: dict[tuple[str, str], tuple[Violation, ...]] = {}
         self.hits = 0
         self.misses = 0
+        self._store: Any = None   # a cache.ResultCache, while `persisted` holds one
+        self._code = ""
+
+    @contextmanager
+    def persisted(self, store: Any, code: str) -> Iterator[None]:
+        """Also keep verdicts in `store` (.cache/, keyed by the validating `code` too): a lint
+        of a few changed clusters then validates only the documents no earlier lint saw."""
+        self._store, self._code = store, code
+        try:
+            yield
+        finally:
+            self._store = None
+            store.save()
 
     def get(self, key: str, obj: RenderedObject, compute: Callable[[Any], Sequence[Violation]]
             ) -> tuple[Violation, ...]:
         cache_key = (key, obj.digest)
         found = self._verdicts.get(cache_key)
+        if found is None and self._store is not None:
+            stored = self._store.get(self._stored_key(cache_key))
+            if stored is not None:
+                found = self._verdicts[cache_key] = tuple(
+                    Violation(tuple(path), message, expected, hint, Severity(severity))
+                    for path, message, expected, hint, severity in stored)
         if found is None:
             self.misses += 1
             found = tuple(compute(obj.obj))
             self._verdicts[cache_key] = found
+            if self._store is not None:
+                self._store.put(self._stored_key(cache_key), [[list(v.path), v.message, v.expected, v.hint,
+                                                               v.severity.value] for v in found])
         else:
             self.hits += 1
         return found
+
+    def _stored_key(self, cache_key: tuple[str, str]) -> str:
+        return f"{self._code}:{cache_key[0]}:{cache_key[1]}"
 
 
 def finding(check: str, obj: RenderedObject, violation: Violation) -> Finding:

@@ -17,7 +17,10 @@ leak (soundness first), marked `verified: False`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Iterator
 
 from .absdomain import ANY, RESERVED, SELF, lit
 from .analyzer import Analyzer
@@ -141,6 +144,31 @@ def _relabeled_leaks(pipeline: Pipeline, policy: Policy) -> list[Leak]:
 
 
 _CACHE: dict[str, list[Leak]] = {}
+
+
+@contextmanager
+def persisted(root: Path) -> Iterator[None]:
+    """Keep proofs across runs in .cache/relabel-proof.json (keyed like the in-memory cache, and
+    by this package's code): a lint that meets a known pipeline reads its leaks, which is what the
+    in-memory cache already does across clusters of one run; a `--changed` lint of one cluster
+    then costs no proof at all. Witness outputs are recomputed on use, as for any cached proof."""
+    from ..cache import ResultCache, code_key
+
+    store = ResultCache(root, "relabel-proof")
+    code = code_key(*Path(__file__).parent.glob("*.py")) + ":"
+    for key, leaks in list(store._data.items()) if store.enabled else ():
+        if key.startswith(code):
+            _CACHE.setdefault(key[len(code):], [Leak(**leak) for leak in leaks])
+        else:
+            del store._data[key]   # proofs of other code: never read again
+            store._dirty = True
+    try:
+        yield
+    finally:
+        for key, leaks in _CACHE.items():
+            if code + key not in store._data:
+                store.put(code + key, [asdict(leak) for leak in leaks])
+        store.save()
 
 
 def _cache_key(pipeline: Pipeline, policy: Policy) -> str:

@@ -663,6 +663,14 @@ class _DFA:
     accept: tuple[bool, ...]
     start: int
 
+    def __hash__(self) -> int:
+        """Hashed once: automata are memo keys (see `_memo`), and their tuples can be large."""
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.cuts, self.elem, self.ncls, self.delta, self.accept, self.start))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     def cls_of(self, cp: int) -> int:
         return self.elem[bisect.bisect_right(self.cuts, cp) - 1]
 
@@ -1057,16 +1065,16 @@ class Lang:
 
     # -- boolean algebra
     def __and__(self, other: "Lang") -> "Lang":
-        return Lang(_product(self._dfa, other._dfa, lambda x, y: x and y))
+        return _memo("and", self, other, lambda: _product(self._dfa, other._dfa, lambda x, y: x and y))
 
     def __or__(self, other: "Lang") -> "Lang":
-        return Lang(_product(self._dfa, other._dfa, lambda x, y: x or y))
+        return _memo("or", self, other, lambda: _product(self._dfa, other._dfa, lambda x, y: x or y))
 
     def __sub__(self, other: "Lang") -> "Lang":
-        return Lang(_product(self._dfa, other._dfa, lambda x, y: x and not y))
+        return _memo("sub", self, other, lambda: _product(self._dfa, other._dfa, lambda x, y: x and not y))
 
     def __xor__(self, other: "Lang") -> "Lang":
-        return Lang(_product(self._dfa, other._dfa, lambda x, y: x != y))
+        return _memo("xor", self, other, lambda: _product(self._dfa, other._dfa, lambda x, y: x != y))
 
     def complement(self) -> "Lang":
         d = self._dfa
@@ -1076,20 +1084,11 @@ class Lang:
 
     def concat(self, other: "Lang") -> "Lang":
         """{xy : x in self, y in other}."""
-        nfa = _NFA()
-        s1, f1 = _dfa_into_nfa(self._dfa, nfa)
-        s2, f2 = _dfa_into_nfa(other._dfa, nfa)
-        nfa.eps[f1].append((None, s2))
-        return Lang(_determinize(nfa, s1, f2))
+        return _memo("concat", self, other, lambda: _concat(self._dfa, other._dfa))
 
     def star(self) -> "Lang":
         """Kleene star."""
-        nfa = _NFA()
-        s, f = _dfa_into_nfa(self._dfa, nfa)
-        hub = nfa.state()
-        nfa.eps[hub].append((None, s))
-        nfa.eps[f].append((None, hub))
-        return Lang(_determinize(nfa, hub, hub))
+        return _memo("star", self, self, lambda: _star(self._dfa))
 
     def strip_prefix(self, prefix: str) -> "Lang":
         """{x : prefix + x in self} (the left quotient by one string)."""
@@ -1245,6 +1244,40 @@ class Lang:
                     n += sizes[c] * total[t]
             total[s] = n if cap is None else min(n, cap)
         return total[d.start]
+
+
+def _concat(a: _DFA, b: _DFA) -> _DFA:
+    nfa = _NFA()
+    s1, f1 = _dfa_into_nfa(a, nfa)
+    s2, f2 = _dfa_into_nfa(b, nfa)
+    nfa.eps[f1].append((None, s2))
+    return _determinize(nfa, s1, f2)
+
+
+def _star(a: _DFA) -> _DFA:
+    nfa = _NFA()
+    s, f = _dfa_into_nfa(a, nfa)
+    hub = nfa.state()
+    nfa.eps[hub].append((None, s))
+    nfa.eps[f].append((None, hub))
+    return _determinize(nfa, hub, hub)
+
+
+#: Results of the language operations by (operation, operand automata). The analysis of every
+#: path of every cluster repeats the same operations on the same languages (the shared relabel
+#: stages); an automaton is its language, so a repeated operation costs a dictionary lookup.
+_MEMO: dict[tuple[str, _DFA, _DFA], Lang] = {}
+MEMO_LIMIT = 50_000
+
+
+def _memo(op: str, a: Lang, b: Lang, compute: Callable[[], _DFA]) -> Lang:
+    key = (op, a._dfa, b._dfa)
+    got = _MEMO.get(key)
+    if got is None:
+        if len(_MEMO) >= MEMO_LIMIT:
+            _MEMO.clear()
+        got = _MEMO[key] = Lang(compute())
+    return got
 
 
 def _make_const(accepting: bool) -> Lang:
