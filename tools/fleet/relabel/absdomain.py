@@ -18,7 +18,7 @@ from typing import Sequence
 
 import re2
 
-from .engine import Rule, escapes_anchors, group_number, plain_positions, vm_prefix_shortcut, vm_replace_skips_regex
+from .engine import Rule, escapes_anchors, group_number, plain_positions, vm_replace_skips_regex
 from .regexlang import Lang, UnsupportedRegex
 
 SELF = "<self>"          # rest-class taint: each label's own input value
@@ -65,21 +65,19 @@ def rule_lang_must(rule: Rule, flavor: str) -> Lang | None:
 
 
 def _vmagent_lang(rule: Rule) -> Lang | None:
-    """vmagent 1.79.5's match, shortcuts included, exactly where the engine (`_vm_action`) takes them.
+    """vmagent v1.150's match, exactly where the engine (`_vm_action`) decides it.
 
-    * `replace` with an unset regex, a constant target and a replacement of `$1` or without `$`
-      never runs the regex: it always writes.  Any other `replace` runs the regex, where `.`
-      does not match a newline (so the default `(.*)` misses a value with one).
-    * keep/drop/labeldrop/labelkeep on a literal prefix + `.*`/`.+` only compare the prefix,
-      and labelmap does the same with `$1` over `(.*)`/`(.+)`: there a newline is just a byte.
+    * A default regex (unset, or one that simplifies to `.*`) matches everything, and `replace`
+      with a constant target and a replacement of `$1` or without `$` never runs the regex.
+    * Otherwise the match is `PromRegex`: the regex (anchors at the ends removed) where `.`
+      matches a newline, except a literal prefix then one lone `.` (`VmRegex.dotall`).
     """
-    if rule.action == "replace" and vm_replace_skips_regex(rule):
+    vm = rule.vm
+    if vm is None:
+        return _rule_lang(rule.regex, False)
+    if vm.regex.default or (rule.action == "replace" and vm_replace_skips_regex(rule)):
         return ANY
-    fast = vm_prefix_shortcut(rule)
-    if fast is not None:
-        prefix, kind = fast
-        return lit(prefix).concat(ANY if kind == "*" else ANY - EPS)
-    return _rule_lang(rule.regex, False)
+    return _rule_lang(vm.regex.text, vm.regex.dotall)
 
 
 def present(values: Lang) -> bool:
