@@ -60,24 +60,29 @@ def rule_lang(rule: Rule, flavor: str) -> Lang | None:
 def rule_lang_must(rule: Rule, flavor: str) -> Lang | None:
     """Values `rule` matches under every anchoring its flavour's agents use (see `rule_lang`)."""
     if flavor == "vmagent":
-        return _vmagent_lang(rule)
+        return _vmagent_lang(rule, must=True)
     return _rule_lang(rule.regex, False)
 
 
-def _vmagent_lang(rule: Rule) -> Lang | None:
+def _vmagent_lang(rule: Rule, must: bool = False) -> Lang | None:
     """vmagent v1.150's match, exactly where the engine (`_vm_action`) decides it.
 
     * A default regex (unset, or one that simplifies to `.*`) matches everything, and `replace`
       with a constant target and a replacement of `$1` or without `$` never runs the regex.
     * Otherwise the match is `PromRegex`: the regex (anchors at the ends removed) where `.`
-      matches a newline, except a literal prefix then one lone `.` (`VmRegex.dotall`).
+      matches a newline, except a literal prefix then one lone `.` (`VmRegex.dotall`); with
+      `(?i` in the regex a lone `.` between flag conflicts misses a newline too, which the
+      engine does not model: there the "must" language is the non-dotall one (sound both ways).
     """
     vm = rule.vm
     if vm is None:
         return _rule_lang(rule.regex, False)
     if vm.regex.default or (rule.action == "replace" and vm_replace_skips_regex(rule)):
         return ANY
-    return _rule_lang(vm.regex.text, vm.regex.dotall)
+    from .vmagent import drop_edge_anchors
+
+    text = drop_edge_anchors(vm.regex.text)
+    return _rule_lang(text, vm.regex.dotall and not (must and "(?i" in text))
 
 
 def present(values: Lang) -> bool:
@@ -285,5 +290,15 @@ def tracked_names(flat: Sequence[tuple[Rule, str]]) -> set[str]:
         target = rule.target_label or ""
         if target and not template_refs(target, rule):
             names.add(const_template(target, rule))
+        vm = getattr(rule, "vm", None)
+        if vm is not None:  # vmagent: `if` filters, graphite targets, `{{label}}` references
+            if vm.if_expr is not None:
+                names.update(f.label or "__name__" for f in vm.if_expr.filters())
+            names.update(name for name, _ in vm.graphite_labels)
+            if vm.graphite_labels:
+                names.add("__name__")
+            if "{{" in rule.replacement:
+                from .vmagent import fill_label_references
+                fill_label_references(rule.replacement, lambda n: names.add(n) or "")
     return names
 
