@@ -12,13 +12,16 @@ Two flavours, because the agents disagree in places that matter for what leaves 
   walks added labels again, see `apply_alloy_targets`), ``replace`` ignores an expanded
   ``target_label`` that is not a valid label name,
   ``hashmod`` is md5-based.
-* ``"vmagent"`` — vmagent 1.79.5 (the Debian build the differential tests run): regexes are
-  ``^(?:re)$`` (``.`` does not match a newline), labels are a *list* in arrival order whose
-  entries are updated in place, an empty value stays in the list (and is still copied by
-  ``labelmap``) until the end of the rule list, a rule list that removes every entry drops the
-  series at once, ``hashmod`` is xxhash64, any ``target_label`` is written as expanded, and
-  rules whose ``regex`` is left unset take vmagent's fast paths (``replace`` copies/sets
-  without matching, ``keep`` keeps and ``drop`` drops everything).
+* ``"vmagent"`` — vmagent v1.150.0 (tools/upstream.lock; `vmagent.py` holds what it adds):
+  labels are a *list* in arrival order whose entries are updated in place, an empty value
+  stays in the list (and is still copied by ``labelmap``) until the end of the rule list, a
+  rule list that removes every entry drops the series at once, ``hashmod`` is xxhash64, any
+  ``target_label`` is written as expanded, actions are lower-cased. Whether a regex matches is
+  decided by ``PromRegex`` (dotall, anchors at the edges dropped), its groups by the non-dotall
+  ``^(?:re)$`` (missing there, a ``replace`` writes the value itself); a regex that simplifies
+  to ``.*`` is the default (fast paths: ``replace`` copies/sets without matching, ``keep``
+  keeps and ``drop`` drops everything). ``if:`` selectors, ``{{label}}`` templates, graphite
+  and vmagent's own actions (``replace_all``, ``labelmap_all``, ``keep_metrics``, ...) too.
 
 Regexes are RE2 (google-re2), never Python's `re`: `(?i)` inside a group, `\\Z` and friends
 mean different things there. `$1`, `${1}`, `$name` and `$$` in ``replacement`` and
@@ -26,8 +29,8 @@ mean different things there. `$1`, `${1}`, `$name` and `$$` in ``replacement`` a
 ``1x``, i.e. empty).
 
 Sources: prometheus/prometheus model/relabel/relabel.go (Validate, relabel), grafana/alloy
-internal/component/common/relabel/relabel.go, VictoriaMetrics lib/promrelabel/{config,relabel}.go
-(v1.79.x), each checked against the real binaries (see tests/test_relabel_differential.py).
+internal/component/common/relabel/relabel.go, VictoriaMetrics lib/promrelabel/{config,relabel,
+if_expression,graphite}.go and lib/regexutil (v1.150.0), each checked against the real binaries (see tests/test_relabel_differential.py).
 """
 from __future__ import annotations
 
