@@ -1,5 +1,8 @@
 """The engine (flavor="vmagent") against the real vmagent + victoria-metrics (tools/upstream.lock).
 
+The engine's vmagent flavour models v1.150.0's lib/promrelabel (`V1150` pins one case per
+behaviour); the random cases draw every action, `if:` selectors and `{{label}}` templates, and
+`test_engine_accepts_exactly_what_vmagent_accepts` holds validation against `vmagent -dryRun`.
 Hand-picked cases pin the surprising corners; the property test runs >= 1,000 random cases
 (RELABEL_DIFF_CASES raises it) in a few vmagent processes and requires zero disagreements,
 printing a shrunk counterexample (rules, input, both outputs) when there is one. The engine

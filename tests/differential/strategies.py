@@ -1,4 +1,5 @@
-"""Hypothesis strategies for random vmagent relabel cases (rules + series).
+"""Hypothesis strategies for random relabel cases (rules + series): vmagent v1.150 (every action,
+`if:` selectors, `{{label}}` templates, graphite) and Prometheus.
 
 Small alphabets on purpose: label names collide, regexes hit and miss, `$`-templates meet
 missing groups. Regexes come from a little grammar of RE2 constructs that Go's regexp (in
@@ -12,8 +13,7 @@ import json
 
 from hypothesis import strategies as st
 
-from fleet.relabel.engine import DEFAULT_REGEX, FLAVOR_ACTIONS, rule_from_mapping
-from fleet.relabel.regexlang import Lang
+from fleet.relabel.engine import FLAVOR_ACTIONS, rule_from_mapping
 
 NAMES = ["__name__", "a", "b", "ab", "A", "__x", "job"]
 VALUES = ["", "a", "b", "A", "ab", "a;b", "1", "x\ny", "é", "aA1", "straße"]
@@ -131,42 +131,42 @@ def rules(draw: st.DrawFn) -> dict:
 
 @st.composite
 def _one_rule(draw: st.DrawFn) -> dict:
-    for _ in range(1):
-        action = draw(_ACTIONS)
-        rule: dict = {"action": action} if draw(_DICE) or action != "replace" else {}
-        with_if = draw(_DICE) == 0
-        if with_if:
-            rule["if"] = draw(_IF)
-        if action in ("keep_if_equal", "drop_if_equal"):
-            rule["source_labels"] = draw(_SOURCES[2])
-        elif action in ("keep", "drop"):
-            rule["source_labels"] = draw(_SOURCES[0] if with_if else _SOURCES[1])
-        elif action in ("hashmod", "lowercase", "uppercase", "replace_all", "keep_if_contains", "drop_if_contains"):
-            rule["source_labels"] = draw(_SOURCES[1])
-        elif action in ("replace", "keepequal", "dropequal") and draw(_DICE):
-            rule["source_labels"] = draw(_SOURCES[0])
-        if action in ("replace", "replace_all"):
-            rule["target_label"] = draw(_TARGETS_ALL)
-        elif action in ("hashmod", "lowercase", "uppercase", "keepequal", "dropequal", "keep_if_contains",
-                        "drop_if_contains"):
-            rule["target_label"] = draw(_TARGETS_PLAIN)
-        if action == "hashmod":
-            rule["modulus"] = draw(_MODULI)
-        if action == "graphite":
-            rule["match"] = draw(_GRAPHITE_MATCH)
-            rule["labels"] = draw(st.dictionaries(st.sampled_from(["__name__", "a", "job", "c"]),
-                                                  _GRAPHITE_TEMPLATES, min_size=1, max_size=2))
-        takes_regex = action in ("replace", "keep", "drop", "labelmap", "labelmap_all", "labeldrop", "labelkeep",
-                                 "replace_all", "hashmod", "lowercase", "uppercase")
-        if action in ("keep_metrics", "drop_metrics"):
-            if not with_if or draw(_DICE):
-                rule["regex"] = draw(_REGEX)
-        elif takes_regex and draw(_DICE):
+    """One rule of any vmagent action, as a user may write it (not validated)."""
+    action = draw(_ACTIONS)
+    rule: dict = {"action": action} if draw(_DICE) or action != "replace" else {}
+    with_if = draw(_DICE) == 0
+    if with_if:
+        rule["if"] = draw(_IF)
+    if action in ("keep_if_equal", "drop_if_equal"):
+        rule["source_labels"] = draw(_SOURCES[2])
+    elif action in ("keep", "drop"):
+        rule["source_labels"] = draw(_SOURCES[0] if with_if else _SOURCES[1])
+    elif action in ("hashmod", "lowercase", "uppercase", "replace_all", "keep_if_contains", "drop_if_contains"):
+        rule["source_labels"] = draw(_SOURCES[1])
+    elif action in ("replace", "keepequal", "dropequal") and draw(_DICE):
+        rule["source_labels"] = draw(_SOURCES[0])
+    if action in ("replace", "replace_all"):
+        rule["target_label"] = draw(_TARGETS_ALL)
+    elif action in ("hashmod", "lowercase", "uppercase", "keepequal", "dropequal", "keep_if_contains",
+                    "drop_if_contains"):
+        rule["target_label"] = draw(_TARGETS_PLAIN)
+    if action == "hashmod":
+        rule["modulus"] = draw(_MODULI)
+    if action == "graphite":
+        rule["match"] = draw(_GRAPHITE_MATCH)
+        rule["labels"] = draw(st.dictionaries(st.sampled_from(["__name__", "a", "job", "c"]),
+                                              _GRAPHITE_TEMPLATES, min_size=1, max_size=2))
+    takes_regex = action in ("replace", "keep", "drop", "labelmap", "labelmap_all", "labeldrop", "labelkeep",
+                             "replace_all", "hashmod", "lowercase", "uppercase")
+    if action in ("keep_metrics", "drop_metrics"):
+        if not with_if or draw(_DICE):
             rule["regex"] = draw(_REGEX)
-        if action in ("replace", "labelmap", "labelmap_all", "replace_all") and draw(_DICE) >= 2:
-            rule["replacement"] = draw(_REPLACEMENTS)
-        if rule.get("source_labels") and draw(_DICE) == 0:
-            rule["separator"] = draw(_SEPARATORS)
+    elif takes_regex and draw(_DICE):
+        rule["regex"] = draw(_REGEX)
+    if action in ("replace", "labelmap", "labelmap_all", "replace_all") and draw(_DICE) >= 2:
+        rule["replacement"] = draw(_REPLACEMENTS)
+    if rule.get("source_labels") and draw(_DICE) == 0:
+        rule["separator"] = draw(_SEPARATORS)
     return rule
 
 
@@ -175,14 +175,6 @@ _SERIES = st.dictionaries(st.sampled_from(NAMES), st.sampled_from(VALUES), min_s
 
 def series() -> st.SearchStrategy[dict[str, str]]:
     return _SERIES
-
-
-def matches_everything(regex: str) -> bool:
-    """Whether `regex` (anchored, dotall) matches every string."""
-    try:
-        return Lang.from_relabel(regex, dotall=True).equivalent(Lang.any())
-    except Exception:  # an unsupported construct
-        return False
 
 
 _VM_RULES = rules()
@@ -208,7 +200,7 @@ def cases(draw: st.DrawFn) -> tuple[list[dict], list[dict[str, str]]]:
 PROM_METRIC_NAMES = ["m", "a", "ab", "A", "__x", "job"]
 PROM_NAMES = [n for n in NAMES if n != "__name__"] + ["instance", "exported_job"]
 # Patterns whose alternation escapes the anchors (`a)|(b` → `^(?s:a)|(b)$`), empty branches
-# included: Prometheus accepts them (vmagent 1.79.5 compiles the bare regex too and refuses).
+# included: Prometheus accepts them (vmagent compiles the bare regex too and refuses).
 _ESCAPING = st.one_of(
     st.tuples(_REGEX, _REGEX).map(")|(".join),
     st.tuples(_REGEX, st.sampled_from(["", "a", ".*", "b$"])).map(")|(".join),
@@ -217,15 +209,6 @@ _ESCAPING = st.one_of(
 )
 _PROM_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["prometheus"]) + ["replace", "replace", "labelmap"])
 _PROM_TARGETS_PLAIN = st.sampled_from(TARGETS[:5] + ["job", "instance"])
-_VALUE_RULES = ("replace", "keep", "drop")
-
-
-def dot_meets_values(rule: dict) -> bool:
-    """Whether a `.` in this rule could meet a label value (only replace/keep/drop match values;
-    names never hold a newline): where vmagent v1.150 and the engine's vmagent flavor differ."""
-    action = str(rule.get("action", "replace")).lower()
-    regex = rule.get("regex")
-    return action in _VALUE_RULES and "." in (DEFAULT_REGEX if regex is None else str(regex))
 
 
 @st.composite
