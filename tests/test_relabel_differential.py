@@ -81,7 +81,10 @@ V1150 = [
     # ... except a literal prefix then one lone `.` (printed `(?s:.)`, rewritten to `.`)
     Case([{"action": "keep", "source_labels": ["a"], "regex": "x."}], [{"__name__": M, "a": "x\n"}, {"__name__": M, "a": "xy"}]),
     Case([{"action": "keep", "source_labels": ["a"], "regex": "(.)|a"}], [{"__name__": M, "a": "\n"}, {"__name__": M, "a": "y"}]),
+    # ... Go turns a full class into `.` only where it cleans an alternation: `x[\s\S]` stays a class
     Case([{"action": "keep", "source_labels": ["a"], "regex": "x[\\s\\S]"}], [{"__name__": M, "a": "x\n"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x(?:[\\s\\S]|a)"}], [{"__name__": M, "a": "x\n"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": ".|[^a]$"}], [{"__name__": M, "a": "\n"}]),
     Case([{"action": "keep", "source_labels": ["a"], "regex": "x.."}], [{"__name__": M, "a": "x\n\n"}]),
     # ... while the groups come from the non-dotall `^(?:re)$`: no match there, the value itself
     Case([{"source_labels": ["a"], "target_label": "b", "regex": "x(.*)", "replacement": "<$1>"}],
@@ -89,6 +92,11 @@ V1150 = [
     # a regex that simplifies to `.*` is the default `(.*)`: `$1` is the whole value, newline too
     Case([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], [{"__name__": M, "a": "x\ny"}]),
     Case([{"action": "labelmap", "regex": "(?:.*$)", "replacement": "$1;$2"}], [{"__name__": M, "a": "1"}]),
+    Case([{"source_labels": ["a"], "target_label": "b", "regex": r, "replacement": "<$1>"}
+          for r in ("(?:.|1)*", "(?i)(?i:).*", "[\\s\\S]*", "(?:[\\s\\S])*", "(?m).*$", ".*.*")][:1],
+         [{"__name__": M, "a": "v\nw"}]),
+    *[Case([{"source_labels": ["a"], "target_label": "b", "regex": r, "replacement": "<$1>"}], [{"__name__": M, "a": "v\nw"}])
+      for r in ("(?i)(?i:).*", "[\\s\\S]*", "(?:[\\s\\S])*", "(?m).*$", ".*.*", "(?:.*)+")],
     Case([{"source_labels": ["a"], "target_label": "b", "regex": "^(?:(?:.)*)$", "replacement": "[$1]"}],
          [{"__name__": M, "a": "q"}]),
     # anchors at the ends are removed before vmagent wraps the regex, and PromRegex's

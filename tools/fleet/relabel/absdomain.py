@@ -79,9 +79,7 @@ def _vmagent_lang(rule: Rule, must: bool = False) -> Lang | None:
         return _rule_lang(rule.regex, False)
     if vm.regex.default or (rule.action == "replace" and vm_replace_skips_regex(rule)):
         return ANY
-    from .vmagent import drop_edge_anchors
-
-    text = drop_edge_anchors(vm.regex.text)
+    text = vm.regex.match_text
     return _rule_lang(text, vm.regex.dotall and not (must and "(?i" in text))
 
 

@@ -41,7 +41,7 @@ def remove_start_end_anchors(regex: str) -> str:
 # --------------------------------------------------------------------------------------------
 # isDefaultRegex: a regex Go's simplifier reduces to `.*`
 
-_ANY_ATOMS = (".", r"[\s\S]", r"[\S\s]", r"[\d\D]", r"[\D\d]", r"[\w\W]", r"[\W\w]")
+_FLAG_ONLY = re2.compile(r"\(\?[is-]+:?\)")
 _FLAG_CHARS = set("ims")
 
 
@@ -102,18 +102,18 @@ def _reduce(regex: str, depth: int = 0) -> str:
                 regex = regex[len(flag):]
         for empty in ("()", "(?:)"):
             regex = regex.replace(empty, "") if regex != empty else ""
+        regex = _FLAG_ONLY.sub("", regex)  # `(?i)`, `(?s:)`: no node of their own
         while regex.startswith(("^", "\\A")):
             regex = regex[1:] if regex[0] == "^" else regex[2:]
         while (regex.endswith("$") and not regex.endswith("\\$")) or (
                 regex.endswith("\\z") and not regex.endswith("\\\\z")):
             regex = regex[:-1] if regex.endswith("$") else regex[:-2]
-        for atom in _ANY_ATOMS:
-            if regex.startswith(atom):
-                regex = "." + regex[len(atom):]
         body = _group_body(regex)
         if body is not None:
             inner, rest = body
             inner = _reduce(inner, depth + 1)
+            if inner not in (".", ".*") and ("|" in inner or "[" in inner) and _prefix_then_any(inner) == "":
+                inner = "."  # Go merges `.|1`, `[\s\S]`, ... into one any-character node
             if inner in (".", ".*") and rest in ("", "*", "{1}", "{1,1}") or inner == ".*" and rest.startswith(("*", "{1}")):
                 if rest in ("", "{1}", "{1,1}"):
                     regex = inner
@@ -134,7 +134,12 @@ def is_default_regex(regex: str) -> bool:
         re2.compile(regex, _RE2_OPTIONS)
     except re2.error:
         return False
+    if _MULTILINE.search(regex) and ("$" in regex or "^" in regex):
+        return False  # (?m): `^`/`$` are line anchors, which the simplification keeps
     return _reduce(regex) == ".*"
+
+
+_MULTILINE = re2.compile(r"\(\?[a-zA-Z-]*m")
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,6 +156,7 @@ class VmRegex:
     matcher: Any         # PromRegex: whether a value matches
     text: str            # the regex after anchor removal, as vmagent wraps it
     dotall: bool = True  # whether the PromRegex lets `.` match a newline (see `_prom_regex`)
+    match_text: str = ".*"  # what PromRegex matches, fully: `^(?s:match_text)$` (or `(?:` if not dotall)
 
     def matches(self, value: str) -> bool:
         return self.matcher.search(value) is not None
@@ -184,7 +190,7 @@ def compile_vm_regex(regex: str | None, raw_action: str, source: SourceRef | Non
     original = _go_compile(text, source)
     matcher = _prom_regex(drop_edge_anchors(text))
     return VmRegex(False, anchored, original, re2.compile(matcher, _RE2_OPTIONS), text,
-                   matcher.startswith("^(?s:"))
+                   matcher.startswith("^(?s:"), matcher[5:-2] if matcher.startswith("^(?s:") else matcher[4:-2])
 
 
 def _go_compile(regex: str, source: SourceRef | None) -> Any:
@@ -205,30 +211,47 @@ def _prom_regex(text: str) -> str:
     """The full-match pattern `PromRegex.MatchString` amounts to: dotall, except where the
     simplified regex is a literal prefix then one lone `.` — printed `(?s:.)`, which upstream
     rewrites to a plain `.` (no newline)."""
-    if _prefix_then_any(text):
-        return "^(?:" + text + ")$"
+    prefix = _prefix_then_any(text)
+    if prefix is not None and not _ends_in_bare_class(text):
+        # upstream's own rewrite: the literal, then a `.` without newline
+        return "^(?:" + re2.escape(prefix) + ".)$"
     return "^(?s:" + text + ")$"
 
 
-def _prefix_then_any(text: str) -> bool:
-    """Whether `text` (dotall) matches exactly: one fixed literal, then any one character."""
-    if "." not in text and "\\" not in text and "[" not in text:
-        return False
+def _ends_in_bare_class(text: str) -> bool:
+    """Whether the any-character part is a `[...]` class straight in the top concatenation after
+    other items: Go turns a full class into `.` only where it cleans an alternation (a group's
+    body, the whole regex), so `x[\\s\\S]` keeps its class (and matches a newline)."""
     try:
-        from .regexlang import Lang, UnsupportedRegex
-    except ImportError:  # pragma: no cover
+        tree, end = _Tree(text).alternation(0)
+    except (_Unparsed, ValueError):
         return False
+    if end != len(text) or len(tree[1]) != 1:
+        return False
+    items = [item for item in tree[1][0][1] if item[0] != "empty"]
+    return len(items) > 1 and items[-1][0] == "atom" and text[items[-1][1]] == "[" and not items[-1][3]
+
+
+def _prefix_then_any(text: str) -> str | None:
+    """The literal when `text` (dotall) matches exactly: one fixed literal, then any one
+    character (Go's parser makes such a regex a literal and one `OpAnyChar`); else None."""
+    if "." not in text and "\\" not in text and "[" not in text:
+        return None
+    from .regexlang import Lang, UnsupportedRegex
+
     try:
         lang = Lang.from_relabel(text, dotall=True)
         sample = lang.example()
         if not sample:
-            return False
+            return None
         prefix = sample[:-1]
         if "(?i" in text and prefix:
-            return False  # a case-folded prefix is not split off as a literal upstream
-        return lang.equivalent(Lang.literal(prefix).concat(Lang.chars([(0, 0x10FFFF)])))
+            return None  # a case-folded prefix is not split off as a literal upstream
+        if lang.equivalent(Lang.literal(prefix).concat(Lang.chars([(0, 0x10FFFF)]))):
+            return prefix
+        return None
     except (UnsupportedRegex, RecursionError):
-        return False
+        return None
 
 
 def _has_byte_escape(regex: str) -> bool:
