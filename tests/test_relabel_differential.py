@@ -111,6 +111,8 @@ V1150 = [
          [{"__name__": M, "a": "1"}, {"__name__": M, "a": "3"}, {"__name__": "n"}]),
     Case([{"action": "drop", "if": '{a!="" or b="x\\ny"}'}], [{"__name__": M, "a": "1"}, {"__name__": M, "b": "x\\ny"}, {"__name__": M}]),
     Case([{"action": "labeldrop", "if": '{b!~"q.*"}', "regex": "a"}], [{"__name__": M, "a": "1", "b": "q1"}, {"__name__": M, "a": "1"}]),
+    Case([{"action": "keep", "if": ['{"m", a="1"}', '{a\\.b="x"}']}],
+         [{"__name__": M, "a": "1"}, {"__name__": "n", "a": "1"}, {"__name__": "n", "a.b": "x"}]),
     Case([{"action": "keep", "if": '{c=""}', "source_labels": ["a"], "regex": "1"}],
          [{"__name__": M, "a": "1"}, {"__name__": M, "a": "1", "c": "2"}]),
     # `{{label}}` references in the replacement, filled before the regex runs

@@ -98,6 +98,7 @@ _PERTURB = st.sampled_from([
     ("if", "{a=~\"(\"}"), ("if", "a{__name__=\"b\"}"), ("if", "sum(a)"), ("if", ["a", "{b=\"1\",}"]),
     ("action", "explode"), ("action", "KEEP"), ("regex", "a)|(b"), ("regex", "^*a"), ("regex", "(?<n>a)"),
     ("separator", ""), ("if", "{a=\"x\" or b!~\"y\"}"), ("regex", ["a", "b"]), ("target_label", ""),
+    ("if", "{\"m\", a=\"1\"}"), ("if", "{a\\.b=\"x\"}"), ("if", "m{a=\"1\"} offset 5m"), ("if", "{a}"),
 ])
 
 

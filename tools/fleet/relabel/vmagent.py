@@ -396,15 +396,26 @@ class _Selector:
         return self.text.startswith(s, self.i)
 
     def ident(self) -> str | None:
+        """An identifier; `\\c`, `\\xNN`, `\\uNNNN` escapes are part of it (MetricsQL's scanIdent)."""
         self.skip()
-        j = self.i
-        if j < len(self.text) and _is_first_ident(self.text[j]):
-            j += 1
-            while j < len(self.text) and _is_ident(self.text[j]):
+        t, j, out = self.text, self.i, []
+        while j < len(t):
+            c = t[j]
+            if (_is_first_ident(c) if not out else _is_ident(c)):
+                out.append(c)
                 j += 1
-            name, self.i = self.text[self.i:j], j
-            return name
-        return None
+                continue
+            if c != "\\":
+                break
+            decoded = _escape(t[j + 1:])
+            if decoded is None:
+                break
+            out.append(decoded[0])
+            j += 1 + decoded[1]
+        if not out:
+            return None
+        self.i = j
+        return "".join(out)
 
     def string(self) -> str:
         self.skip()
@@ -491,6 +502,9 @@ class _Selector:
         self.skip()
         if self.i < len(self.text) and self.text[self.i] in "\"'`":
             label = self.string()
+            self.skip()
+            if self.text.startswith((",", "}"), self.i) or self.text[self.i:self.i + 2].lower() == "or":
+                return LabelFilter("", "=", label)  # {"metric"}: a quoted metric name (Prometheus 3)
         else:
             label = self.ident()
             if label is None:
@@ -515,6 +529,18 @@ class _Selector:
             regex = re2.compile(_prom_regex(drop_edge_anchors(value)), _RE2_OPTIONS) if not is_default_regex(value) \
                 else re2.compile("^(?s:.*)$", _RE2_OPTIONS)
         return LabelFilter(label, op, value, regex)
+
+
+def _escape(s: str) -> tuple[str, int] | None:
+    """MetricsQL's decodeEscapeSequence: (character, length) of the escape after a backslash."""
+    hexdigits = "0123456789abcdefABCDEF"
+    if s[:1] in ("x", "X"):
+        return (chr(int(s[1:3], 16)), 3) if len(s) >= 3 and all(c in hexdigits for c in s[1:3]) else None
+    if s[:1] in ("u", "U"):
+        return (chr(int(s[1:5], 16)), 5) if len(s) >= 5 and all(c in hexdigits for c in s[1:5]) else None
+    if s and s[0].isprintable():
+        return s[0], 1
+    return None
 
 
 def _unquote(token: str, fail: Any) -> str:
