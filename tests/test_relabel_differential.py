@@ -86,6 +86,11 @@ V1150 = [
     Case([{"action": "keep", "source_labels": ["a"], "regex": "x(?:[\\s\\S]|a)"}], [{"__name__": M, "a": "x\n"}]),
     Case([{"action": "keep", "source_labels": ["a"], "regex": ".|[^a]$"}], [{"__name__": M, "a": "\n"}]),
     Case([{"action": "keep", "source_labels": ["a"], "regex": "x.."}], [{"__name__": M, "a": "x\n\n"}]),
+    # ... and not a `.` Go prints alone as `(?s:.)` between (?i) flag conflicts of a concatenation
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x.y(?i:z)"}], [{"__name__": M, "a": "x\nyz"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": ".a(?i:b)"}], [{"__name__": M, "a": "\naB"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "(?i:z).x"}], [{"__name__": M, "a": "Z\nx"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "a(?i)b.c"}], [{"__name__": M, "a": "aB\nC"}]),
     # ... while the groups come from the non-dotall `^(?:re)$`: no match there, the value itself
     Case([{"source_labels": ["a"], "target_label": "b", "regex": "x(.*)", "replacement": "<$1>"}],
          [{"__name__": M, "a": "x\ny"}, {"__name__": M, "a": "xy"}]),
@@ -139,20 +144,6 @@ V1150 = [
     Case([{"action": "keep", "source_labels": ["a"], "regex": "(?<n>x)y"}, {"source_labels": ["a"], "target_label": "b", "regex": "(?<n>x)y", "replacement": "$n"}],
          [{"__name__": M, "a": "xy"}]),
 ]
-
-
-#: Not modelled: Go prints a `.` that sits alone between flag conflicts of a concatenation
-#: (`(?i:…)` next to case-sensitive letters) as `(?s:.)`, which PromRegex rewrites to `.`, so there
-#: it misses a newline. The engine reads it dotall; the proof is sound either way (its vmagent
-#: "must match" language is the non-dotall one for regexes with `(?i`).
-V1150_RESIDUAL = [Case([{"action": "keep", "source_labels": ["a"], "regex": "x.y(?i:z)"}],
-                       [{"__name__": M, "a": "x\nyz"}])]
-
-
-@pytest.mark.xfail(strict=True, reason="a lone `.` printed `(?s:.)` between (?i) flag conflicts")
-def test_v1150_flag_conflict_dot(binaries):
-    problems = compare(V1150_RESIDUAL, run_cases(V1150_RESIDUAL, **binaries))
-    assert not problems, problems[0].render()
 
 
 def test_v1150_semantics_agree_with_vmagent(binaries):

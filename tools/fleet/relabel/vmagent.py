@@ -215,6 +215,9 @@ def _prom_regex(text: str) -> str:
     if prefix is not None and not _ends_in_bare_class(text):
         # upstream's own rewrite: the literal, then a `.` without newline
         return "^(?:" + re2.escape(prefix) + ".)$"
+    conflicted = conflict_dots(text)
+    if conflicted is not None:
+        return "^(?s:" + conflicted + ")$"
     return "^(?s:" + text + ")$"
 
 
@@ -897,3 +900,148 @@ def _mark(node: tuple, keep_begin: bool, keep_end: bool, drop: set[int], top: bo
         while kept and kept[-1][0] == "end" and not kept[-1][3]:
             drop.add(kept.pop()[1])
     return not kept
+
+
+# --------------------------------------------------------------------------------------------
+# A `.` Go prints as `(?s:.)` between (?i) flag conflicts (PromRegex then drops its dotall)
+
+_SIMPLE_ESCAPES = set("dDwWsS")
+_FLAG_I, _FLAG_S, _FLAG_M = 1, 2, 4
+
+
+def _flat_atoms(text: str) -> list[tuple[str, str, bool, str]] | None:
+    """(kind, text, case-folded, quantifier) atoms of a regex without alternation, counted
+    repetition or repeated groups, groups flattened; None when it has any of those."""
+    atoms: list[tuple[str, str, bool, str]] = []
+    stack = [False]  # (?i) active, per group
+    i = 0
+    while i < len(text):
+        c = text[i]
+        fold = stack[-1]
+        if c in "|{":
+            return None
+        if c == "(":
+            if text.startswith("(?", i) and not text.startswith(("(?P<", "(?<"), i):
+                j = i + 2
+                while j < len(text) and text[j] not in ":)":
+                    j += 1
+                flags = text[i + 2:j]
+                if not set(flags) <= set("is-") or j >= len(text):
+                    return None
+                on = "i" in flags.split("-")[0]
+                off = "-" in flags and "i" in flags.split("-")[1]
+                new = (fold or on) and not off
+                if text[j] == ")":
+                    stack[-1] = new
+                else:
+                    stack.append(new)
+                i = j + 1
+                continue
+            j = text.find(">", i) + 1 if text.startswith(("(?P<", "(?<"), i) else i + 1
+            stack.append(fold)
+            i = j
+            continue
+        if c == ")":
+            if len(stack) == 1:
+                return None
+            stack.pop()
+            if i + 1 < len(text) and text[i + 1] in "*+?":
+                return None
+            i += 1
+            continue
+        if c == "[":
+            j = _class_end(text, i) + 1
+            kind, atom = "class", text[i:j]
+        elif c == "\\":
+            nxt = text[i + 1:i + 2]
+            if nxt in _SIMPLE_ESCAPES:
+                kind, atom, j = "class", text[i:i + 2], i + 2
+            elif nxt and not nxt.isalnum():
+                kind, atom, j = "lit", text[i:i + 2], i + 2
+            else:
+                return None
+        elif c == ".":
+            kind, atom, j = "dot", c, i + 1
+        elif c in "^$":
+            kind, atom, j = "anchor", c, i + 1
+        else:
+            kind, atom, j = "lit", c, i + 1
+        k = j
+        while k < len(text) and text[k] in "*+?":
+            k += 1
+        atoms.append((kind, atom, fold, text[j:k]))
+        i = k
+    return atoms
+
+
+def _fold_sensitive(ch: str) -> bool:
+    return ch.lower() != ch.upper() or ch.casefold() != ch
+
+
+def _atom_flags(kind: str, atom: str, fold: bool) -> tuple[int, int]:
+    """Go's calcFlags of one atom: (must, cant)."""
+    if kind == "dot":
+        return _FLAG_S, 0
+    if kind == "anchor":
+        return (0, _FLAG_M) if atom == "$" else (0, 0)
+    if kind == "lit":
+        ch = atom[-1]
+        if not _fold_sensitive(ch):
+            return 0, 0
+        return (_FLAG_I, 0) if fold else (0, _FLAG_I)
+    if fold or atom[:2] in ("\\d", "\\D", "\\w", "\\W", "\\s", "\\S"):
+        return 0, 0
+    try:
+        compiled = re2.compile("^" + atom + "$", _RE2_OPTIONS)
+    except re2.error:
+        return 0, 0
+    for cp in range(0x41, 0x250):  # Latin letters: where the generated and real classes live
+        ch = chr(cp)
+        if compiled.search(ch) is not None and _fold_sensitive(ch):
+            for other in {ch.lower(), ch.upper()} - {ch}:
+                if compiled.search(other) is None:
+                    return 0, _FLAG_I
+    return 0, 0
+
+
+def conflict_dots(text: str) -> str | None:
+    """`text` with each `.` that Go prints alone as `(?s:.)` — isolated by (?i) flag conflicts in
+    the simplified concatenation — written `(?-s:.)`; None when there is none (or the regex is
+    beyond this model: alternation, counted repetition, repeated groups)."""
+    if "(?i" not in text or "." not in text:
+        return None
+    atoms = _flat_atoms(text)
+    if not atoms:
+        return None
+    k = 0  # the literal prefix upstream splits off (no case folding, not repeated)
+    while k < len(atoms) and atoms[k][0] == "lit" and not atoms[k][3] and not (
+            atoms[k][2] and _fold_sensitive(atoms[k][1][-1])):
+        if k + 1 < len(atoms) and atoms[k + 1][3]:
+            break  # `ab*`: the literal before a quantifier is not in the prefix
+        k += 1
+    rest = atoms[k:]
+    isolated: set[int] = set()
+    must = cant = 0
+    start = last = 0
+    conflict = False
+    for i, (kind, atom, fold, quantified) in enumerate(rest):
+        sub_must, sub_cant = _atom_flags(kind, atom, fold)
+        if must & sub_cant or sub_must & cant:
+            if must and start == last and rest[start][0] == "dot" and not rest[start][3] and must == _FLAG_S:
+                isolated.add(start)
+            must = cant = 0
+            start = i
+            conflict = True
+        must |= sub_must
+        cant |= sub_cant
+        if sub_must:
+            last = i
+        if must == 0 and start == i:
+            start += 1
+    if conflict and must and start == last and start < len(rest) and rest[start][0] == "dot" \
+            and not rest[start][3] and must == _FLAG_S:
+        isolated.add(start)
+    if not isolated:
+        return None
+    return "".join(("(?i:" if fold else "(?-i:") + ("(?-s:.)" if i - k in isolated else atom) + ")" + quant
+                   for i, (kind, atom, fold, quant) in enumerate(atoms))
