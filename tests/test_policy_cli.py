@@ -210,10 +210,11 @@ def test_gdpr_normalise_ignores_comments_and_external_label_values():
 
 
 def test_flavor_option_picks_the_agent_whose_semantics_are_proved(tmp_path):
-    """vmagent 1.79.5 does not let `.` match a newline in a replace: the id survives a rule that
-    Prometheus' dotall form would always apply. --flavor says which agent runs the file."""
+    """vmagent v1.150 matches `.+` dotall but takes the groups from the non-dotall `^(?:.+)$`: on
+    a value with a newline they miss and the *value* is written back, so the id survives a rule
+    that Prometheus always applies. --flavor says which agent runs the file."""
     path = tmp_path / "rules.yaml"
-    path.write_text("- {source_labels: [project_id], regex: '.*', target_label: project_id, replacement: ''}\n"
+    path.write_text("- {source_labels: [project_id], regex: '.+', target_label: project_id, replacement: ''}\n"
                     "- {action: keep, source_labels: [job], regex: shuttle}\n"
                     "- {action: labeldrop, regex: 'service_id|workspace_id|label_starform_io_.+'}\n")
     vm = run("policy", "check", "--flavor", "vmagent", "--format", "json", str(path))

@@ -55,17 +55,36 @@ SAMPLE_RULES = {
     "dropequal": {"source_labels": ["job"], "target_label": "team"},
     "keep_if_equal": {"source_labels": ["job", "team"]},
     "drop_if_equal": {"source_labels": ["job", "team"]},
+    # vmagent v1.150's own actions
+    "replace_all": {"source_labels": ["project_id"], "target_label": "team", "regex": "1", "replacement": "1!"},
+    "labelmap_all": {"regex": "project_id", "replacement": "team"},
+    "keep_if_contains": {"source_labels": ["job"], "target_label": "team"},
+    "drop_if_contains": {"source_labels": ["job"], "target_label": "team"},
+    "keep_metrics": {"regex": "up"},
+    "drop_metrics": {"regex": "down"},
+    "graphite": {"match": "*", "labels": {"team": "$1"}},
 }
+VMAGENT_ONLY = {"keep_if_equal", "drop_if_equal", "replace_all", "labelmap_all", "keep_if_contains",
+                "drop_if_contains", "keep_metrics", "drop_metrics", "graphite"}
 INPUTS = [dict(p) for p in itertools.product(
     [("__name__", "up")], [("job", "shuttle")], [("project_id", "P1"), ("project_id", "")],
     [("team", "shuttle"), ("team", "")])]
 
 
-@pytest.mark.parametrize("action", sorted(ACTIONS))
-def test_transfer_function_over_approximates_the_engine(action):
-    """Whatever the engine makes of a concrete input, the abstract state after the same rule allows."""
-    flavor = "vmagent" if action.endswith("_if_equal") else "prometheus"
-    rule = rule_from_mapping({"action": action, **SAMPLE_RULES[action]}, flavor=flavor)
+def _sample(action: str, flavor: str, with_if: str | None = None):
+    data = {"action": action, **SAMPLE_RULES[action]}
+    if with_if:
+        data["if"] = with_if
+    return rule_from_mapping(data, flavor=flavor)
+
+
+@pytest.mark.parametrize("flavor,action,with_if", [
+    ("vmagent" if a in VMAGENT_ONLY else "prometheus", a, None) for a in sorted(ACTIONS)] + [
+    ("vmagent", a, w) for a in sorted(ACTIONS) for w in ('{team="shuttle"}', '{team!="shuttle"}')])
+def test_transfer_function_over_approximates_the_engine(flavor, action, with_if):
+    """Whatever the engine makes of a concrete input, the abstract state after the same rule
+    allows; on vmagent also with an `if:` filter that holds for some inputs and not others."""
+    rule = _sample(action, flavor, with_if)
     an = Analyzer(POLICY)
     state = an.run([(rule, flavor)])
     for labels in INPUTS:

@@ -1,5 +1,8 @@
 """The engine (flavor="vmagent") against the real vmagent + victoria-metrics (tools/upstream.lock).
 
+The engine's vmagent flavour models v1.150.0's lib/promrelabel (`V1150` pins one case per
+behaviour); the random cases draw every action, `if:` selectors and `{{label}}` templates, and
+`test_engine_accepts_exactly_what_vmagent_accepts` holds validation against `vmagent -dryRun`.
 Hand-picked cases pin the surprising corners; the property test runs >= 1,000 random cases
 (RELABEL_DIFF_CASES raises it) in a few vmagent processes and requires zero disagreements,
 printing a shrunk counterexample (rules, input, both outputs) when there is one. The engine
@@ -14,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from _binaries import require_binary
-from differential import Case, compare, render_case, run_cases, run_vmagent, shrink
+from differential import Case, compare, render_case, run_cases, run_vmagent, shrink, vmagent_accepts
 from differential import prometheus as prom
+from fleet.relabel.engine import FLAVOR_ACTIONS
 from differential import strategies
 
 pytestmark = pytest.mark.binary
@@ -69,30 +73,83 @@ def binaries() -> dict:
             "victoria_metrics_bin": require_binary("victoria-metrics")}
 
 
-#: Where the pinned vmagent (v1.150.0) differs from the engine's vmagent flavor, which still models
-#: 1.79.5 here; modelling them is the engine's part of issue 17. Strict: a fix turns them red.
-NEWLINE_DOTALL = ("v1.150 matches through lib/regexutil.PromRegex, whose simplified regex is dotall "
-                  "(`.` matches a newline); the engine's vmagent flavor still anchors 1.79.5-style `^(?:re)$`")
-DEFAULT_REGEX = ("v1.150 takes any regex that simplifies to `.*` (here `(?:.*$)`) for the default `(.*)` "
-                 "(lib/promrelabel isDefaultRegex), so `$1` is the whole name; the engine expands the "
-                 "regex as written, where `$1` is empty")
-V1150_OPEN = [
-    pytest.param(Case([{"action": "keep", "source_labels": ["a"], "regex": "x.y"}], [{"__name__": M, "a": "x\ny"}]),
-                 id="keep-dot-newline", marks=pytest.mark.xfail(strict=True, reason=NEWLINE_DOTALL)),
-    pytest.param(Case([{"action": "keep", "source_labels": ["a"], "regex": "(x.*)"}], [{"__name__": M, "a": "x\ny"}]),
-                 id="keep-group-dotstar-newline", marks=pytest.mark.xfail(strict=True, reason=NEWLINE_DOTALL)),
-    pytest.param(Case([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], [{"__name__": M, "a": "x\ny"}]),
-                 id="replace-default-newline", marks=pytest.mark.xfail(strict=True, reason=NEWLINE_DOTALL)),
-    pytest.param(Case([{"action": "labelmap", "regex": "(?:.*$)", "replacement": "$1;$2"}], [{"__name__": M, "a": "1"}]),
-                 id="labelmap-default-regex", marks=pytest.mark.xfail(strict=True, reason=DEFAULT_REGEX)),
+# vmagent v1.150's own semantics (lib/promrelabel, lib/regexutil at v1.150.0), each pinned:
+V1150 = [
+    # PromRegex decides the match with `.` matching a newline ...
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x.y"}], [{"__name__": M, "a": "x\ny"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "(x.*)"}], [{"__name__": M, "a": "x\ny"}]),
+    # ... except a literal prefix then one lone `.` (printed `(?s:.)`, rewritten to `.`)
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x."}], [{"__name__": M, "a": "x\n"}, {"__name__": M, "a": "xy"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "(.)|a"}], [{"__name__": M, "a": "\n"}, {"__name__": M, "a": "y"}]),
+    # ... Go turns a full class into `.` only where it cleans an alternation: `x[\s\S]` stays a class
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x[\\s\\S]"}], [{"__name__": M, "a": "x\n"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x(?:[\\s\\S]|a)"}], [{"__name__": M, "a": "x\n"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": ".|[^a]$"}], [{"__name__": M, "a": "\n"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x.."}], [{"__name__": M, "a": "x\n\n"}]),
+    # ... and not a `.` Go prints alone as `(?s:.)` between (?i) flag conflicts of a concatenation
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "x.y(?i:z)"}], [{"__name__": M, "a": "x\nyz"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": ".a(?i:b)"}], [{"__name__": M, "a": "\naB"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "(?i:z).x"}], [{"__name__": M, "a": "Z\nx"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "a(?i)b.c"}], [{"__name__": M, "a": "aB\nC"}]),
+    # ... while the groups come from the non-dotall `^(?:re)$`: no match there, the value itself
+    Case([{"source_labels": ["a"], "target_label": "b", "regex": "x(.*)", "replacement": "<$1>"}],
+         [{"__name__": M, "a": "x\ny"}, {"__name__": M, "a": "xy"}]),
+    # a regex that simplifies to `.*` is the default `(.*)`: `$1` is the whole value, newline too
+    Case([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], [{"__name__": M, "a": "x\ny"}]),
+    Case([{"action": "labelmap", "regex": "(?:.*$)", "replacement": "$1;$2"}], [{"__name__": M, "a": "1"}]),
+    Case([{"source_labels": ["a"], "target_label": "b", "regex": r, "replacement": "<$1>"}
+          for r in ("(?:.|1)*", "(?i)(?i:).*", "[\\s\\S]*", "(?:[\\s\\S])*", "(?m).*$", ".*.*")][:1],
+         [{"__name__": M, "a": "v\nw"}]),
+    *[Case([{"source_labels": ["a"], "target_label": "b", "regex": r, "replacement": "<$1>"}], [{"__name__": M, "a": "v\nw"}])
+      for r in ("(?i)(?i:).*", "[\\s\\S]*", "(?:[\\s\\S])*", "(?m).*$", ".*.*", "(?:.*)+")],
+    Case([{"source_labels": ["a"], "target_label": "b", "regex": "^(?:(?:.)*)$", "replacement": "[$1]"}],
+         [{"__name__": M, "a": "q"}]),
+    # anchors at the ends are removed before vmagent wraps the regex, and PromRegex's
+    # simplification drops those at the edges of a repeated body too
+    Case([{"action": "keep_metrics", "regex": "(?:[a-z]$){1,2}"}], [{"__name__": "ab"}, {"__name__": "a1"}]),
+    Case([{"action": "keep", "if": '{a=~"(?:^x)+"}'}], [{"__name__": M, "a": "xx"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "^a|b$"}], [{"__name__": M, "a": "a"}, {"__name__": M, "a": "b"}]),
+    # `if` filters: a mismatch skips the rule, except `keep`, which then drops
+    Case([{"if": 'm{a="1"}', "target_label": "x", "replacement": "y"}],
+         [{"__name__": M, "a": "1"}, {"__name__": M, "a": "2"}, {"__name__": "n", "a": "1"}]),
+    Case([{"action": "keep", "if": ['{a=~"1|2"}', 'n']}],
+         [{"__name__": M, "a": "1"}, {"__name__": M, "a": "3"}, {"__name__": "n"}]),
+    Case([{"action": "drop", "if": '{a!="" or b="x\\ny"}'}], [{"__name__": M, "a": "1"}, {"__name__": M, "b": "x\\ny"}, {"__name__": M}]),
+    Case([{"action": "labeldrop", "if": '{b!~"q.*"}', "regex": "a"}], [{"__name__": M, "a": "1", "b": "q1"}, {"__name__": M, "a": "1"}]),
+    Case([{"action": "keep", "if": ['{"m", a="1"}', '{a\\.b="x"}']}],
+         [{"__name__": M, "a": "1"}, {"__name__": "n", "a": "1"}, {"__name__": "n", "a.b": "x"}]),
+    Case([{"action": "keep", "if": '{c=""}', "source_labels": ["a"], "regex": "1"}],
+         [{"__name__": M, "a": "1"}, {"__name__": M, "a": "1", "c": "2"}]),
+    # `{{label}}` references in the replacement, filled before the regex runs
+    Case([{"source_labels": ["a"], "target_label": "b", "replacement": "{{a}}-{{__name__}}-{{none}}-$1"}],
+         [{"__name__": M, "a": "1"}]),
+    Case([{"target_label": "b", "replacement": "{{a}}"}], [{"__name__": M, "a": "$1"}, {"__name__": M, "a": "v"}]),
+    # vmagent's own actions
+    Case([{"action": "replace_all", "source_labels": ["a"], "target_label": "b", "regex": "[.;]", "replacement": "_"}],
+         [{"__name__": M, "a": "1.2;3"}, {"__name__": M, "a": "123"}]),
+    Case([{"action": "labelmap_all", "regex": "a", "replacement": "c"}], [{"__name__": M, "ab": "1", "b": "2"}]),
+    Case([{"action": "keep_metrics", "regex": ["m", "n.*"]}], [{"__name__": M}, {"__name__": "nn"}, {"__name__": "o"}]),
+    Case([{"action": "drop_metrics", "regex": "m"}], [{"__name__": M}, {"__name__": "o"}]),
+    Case([{"action": "keep_if_contains", "source_labels": ["a", "b"], "target_label": "c"}],
+         [{"__name__": M, "a": "1", "b": "2", "c": "x1y2"}, {"__name__": M, "a": "1", "c": "2"}, {"__name__": M, "c": "x"}]),
+    Case([{"action": "drop_if_contains", "source_labels": ["a"], "target_label": "c"}],
+         [{"__name__": M, "a": "1", "c": "x1y"}, {"__name__": M, "a": "1", "c": "2"}]),
+    Case([{"action": "keepequal", "source_labels": ["a"], "target_label": "b"}],
+         [{"__name__": M, "a": "1", "b": "1"}, {"__name__": M, "a": "1", "b": "2"}, {"__name__": M, "c": "1"}]),
+    Case([{"action": "dropequal", "source_labels": ["a", "c"], "target_label": "b", "separator": "-"}],
+         [{"__name__": M, "a": "1", "c": "2", "b": "1-2"}, {"__name__": M, "a": "1", "b": "2"}]),
+    Case([{"action": "graphite", "match": "foo.*.bar.*", "labels": {"__name__": "foo_$2", "job": "${1}", "x": "$0-$3-${q}"}}],
+         [{"__name__": "foo.a.bar.b"}, {"__name__": "foo.a.b.bar.c"}, {"__name__": "other", "job": "j"}]),
+    Case([{"action": "Keep", "source_labels": ["a"], "regex": "1"}], [{"__name__": M, "a": "1"}, {"__name__": M, "a": "2"}]),
+    Case([{"action": "keep", "source_labels": ["a"], "regex": "(?<n>x)y"}, {"source_labels": ["a"], "target_label": "b", "regex": "(?<n>x)y", "replacement": "$n"}],
+         [{"__name__": M, "a": "xy"}]),
 ]
 
 
-@pytest.mark.parametrize("case", V1150_OPEN)
-def test_open_v1150_differences(case, binaries):
-    """Each known difference still holds on the real binary (its case disagrees there)."""
-    problems = compare([case], run_cases([case], **binaries))
-    assert not problems, problems[0].render()
+def test_v1150_semantics_agree_with_vmagent(binaries):
+    """One case per vmagent v1.150 behaviour the engine models, all in one vmagent."""
+    problems = compare(V1150, run_cases(V1150, **binaries))
+    assert not problems, "\n\n".join(p.render() for p in problems)
 
 
 def _report(cases: list[Case], actual: list, binaries: dict) -> str:
@@ -102,7 +159,8 @@ def _report(cases: list[Case], actual: list, binaries: dict) -> str:
     first = problems[0]
     small, want, got = shrink(first.case, **binaries)
     return (f"{len(problems)} of {len(cases)} cases disagree; case {first.case_index}, shrunk:\n"
-            + render_case(small, want, got))
+            + render_case(small, want, got) + "\n\nthe others, as drawn:\n\n"
+            + "\n\n".join(p.render() for p in problems[1:6]))
 
 
 def test_pinned_cases_agree_with_vmagent(binaries):
@@ -136,6 +194,11 @@ def test_random_cases_agree_with_vmagent(binaries):
     count = int(os.environ.get("RELABEL_DIFF_CASES", "1000"))
     cases = _generated_cases(count)
     assert len(cases) >= min(count, 1000) * 0.95, "hypothesis produced too few cases"
+    rules = [r for c in cases for r in c.rules]
+    actions = {str(r.get("action", "replace")).lower() for r in rules}
+    assert actions >= FLAVOR_ACTIONS["vmagent"] or count < 300, FLAVOR_ACTIONS["vmagent"] - actions
+    assert sum("if" in r for r in rules) > len(rules) / 10 or count < 300, "too few `if` filters drawn"
+    assert any("{{" in str(r.get("replacement", "")) for r in rules) or count < 300, "no `{{label}}` drawn"
     actual = run_cases(cases, **binaries)
     assert sum(len(a) for a in actual) > len(cases) / 4, "suspiciously few series reached the store"
     message = _report(cases, actual, binaries)
@@ -279,3 +342,41 @@ def test_utf8_scheme_writes_a_target_label_the_engine_skips(prometheus_binaries)
     expected, actual = prom.run_cases([UTF8_TARGET], scrape=prom.Scrape(validation_scheme="utf8"),
                                       **prometheus_binaries)
     assert expected == actual, actual
+
+
+def _generated_raw_rules(count: int) -> list[dict]:
+    collected: list[dict] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(strategies.raw_rules())
+    def collect(rule: dict) -> None:
+        collected.append(rule)
+
+    collect()
+    return collected
+
+
+def test_engine_accepts_exactly_what_vmagent_accepts(binaries):
+    """Random rules, some broken on purpose (RELABEL_ACCEPT_CASES, default 300): the engine
+    accepts a rule exactly when the real vmagent v1.150 (`-dryRun`) loads it, so the vmagent
+    flavour neither refuses what the agent runs nor runs what it refuses."""
+    from fleet.errors import InputError
+    from fleet.relabel.engine import rule_from_mapping
+
+    rules = _generated_raw_rules(int(os.environ.get("RELABEL_ACCEPT_CASES", "300")))
+    verdicts = {"accepted": 0, "refused": 0}
+    wrong = []
+    for rule in rules:
+        try:
+            rule_from_mapping(rule, flavor="vmagent")
+            engine, why = True, ""
+        except InputError as exc:
+            engine, why = False, exc.message
+        real, words = vmagent_accepts([rule], vmagent_bin=binaries["vmagent_bin"])
+        verdicts["accepted" if real else "refused"] += 1
+        if engine != real:
+            wrong.append(f"{rule}: engine {'accepts' if engine else 'refuses: ' + why}; vmagent "
+                         f"{'accepts' if real else 'refuses: ' + words}")
+    assert min(verdicts.values()) > len(rules) / 10, verdicts  # both kinds are exercised
+    assert not wrong, f"{len(wrong)} of {len(rules)} disagree:\n" + "\n".join(wrong[:10])

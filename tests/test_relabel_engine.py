@@ -1,5 +1,5 @@
 """Table tests for fleet.relabel.engine: every action, the defaults, anchoring, $-expansion,
-validation, and the places where Prometheus and vmagent 1.79.5 disagree."""
+validation, and the places where Prometheus and vmagent v1.150.0 disagree."""
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +24,11 @@ def both(rules: list[dict], labels: dict):
 def test_action_set_is_the_documented_one():
     assert ACTIONS == {"replace", "keep", "drop", "keepequal", "dropequal", "hashmod", "labelmap",
                        "labeldrop", "labelkeep", "lowercase", "uppercase", "keep_if_equal",
-                       "drop_if_equal"}
-    assert "keepequal" not in FLAVOR_ACTIONS["vmagent"]
+                       "drop_if_equal", "replace_all", "labelmap_all", "keep_metrics", "drop_metrics",
+                       "keep_if_contains", "drop_if_contains", "graphite"}
+    assert FLAVOR_ACTIONS["vmagent"] == ACTIONS  # v1.150.0 lib/promrelabel accepts every one
     assert "keep_if_equal" not in FLAVOR_ACTIONS["prometheus"]
+    assert "graphite" not in FLAVOR_ACTIONS["prometheus"]
 
 
 def test_defaults():
@@ -93,10 +95,15 @@ def test_regex_anchoring_and_re2(regex, value, hit):
     assert r.matches(value) is hit
 
 
-def test_dot_and_newline_differ_by_flavor():
+def test_dot_and_newline():
+    """Both match `.` against a newline; vmagent's PromRegex not where the simplified regex is
+    a literal then one lone `.` (upstream prints it `(?s:.)` and rewrites that to `.`)."""
     rules = [{"action": "keep", "source_labels": ["a"], "regex": "a.b"}]
-    assert run(rules, {"a": "a\nb"}, "prometheus") == {"a": "a\nb"}   # ^(?s:...)$
-    assert run(rules, {"a": "a\nb"}, "vmagent") is None               # ^(?:...)$
+    assert run(rules, {"a": "a\nb"}, "prometheus") == {"a": "a\nb"}
+    assert run(rules, {"a": "a\nb"}, "vmagent") == {"a": "a\nb"}
+    lone = [{"action": "keep", "source_labels": ["a"], "regex": "a."}]
+    assert run(lone, {"a": "a\n"}, "prometheus") == {"a": "a\n"}
+    assert run(lone, {"a": "a\n"}, "vmagent") is None
 
 
 @pytest.mark.parametrize("template,expected", [
@@ -178,19 +185,46 @@ def test_vmagent_labelmap_copies_empty_value_over_existing_label():
     assert run(rules, {"a": "1", "b": "2"}, "vmagent") is None or run(rules, {"a": "1", "b": "2"}, "vmagent") == {}
 
 
-def test_vmagent_shortcuts_ignore_newlines():
-    """vmagent 1.79.5 skips the regex for an unset regex and for `literal` + `.*`/`.+` (checked
-    against the real binary), so there `.` effectively matches a newline; elsewhere it does not."""
+def test_vmagent_default_regex_and_groups():
+    """v1.150: a regex that simplifies to `.*` is the default `(.*)` (fast paths, `$1` = value);
+    otherwise the match is dotall while the groups come from the non-dotall `^(?:re)$`, so a
+    matching value with a newline is written as it is (checked against the real binary)."""
     nl = {"a": "x\ny"}
     assert run([{"action": "keep", "source_labels": ["a"]}], nl, "vmagent") == nl
-    assert run([{"action": "keep", "source_labels": ["a"], "regex": "(.*)"}], nl, "vmagent") == nl
-    assert run([{"action": "keep", "source_labels": ["a"], "regex": "x.+"}], nl, "vmagent") == nl
-    assert run([{"action": "keep", "source_labels": ["a"], "regex": "x.y"}], nl, "vmagent") is None
-    assert run([{"action": "keep", "source_labels": ["a"], "regex": "(x.*)"}], nl, "vmagent") is None
+    assert run([{"action": "keep", "source_labels": ["a"], "regex": "^(.*)$"}], nl, "vmagent") == nl
     assert run([{"action": "drop", "source_labels": ["a"]}], nl, "vmagent") is None
-    # replace: unset regex copies without matching, an explicit (.*) must match (and does not)
-    assert run([{"source_labels": ["a"], "target_label": "b"}], nl, "vmagent") == {**nl, "b": "x\ny"}
-    assert run([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], nl, "vmagent") == nl
+    assert run([{"source_labels": ["a"], "target_label": "b", "regex": "(.*)"}], nl, "vmagent") == {**nl, "b": "x\ny"}
+    assert run([{"source_labels": ["a"], "target_label": "b", "regex": "x(.*)", "replacement": "<$1>"}], nl,
+               "vmagent") == {**nl, "b": "x\ny"}
+    assert run([{"source_labels": ["a"], "target_label": "b", "regex": "x(.*)", "replacement": "<$1>"}],
+               {"a": "xy"}, "vmagent") == {"a": "xy", "b": "<y>"}
+    assert run([{"action": "labelmap", "regex": "(?:.*$)", "replacement": "${1}_"}], {"a": "1"}, "vmagent") == \
+        {"a": "1", "a_": "1"}
+
+
+@pytest.mark.parametrize("rule,labels,expected", [
+    ({"action": "keep", "if": 'm{a="1"}'}, {"__name__": "m", "a": "1"}, {"__name__": "m", "a": "1"}),
+    ({"action": "keep", "if": 'm{a="1"}'}, {"__name__": "m", "a": "2"}, None),        # keep drops on a mismatch
+    ({"action": "drop", "if": ['{a="2"}', "n"]}, {"__name__": "n"}, None),
+    ({"action": "drop", "if": '{a="2" or b=~"x|y"}', "source_labels": ["a"], "regex": "1"},
+     {"__name__": "m", "a": "1", "b": "y"}, None),
+    ({"if": '{a!~"1"}', "target_label": "t", "replacement": "v"}, {"a": "1"}, {"a": "1"}),  # skipped
+    ({"if": '{c=""}', "target_label": "t", "replacement": "{{a}}/{{b}}"}, {"a": "1"}, {"a": "1", "t": "1/"}),
+    ({"action": "replace_all", "source_labels": ["a"], "target_label": "b", "regex": "-", "replacement": "_"},
+     {"a": "x-y-z"}, {"a": "x-y-z", "b": "x_y_z"}),
+    ({"action": "labelmap_all", "regex": "-", "replacement": "_"}, {"a-b": "1"}, {"a_b": "1"}),
+    ({"action": "keep_metrics", "regex": "m|n"}, {"__name__": "o"}, None),
+    ({"action": "drop_metrics", "regex": "m|n"}, {"__name__": "o"}, {"__name__": "o"}),
+    ({"action": "keep_if_contains", "source_labels": ["a"], "target_label": "t"}, {"a": "b", "t": "abc"},
+     {"a": "b", "t": "abc"}),
+    ({"action": "drop_if_contains", "source_labels": ["a"], "target_label": "t"}, {"a": "b", "t": "abc"}, None),
+    ({"action": "keepequal", "source_labels": ["a"], "target_label": "b"}, {"a": "1", "b": "2"}, None),
+    ({"action": "graphite", "match": "a.*.c", "labels": {"__name__": "a_c", "b": "$1"}}, {"__name__": "a.x.c"},
+     {"__name__": "a_c", "b": "x"}),
+    ({"action": "Keep", "source_labels": ["a"], "regex": "1"}, {"a": "1"}, {"a": "1"}),  # lower-cased
+])
+def test_vmagent_v1150_actions(rule, labels, expected):
+    assert run([rule], labels, "vmagent") == expected
 
 
 def test_all_labels_removed_is_a_drop():
@@ -248,8 +282,9 @@ SRC = SourceRef("f.yml", 3, 5)
     ("prometheus", {"action": "keep_if_equal", "source_labels": ["a", "b"]}, "unknown relabel action"),
     ("prometheus", {"action": "replace", "target_label": "x", "regex": ["a", "b"]}, "cannot unmarshal !!seq"),
     ("prometheus", {"action": "hashmod", "source_labels": ["a"], "target_label": "h", "modulus": -1}, "modulus"),
-    ("vmagent", {"action": "Replace", "target_label": "x"}, 'unknown `action` "Replace"'),
-    ("vmagent", {"action": "keepequal", "source_labels": ["a"], "target_label": "b"}, 'unknown `action` "keepequal"'),
+    ("vmagent", {"action": "explode", "target_label": "x"}, 'unknown `action` "explode"'),
+    ("vmagent", {"action": "keepequal", "source_labels": ["a"], "target_label": "b", "regex": "a"},
+     "`regex` cannot be used for `action=keepequal`"),
     ("vmagent", {"action": "keep"}, "missing `source_labels` for `action=keep`"),
     ("vmagent", {"action": "drop", "regex": "x"}, "missing `source_labels` for `action=drop`"),
     ("vmagent", {"action": "hashmod", "target_label": "h", "modulus": 2}, "missing `source_labels` for `action=hashmod`"),
@@ -258,11 +293,18 @@ SRC = SourceRef("f.yml", 3, 5)
     ("vmagent", {"action": "lowercase", "target_label": "b"}, "missing `source_labels` for `action=lowercase`"),
     ("vmagent", {"action": "keep_if_equal", "source_labels": ["a"]}, 'at least two entries for `action=keep_if_equal`; got ["a"]'),
     ("vmagent", {"action": "replace"}, "missing `target_label` for `action=replace`"),
-    ("vmagent", {"action": "labelmap", "regex": "(?<n>a)"}, "invalid or unsupported Perl syntax: `(?<`"),
     ("vmagent", {"action": "labeldrop", "regex": "a)|(b"}, "cannot parse `regex`"),
-    ("vmagent", {"action": "labeldrop", "regex": "a", "if": '{a="b"}'}, "not supported"),
-    ("vmagent", {"action": "graphite", "match": "a.*"}, "not supported"),
-    ("vmagent", {"action": "replace_all", "source_labels": ["a"], "target_label": "b"}, "not supported"),
+    ("vmagent", {"action": "graphite", "match": "a.*"}, "missing `labels` for `action=graphite`"),
+    ("vmagent", {"action": "graphite", "labels": {"a": "$1"}}, "missing `match` for `action=graphite`"),
+    ("vmagent", {"action": "labeldrop", "match": "a.*"}, "`match` config cannot be applied to `action=labeldrop`"),
+    ("vmagent", {"action": "replace_all", "target_label": "b"}, "missing `source_labels` for `action=replace_all`"),
+    ("vmagent", {"action": "keep_metrics"}, "`regex` must be non-empty for `action=keep_metrics`"),
+    ("vmagent", {"action": "drop_metrics", "regex": "a", "source_labels": ["b"]}, "`source_labels` must be empty"),
+    ("vmagent", {"action": "keep_if_contains", "source_labels": ["a"]}, "`target_label` must be set"),
+    ("vmagent", {"action": "keep", "if": 'm{a="1"} + 1'}, "cannot parse `if` series selector"),
+    ("vmagent", {"action": "keep", "if": 'a{__name__="b"}'}, "metric name must not be set twice"),
+    ("vmagent", {"action": "keep", "if": '{a=~"("}'}, "cannot parse regexp"),
+    ("vmagent", {"action": "labeldrop", "regex": "a", "labels": {"a": "b"}}, "`labels` config cannot be applied"),
 ])
 def test_validation_errors(flavor, data, message):
     with pytest.raises(InputError) as info:
@@ -281,6 +323,11 @@ def test_validation_errors(flavor, data, message):
     ("vmagent", {"target_label": "a-b", "source_labels": ["x-y"]}),         # vmagent checks no names
     ("vmagent", {"action": "labeldrop", "regex": ["a", "b"], "source_labels": ["x"]}),
     ("vmagent", {"action": None, "target_label": "x"}),                     # empty action = replace
+    ("vmagent", {"action": "Replace", "target_label": "x"}),                # v1.150 lower-cases actions
+    ("vmagent", {"action": "labelmap", "regex": "(?<n>a)", "replacement": "${n}"}),  # Go 1.22+
+    ("vmagent", {"action": "keep", "if": ['{a="b"}', 'm{c=~"x.*" or d!="1"}']}),
+    ("vmagent", {"action": "drop_metrics", "if": "m"}),
+    ("vmagent", {"action": "keepequal", "source_labels": ["a"], "target_label": "b"}),
 ])
 def test_accepted_configs(flavor, data):
     rule_from_mapping(data, SRC, flavor)

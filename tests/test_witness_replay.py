@@ -1,10 +1,10 @@
 """Every witness the proof produces for the YAML cases is replayed through the real agents
 and shown to leak there too (the proof's counterexamples are real, not artefacts of the engine).
 
-* vmagent (pinned, tools/upstream.lock), for the vmagent flavour of every case; two witnesses
-  that rely on 1.79.5's newline semantics (which the engine's vmagent flavor still models) are
-  pinned as not leaking in v1.150 (V1150_NEWLINE_OPEN); cases marked `flavor: prometheus` (a regex
-  escaping the anchors) are skipped explicitly.
+* vmagent (pinned, tools/upstream.lock: v1.150.0, which the engine's vmagent flavour models),
+  for the vmagent flavour of every case, vmagent's own actions, `if:` filters and `{{label}}`
+  templates included; cases marked `flavor: prometheus` (a regex escaping the anchors) are
+  skipped explicitly.
 * Prometheus (pinned, the release Alloy vendors), for the prometheus-flavour cases (the shipped
   platform path, Alloy, has Prometheus semantics): the witness series is scraped as exposed
   (honor_labels, the scrape's own job/instance deleted again) and the case's rules run as
@@ -31,7 +31,6 @@ CASES = yamlio.plain(yamlio.load_file(FIXTURES / "proof_cases.yaml"))
 # the red team's vmagent-flavoured leaks (their witnesses carry newlines vmagent must keep)
 CASES += [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "adversarial" / "yaml_cases.yaml"))
           if c.get("flavor") == "vmagent" and c["expect"] == "leak"]
-UNMODELLED_FOR_VMAGENT = {"keepequal", "dropequal"}  # v1.150 has them; the engine's vmagent flavor not yet
 POLICY = pol.load_policy(ROOT / "policies" / "gdpr-labeldrop.yaml")
 #: the prometheus-flavour cases: proof cases (flavor unset or prometheus) and the red team's leaks
 PROMETHEUS_CASES = [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "proof_cases.yaml"))
@@ -40,20 +39,11 @@ PROMETHEUS_CASES += [c for c in yamlio.plain(yamlio.load_file(FIXTURES / "advers
                      if c.get("flavor", "prometheus") == "prometheus" and c["expect"] == "leak"]
 
 
-#: Proof cases whose vmagent witness (a newline in a value) leaks in 1.79.5, which the engine's
-#: vmagent flavor still models, but not in the pinned v1.150: there a regex `.` matches the newline
-#: in the match step, and a replace whose anchored regex then misses writes the source value.
-V1150_NEWLINE_OPEN = ("vm_template_replace_misses_newline", "vm_prefix_keep_then_regex_replace")
-V1150_NEWLINE_REASON = ("vmagent v1.150 matches `.` against a newline (lib/regexutil.PromRegex); the engine's "
-                        "vmagent flavor models 1.79.5 there, so these witnesses are over-approximations")
-
-
 def _vmagent_witnesses(policy: pol.Policy) -> list[tuple[str, list[dict], object]]:
     """(case name, rules, leak) for every leak the proof finds on the vmagent flavor of a case."""
     out = []
     for case in CASES:
-        if ("leaks" not in case and case.get("expect") != "leak") or case.get("flavor") == "prometheus" \
-                or any(r.get("action") in UNMODELLED_FOR_VMAGENT for r in case["rules"]):
+        if ("leaks" not in case and case.get("expect") != "leak") or case.get("flavor") == "prometheus":
             continue
         rules = [rule_from_mapping(r, flavor="vmagent") for r in case["rules"]]
         for leak in prove(Pipeline([(rules, "vmagent")], name=case["name"]), policy):
@@ -85,13 +75,14 @@ def test_every_witness_leaks_through_real_vmagent():
     results = run_cases(cases, vmagent_bin=vmagent, victoria_metrics_bin=store)
     failures = [f"{name}: {leak.to_json()} → vmagent stored {stored}"
                 for (name, _, leak), stored in zip(witnesses, results)
-                if name not in V1150_NEWLINE_OPEN and not _leaks_there(policy, leak, stored)]
+                if not _leaks_there(policy, leak, stored)]
     assert not failures, "\n".join(failures)
-    # Strict, like an xfail: these still do not leak in v1.150; when the engine models v1.150,
-    # the proof stops reporting them (or finds the real leak) and this list must shrink.
-    still_open = {name for (name, _, leak), stored in zip(witnesses, results)
-                  if name in V1150_NEWLINE_OPEN and not _leaks_there(policy, leak, stored)}
-    assert still_open == set(V1150_NEWLINE_OPEN), V1150_NEWLINE_REASON
+    # the witnesses through vmagent's own actions, `if:` and templates are among them
+    names = {name for name, _, _ in witnesses}
+    for needed in ("vmagent if - a copy under a filter may happen", "vmagent template - a {{label}} reference copies the id",
+                   "vmagent replace_all keeps the unmatched parts of the id", "vmagent graphite can name a label project_id",
+                   "vmagent labelmap_all renames the id's label after the drop", "vm_v1150_groups_miss_writes_the_source"):
+        assert needed in names, needed
 
 
 def _prometheus_witnesses() -> list[tuple[str, list[dict], object]]:

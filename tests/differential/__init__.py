@@ -10,5 +10,5 @@ Reusable entry points (import as `from differential import run_vmagent`, tests/ 
 """
 from .vmagent import (  # noqa: F401
     CASE_LABEL, OUT_LABEL, Case, Disagreement, compare, engine_case, finalize, render_case,
-    rules_yaml, run_cases, run_vmagent, shrink, wrapped_rules,
+    rules_yaml, run_cases, run_vmagent, shrink, vmagent_accepts, wrapped_rules,
 )

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for random vmagent relabel cases (rules + series).
+"""Hypothesis strategies for random relabel cases (rules + series): vmagent v1.150 (every action,
+`if:` selectors, `{{label}}` templates, graphite) and Prometheus.
 
 Small alphabets on purpose: label names collide, regexes hit and miss, `$`-templates meet
 missing groups. Regexes come from a little grammar of RE2 constructs that Go's regexp (in
@@ -8,10 +9,11 @@ and anchors inside the pattern.
 """
 from __future__ import annotations
 
+import json
+
 from hypothesis import strategies as st
 
-from fleet.relabel.engine import DEFAULT_REGEX, FLAVOR_ACTIONS, rule_from_mapping
-from fleet.relabel.regexlang import Lang
+from fleet.relabel.engine import FLAVOR_ACTIONS, rule_from_mapping
 
 NAMES = ["__name__", "a", "b", "ab", "A", "__x", "job"]
 VALUES = ["", "a", "b", "A", "ab", "a;b", "1", "x\ny", "é", "aA1", "straße"]
@@ -56,44 +58,117 @@ def _labels_list(min_size: int = 0) -> st.SearchStrategy[list[str]]:
 _REGEX = regexes()
 _SOURCES = {n: _labels_list(n) for n in (0, 1, 2)}
 # replace and labelmap carry most of the semantics, so they come up more often
-_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["vmagent"]) + ["replace", "replace", "labelmap"])
+_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["vmagent"]) + ["replace", "replace", "labelmap", "keep", "drop"])
 _TARGETS_ALL = st.sampled_from(TARGETS)
 _TARGETS_PLAIN = st.sampled_from(TARGETS[:5])
 _MODULI = st.sampled_from([1, 2, 3, 10, 1000, 2**40])
-_REPLACEMENTS = st.sampled_from(REPLACEMENTS)
+# `{{label}}` references (vmagent fills them before the regex runs), `$` meeting them
+_REPLACEMENTS = st.sampled_from(REPLACEMENTS + ["{{a}}", "{{b}}-$1", "{{__name__}}", "{{a", "x{{missing}}y", "{{a}}$1"])
 _SEPARATORS = st.sampled_from(SEPARATORS)
 _DICE = st.integers(0, 3)
+_GRAPHITE_MATCH = st.sampled_from(["*", "a.*", "*.b", "a.*.b", "*.*", "a*b", "**", "m"])
+_GRAPHITE_TEMPLATES = st.sampled_from(["$1", "${1}", "$0", "$2", "x_$1_${2}", "${x}", "$", "lit"])
+_FILTER_OPS = st.sampled_from(["=", "!=", "=~", "!~"])
+_FILTER_NAMES = st.sampled_from(NAMES + ["c"])
+
+
+@st.composite
+def label_filter(draw: st.DrawFn) -> str:
+    op = draw(_FILTER_OPS)
+    value = draw(_REGEX) if "~" in op else draw(st.sampled_from(VALUES))
+    return f"{draw(_FILTER_NAMES)}{op}{json.dumps(value, ensure_ascii=False)}"
+
+
+@st.composite
+def selector(draw: st.DrawFn) -> str:
+    """A series selector: optional metric name, `,`-joined filters, `or` groups."""
+    name = draw(st.sampled_from(["", "", "a", "ab", "job"]))
+    groups = draw(st.lists(st.lists(label_filter(), min_size=1, max_size=2), min_size=0, max_size=2))
+    if not groups:
+        return (name or "a") + draw(st.sampled_from(["", "{}"]))
+    return name + "{" + " or ".join(", ".join(g) for g in groups) + "}"
+
+
+_IF = st.one_of(selector(), st.lists(selector(), min_size=1, max_size=2))
+
+
+_PERTURB = st.sampled_from([
+    ("regex", "a"), ("regex", ""), ("target_label", "t"), ("source_labels", []), ("source_labels", ["a"]),
+    ("replacement", "x"), ("modulus", 0), ("match", "a.*"), ("labels", {"a": "$1"}), ("labels", {}),
+    ("if", "{a=~\"(\"}"), ("if", "a{__name__=\"b\"}"), ("if", "sum(a)"), ("if", ["a", "{b=\"1\",}"]),
+    ("action", "explode"), ("action", "KEEP"), ("regex", "a)|(b"), ("regex", "^*a"), ("regex", "(?<n>a)"),
+    ("separator", ""), ("if", "{a=\"x\" or b!~\"y\"}"), ("regex", ["a", "b"]), ("target_label", ""),
+    ("if", "{\"m\", a=\"1\"}"), ("if", "{a\\.b=\"x\"}"), ("if", "m{a=\"1\"} offset 5m"), ("if", "{a}"),
+])
+
+
+@st.composite
+def raw_rules(draw: st.DrawFn) -> dict:
+    """A rule as `rules` draws it, then perhaps one field set or removed: some vmagent accepts,
+    some it refuses (the engine must agree either way)."""
+    rule = draw(_one_rule())
+    for _ in range(draw(st.integers(0, 2))):
+        key, value = draw(_PERTURB)
+        if draw(_DICE) == 0:
+            rule.pop(key, None)
+        else:
+            rule[key] = value
+    return rule
 
 
 @st.composite
 def rules(draw: st.DrawFn) -> dict:
-    """One relabel_config that vmagent accepts (re-drawn until the engine accepts it)."""
+    """One relabel_config that vmagent v1.150 accepts (re-drawn until the engine accepts it):
+    every action, `if` filters on any of them, `{{label}}` templates."""
     for _ in range(20):
-        action = draw(_ACTIONS)
-        rule: dict = {"action": action} if draw(_DICE) or action != "replace" else {}
-        if action in ("keep_if_equal", "drop_if_equal"):
-            rule["source_labels"] = draw(_SOURCES[2])
-        elif action in ("keep", "drop", "hashmod", "lowercase", "uppercase"):
-            rule["source_labels"] = draw(_SOURCES[1])
-        elif action == "replace" and draw(_DICE):
-            rule["source_labels"] = draw(_SOURCES[0])
-        if action in ("replace", "hashmod", "lowercase", "uppercase"):
-            rule["target_label"] = draw(_TARGETS_ALL if action == "replace" else _TARGETS_PLAIN)
-        if action == "hashmod":
-            rule["modulus"] = draw(_MODULI)
-        if action not in ("keep_if_equal", "drop_if_equal", "hashmod", "lowercase", "uppercase") \
-                and draw(_DICE):
-            rule["regex"] = draw(_REGEX)
-        if action in ("replace", "labelmap") and draw(_DICE) >= 2:
-            rule["replacement"] = draw(_REPLACEMENTS)
-        if rule.get("source_labels") and draw(_DICE) == 0:
-            rule["separator"] = draw(_SEPARATORS)
+        rule = draw(_one_rule())
         try:
             rule_from_mapping(rule, flavor="vmagent")
         except Exception:
             continue
         return rule
     return {"action": "labeldrop", "regex": "zz_never"}
+
+
+@st.composite
+def _one_rule(draw: st.DrawFn) -> dict:
+    """One rule of any vmagent action, as a user may write it (not validated)."""
+    action = draw(_ACTIONS)
+    rule: dict = {"action": action} if draw(_DICE) or action != "replace" else {}
+    with_if = draw(_DICE) == 0
+    if with_if:
+        rule["if"] = draw(_IF)
+    if action in ("keep_if_equal", "drop_if_equal"):
+        rule["source_labels"] = draw(_SOURCES[2])
+    elif action in ("keep", "drop"):
+        rule["source_labels"] = draw(_SOURCES[0] if with_if else _SOURCES[1])
+    elif action in ("hashmod", "lowercase", "uppercase", "replace_all", "keep_if_contains", "drop_if_contains"):
+        rule["source_labels"] = draw(_SOURCES[1])
+    elif action in ("replace", "keepequal", "dropequal") and draw(_DICE):
+        rule["source_labels"] = draw(_SOURCES[0])
+    if action in ("replace", "replace_all"):
+        rule["target_label"] = draw(_TARGETS_ALL)
+    elif action in ("hashmod", "lowercase", "uppercase", "keepequal", "dropequal", "keep_if_contains",
+                    "drop_if_contains"):
+        rule["target_label"] = draw(_TARGETS_PLAIN)
+    if action == "hashmod":
+        rule["modulus"] = draw(_MODULI)
+    if action == "graphite":
+        rule["match"] = draw(_GRAPHITE_MATCH)
+        rule["labels"] = draw(st.dictionaries(st.sampled_from(["__name__", "a", "job", "c"]),
+                                              _GRAPHITE_TEMPLATES, min_size=1, max_size=2))
+    takes_regex = action in ("replace", "keep", "drop", "labelmap", "labelmap_all", "labeldrop", "labelkeep",
+                             "replace_all", "hashmod", "lowercase", "uppercase")
+    if action in ("keep_metrics", "drop_metrics"):
+        if not with_if or draw(_DICE):
+            rule["regex"] = draw(_REGEX)
+    elif takes_regex and draw(_DICE):
+        rule["regex"] = draw(_REGEX)
+    if action in ("replace", "labelmap", "labelmap_all", "replace_all") and draw(_DICE) >= 2:
+        rule["replacement"] = draw(_REPLACEMENTS)
+    if rule.get("source_labels") and draw(_DICE) == 0:
+        rule["separator"] = draw(_SEPARATORS)
+    return rule
 
 
 _SERIES = st.dictionaries(st.sampled_from(NAMES), st.sampled_from(VALUES), min_size=1, max_size=4)
@@ -103,39 +178,15 @@ def series() -> st.SearchStrategy[dict[str, str]]:
     return _SERIES
 
 
-def matches_everything(regex: str) -> bool:
-    """Whether `regex` (anchored, dotall) matches every string: an over-approximation of the
-    regexes vmagent v1.150 simplifies to `.*` and then takes for its default `(.*)`
-    (lib/promrelabel isDefaultRegex), e.g. `(?:.*$)`, `(?:(?:.)*)`, `(?i:(?P<n>.*))`."""
-    try:
-        return Lang.from_relabel(regex, dotall=True).equivalent(Lang.any())
-    except Exception:  # an unsupported construct: not something to exclude
-        return False
-
-
-def _modelled_by_the_engine(rule: dict) -> bool:
-    """Not one of the two v1.150 behaviours the engine's vmagent flavor does not model yet
-    (pinned in test_relabel_differential.V1150_OPEN): a regex spelled otherwise than `.*`/`(.*)`
-    that v1.150 takes for the default, and (handled in `cases`) a `.` meeting a newline."""
-    regex = rule.get("regex")
-    return not (isinstance(regex, str) and regex not in (".*", "(.*)") and matches_everything(regex))
-
-
-_VM_RULES = rules().filter(_modelled_by_the_engine)
+_VM_RULES = rules()
 
 
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[list[dict], list[dict[str, str]]]:
-    """(rules, series) pairs: 1-4 rules, 1-3 series.
-
-    vmagent v1.150 matches `.` against a newline (its regexes are simplified to a dotall form)
-    where the engine's vmagent flavor still models 1.79.5's `^(?:re)$`: like the Prometheus
-    cases below, a case keeps its newline values only when no value-matching regex has a `.`.
-    """
+    """(rules, series) pairs: 1-4 rules, 1-3 series; nothing avoided (newline values meet
+    dotall regexes, regexes that simplify to `.*` meet `$1`)."""
     rule_list = draw(st.lists(_VM_RULES, min_size=1, max_size=4))
     series_list = draw(st.lists(_SERIES, min_size=1, max_size=3))
-    if any(dot_meets_values(r) for r in rule_list):
-        series_list = [{k: v.replace("\n", "") for k, v in s.items()} for s in series_list]
     return rule_list, series_list
 
 
@@ -150,7 +201,7 @@ def cases(draw: st.DrawFn) -> tuple[list[dict], list[dict[str, str]]]:
 PROM_METRIC_NAMES = ["m", "a", "ab", "A", "__x", "job"]
 PROM_NAMES = [n for n in NAMES if n != "__name__"] + ["instance", "exported_job"]
 # Patterns whose alternation escapes the anchors (`a)|(b` → `^(?s:a)|(b)$`), empty branches
-# included: Prometheus accepts them (vmagent 1.79.5 compiles the bare regex too and refuses).
+# included: Prometheus accepts them (vmagent compiles the bare regex too and refuses).
 _ESCAPING = st.one_of(
     st.tuples(_REGEX, _REGEX).map(")|(".join),
     st.tuples(_REGEX, st.sampled_from(["", "a", ".*", "b$"])).map(")|(".join),
@@ -159,15 +210,6 @@ _ESCAPING = st.one_of(
 )
 _PROM_ACTIONS = st.sampled_from(sorted(FLAVOR_ACTIONS["prometheus"]) + ["replace", "replace", "labelmap"])
 _PROM_TARGETS_PLAIN = st.sampled_from(TARGETS[:5] + ["job", "instance"])
-_VALUE_RULES = ("replace", "keep", "drop")
-
-
-def dot_meets_values(rule: dict) -> bool:
-    """Whether a `.` in this rule could meet a label value (only replace/keep/drop match values;
-    names never hold a newline): where vmagent v1.150 and the engine's vmagent flavor differ."""
-    action = str(rule.get("action", "replace")).lower()
-    regex = rule.get("regex")
-    return action in _VALUE_RULES and "." in (DEFAULT_REGEX if regex is None else str(regex))
 
 
 @st.composite

@@ -249,3 +249,18 @@ def _smaller(case: Case, flavor: str = "vmagent") -> list[Case]:
             continue
         valid.append(variant)
     return valid
+
+
+def vmagent_accepts(rules: Sequence[Mapping], *, vmagent_bin: str | None = None) -> tuple[bool, str]:
+    """Whether the real vmagent loads `rules` as a relabel config (`-dryRun`), and its words."""
+    import subprocess
+    import tempfile
+
+    vmagent_bin = vmagent_bin or upstream.binary("vmagent")
+    with tempfile.TemporaryDirectory(prefix="relabel-accept-") as tmp:
+        path = Path(tmp) / "rules.yml"
+        path.write_text(rules_yaml(rules), encoding="utf-8")
+        proc = subprocess.run([vmagent_bin, "-dryRun", f"-remoteWrite.relabelConfig={path}",
+                               "-remoteWrite.url=http://127.0.0.1:1", "-loggerLevel=ERROR"],
+                              capture_output=True, text=True, timeout=30)
+    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()[-400:]

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import re2
 
-from .engine import Rule, escapes_anchors, group_number, plain_positions, vm_prefix_shortcut, vm_replace_skips_regex
+from .engine import Rule, escapes_anchors, group_number, plain_positions, vm_replace_skips_regex
 from .regexlang import Lang, UnsupportedRegex
 
 SELF = "<self>"          # rest-class taint: each label's own input value
@@ -60,26 +60,27 @@ def rule_lang(rule: Rule, flavor: str) -> Lang | None:
 def rule_lang_must(rule: Rule, flavor: str) -> Lang | None:
     """Values `rule` matches under every anchoring its flavour's agents use (see `rule_lang`)."""
     if flavor == "vmagent":
-        return _vmagent_lang(rule)
+        return _vmagent_lang(rule, must=True)
     return _rule_lang(rule.regex, False)
 
 
-def _vmagent_lang(rule: Rule) -> Lang | None:
-    """vmagent 1.79.5's match, shortcuts included, exactly where the engine (`_vm_action`) takes them.
+def _vmagent_lang(rule: Rule, must: bool = False) -> Lang | None:
+    """vmagent v1.150's match, exactly where the engine (`_vm_action`) decides it.
 
-    * `replace` with an unset regex, a constant target and a replacement of `$1` or without `$`
-      never runs the regex: it always writes.  Any other `replace` runs the regex, where `.`
-      does not match a newline (so the default `(.*)` misses a value with one).
-    * keep/drop/labeldrop/labelkeep on a literal prefix + `.*`/`.+` only compare the prefix,
-      and labelmap does the same with `$1` over `(.*)`/`(.+)`: there a newline is just a byte.
+    * A default regex (unset, or one that simplifies to `.*`) matches everything, and `replace`
+      with a constant target and a replacement of `$1` or without `$` never runs the regex.
+    * Otherwise the match is `PromRegex`: the regex (anchors at the ends removed) where `.`
+      matches a newline, except a literal prefix then one lone `.` (`VmRegex.dotall`); with
+      `(?i` in the regex a lone `.` between flag conflicts misses a newline too, which the
+      engine does not model: there the "must" language is the non-dotall one (sound both ways).
     """
-    if rule.action == "replace" and vm_replace_skips_regex(rule):
+    vm = rule.vm
+    if vm is None:
+        return _rule_lang(rule.regex, False)
+    if vm.regex.default or (rule.action == "replace" and vm_replace_skips_regex(rule)):
         return ANY
-    fast = vm_prefix_shortcut(rule)
-    if fast is not None:
-        prefix, kind = fast
-        return lit(prefix).concat(ANY if kind == "*" else ANY - EPS)
-    return _rule_lang(rule.regex, False)
+    text = vm.regex.match_text
+    return _rule_lang(text, vm.regex.dotall and not (must and "(?i" in text))
 
 
 def present(values: Lang) -> bool:
@@ -287,5 +288,15 @@ def tracked_names(flat: Sequence[tuple[Rule, str]]) -> set[str]:
         target = rule.target_label or ""
         if target and not template_refs(target, rule):
             names.add(const_template(target, rule))
+        vm = getattr(rule, "vm", None)
+        if vm is not None:  # vmagent: `if` filters, graphite targets, `{{label}}` references
+            if vm.if_expr is not None:
+                names.update(f.label or "__name__" for f in vm.if_expr.filters())
+            names.update(name for name, _ in vm.graphite_labels)
+            if vm.graphite_labels:
+                names.add("__name__")
+            if "{{" in rule.replacement:
+                from .vmagent import fill_label_references
+                fill_label_references(rule.replacement, lambda n: names.add(n) or "")
     return names
 

@@ -12,13 +12,16 @@ Two flavours, because the agents disagree in places that matter for what leaves 
   walks added labels again, see `apply_alloy_targets`), ``replace`` ignores an expanded
   ``target_label`` that is not a valid label name,
   ``hashmod`` is md5-based.
-* ``"vmagent"`` — vmagent 1.79.5 (the Debian build the differential tests run): regexes are
-  ``^(?:re)$`` (``.`` does not match a newline), labels are a *list* in arrival order whose
-  entries are updated in place, an empty value stays in the list (and is still copied by
-  ``labelmap``) until the end of the rule list, a rule list that removes every entry drops the
-  series at once, ``hashmod`` is xxhash64, any ``target_label`` is written as expanded, and
-  rules whose ``regex`` is left unset take vmagent's fast paths (``replace`` copies/sets
-  without matching, ``keep`` keeps and ``drop`` drops everything).
+* ``"vmagent"`` — vmagent v1.150.0 (tools/upstream.lock; `vmagent.py` holds what it adds):
+  labels are a *list* in arrival order whose entries are updated in place, an empty value
+  stays in the list (and is still copied by ``labelmap``) until the end of the rule list, a
+  rule list that removes every entry drops the series at once, ``hashmod`` is xxhash64, any
+  ``target_label`` is written as expanded, actions are lower-cased. Whether a regex matches is
+  decided by ``PromRegex`` (dotall, anchors at the edges dropped), its groups by the non-dotall
+  ``^(?:re)$`` (missing there, a ``replace`` writes the value itself); a regex that simplifies
+  to ``.*`` is the default (fast paths: ``replace`` copies/sets without matching, ``keep``
+  keeps and ``drop`` drops everything). ``if:`` selectors, ``{{label}}`` templates, graphite
+  and vmagent's own actions (``replace_all``, ``labelmap_all``, ``keep_metrics``, ...) too.
 
 Regexes are RE2 (google-re2), never Python's `re`: `(?i)` inside a group, `\\Z` and friends
 mean different things there. `$1`, `${1}`, `$name` and `$$` in ``replacement`` and
@@ -26,8 +29,8 @@ mean different things there. `$1`, `${1}`, `$name` and `$$` in ``replacement`` a
 ``1x``, i.e. empty).
 
 Sources: prometheus/prometheus model/relabel/relabel.go (Validate, relabel), grafana/alloy
-internal/component/common/relabel/relabel.go, VictoriaMetrics lib/promrelabel/{config,relabel}.go
-(v1.79.x), each checked against the real binaries (see tests/test_relabel_differential.py).
+internal/component/common/relabel/relabel.go, VictoriaMetrics lib/promrelabel/{config,relabel,
+if_expression,graphite}.go and lib/regexutil (v1.150.0), each checked against the real binaries (see tests/test_relabel_differential.py).
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from typing import Any, Iterator, Literal
 import re2
 
 from ..errors import InputError, SourceRef
+from . import vmagent
 from .xxhash import xxh64
 
 Flavor = Literal["prometheus", "vmagent"]
@@ -48,18 +52,23 @@ FLAVORS: tuple[str, ...] = ("prometheus", "vmagent")
 ACTIONS: frozenset[str] = frozenset({
     "replace", "keep", "drop", "keepequal", "dropequal", "hashmod", "labelmap", "labeldrop",
     "labelkeep", "lowercase", "uppercase", "keep_if_equal", "drop_if_equal",
+    "replace_all", "labelmap_all", "keep_metrics", "drop_metrics", "keep_if_contains",
+    "drop_if_contains", "graphite",
 })
-#: Actions each agent accepts (vmagent 1.79.5 lacks keepequal/dropequal; Prometheus lacks
-#: vmagent's *_if_equal).
+#: vmagent's own actions (v1.150.0 `parseRelabelConfig`); Prometheus has none of them.
+VMAGENT_ONLY: frozenset[str] = frozenset({
+    "keep_if_equal", "drop_if_equal", "replace_all", "labelmap_all", "keep_metrics", "drop_metrics",
+    "keep_if_contains", "drop_if_contains", "graphite",
+})
+#: Actions each agent accepts (vmagent v1.150.0 accepts every one).
 FLAVOR_ACTIONS: dict[str, frozenset[str]] = {
-    "prometheus": ACTIONS - {"keep_if_equal", "drop_if_equal"},
-    "vmagent": ACTIONS - {"keepequal", "dropequal"},
+    "prometheus": ACTIONS - VMAGENT_ONLY,
+    "vmagent": ACTIONS,
 }
-#: vmagent actions this engine does not model; rejected with a clear message.
-_VMAGENT_UNMODELLED = frozenset({"replace_all", "labelmap_all", "keep_metrics", "drop_metrics", "graphite"})
 
 _FIELDS = ("source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action")
-_VMAGENT_UNMODELLED_FIELDS = ("if", "match", "labels")
+#: vmagent's extra fields: `if` series selectors, graphite's `match` and `labels`.
+_VMAGENT_FIELDS = _FIELDS + ("if", "match", "labels")
 
 DEFAULT_SEPARATOR = ";"
 DEFAULT_REGEX = "(.*)"
@@ -97,22 +106,37 @@ class Rule:
     regex_set: bool = field(default=False, compare=False, repr=False)
     #: the agent whose rules these are: decides the anchoring (`(?s:` or `(?:`) by default
     flavor: str = field(default="prometheus", compare=False, repr=False)
+    #: vmagent's extra fields as written (`if`, graphite `match`/`labels`): part of the rule
+    extra: tuple = ()
+    #: vmagent v1.150 only: the regex as vmagent holds it, `if`, graphite templates (`VmParts`)
+    vm: Any = field(default=None, compare=False, repr=False)
     _patterns: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         self.pattern(self.flavor)  # compile now so a bad regex fails where the rule is built
 
     def pattern(self, flavor: str | None = None) -> Any:
-        """The compiled, anchored RE2 pattern for `flavor` (default: the rule's own)."""
+        """The compiled, anchored RE2 pattern for `flavor` (default: the rule's own); for a
+        vmagent rule, vmagent's `^(?:re)$` (anchors at the ends removed first): its groups."""
         flavor = flavor or self.flavor
+        if flavor == "vmagent" and self.vm is not None:
+            return self.vm.regex.anchored
         compiled = self._patterns.get(flavor)
         if compiled is None:
             compiled = self._patterns[flavor] = _compile(self.regex, flavor, self.source)
         return compiled
 
     def matches(self, value: str, flavor: str | None = None) -> bool:
-        """Fully anchored RE2 match of `value` against `regex`, as the rule's agent does it."""
+        """Fully anchored RE2 match of `value` against `regex`, as the rule's agent does it
+        (vmagent: its `PromRegex`, where `.` matches a newline)."""
+        if (flavor or self.flavor) == "vmagent" and self.vm is not None:
+            return self.vm.regex.matches(value)
         return self.pattern(flavor).search(value) is not None
+
+    @property
+    def if_expr(self) -> Any:
+        """vmagent's `if:` selectors (`vmagent.IfExpr`), or None."""
+        return self.vm.if_expr if self.vm is not None else None
 
     def match(self, value: str, flavor: str | None = None) -> Any:
         """The RE2 match object (or None); its spans feed `expand`."""
@@ -133,7 +157,21 @@ class Rule:
             out["replacement"] = self.replacement
         if self.modulus:
             out["modulus"] = self.modulus
+        for key, value in self.extra:
+            out[key] = list(value) if isinstance(value, tuple) and key != "labels" else (
+                dict(value) if key == "labels" else value)
         return out
+
+
+@dataclass(frozen=True)
+class VmParts:
+    """What vmagent v1.150 makes of a rule beyond the Prometheus fields."""
+
+    regex: Any                       # vmagent.VmRegex
+    if_expr: Any = None              # vmagent.IfExpr
+    raw_action: str = ""             # as written (upstream compares it, unlowered, once)
+    graphite_match: tuple = ()       # graphite `match` parts
+    graphite_labels: tuple = ()      # (target label, replace-template parts), by name
 
 
 def _anchored(regex: str, flavor: str) -> str:
@@ -229,12 +267,13 @@ def _read_fields(data: Mapping[str, Any], source: SourceRef | None, flavor: str)
     out: dict[str, Any] = {}
     for key, value in data.items():
         key = str(key)
-        if flavor == "vmagent" and key in _VMAGENT_UNMODELLED_FIELDS:
-            raise _fail(f"field {key!r} (vmagent extension) is not supported by the fleet relabel "
-                        f"engine", source, expected="plain relabel_config fields")
-        if key not in _FIELDS:
+        fields = _FIELDS if flavor == "prometheus" else _VMAGENT_FIELDS
+        if key not in fields:
             raise _fail(f"field {key} not found in type {type_name}", source,
-                        expected="one of " + ", ".join(_FIELDS))
+                        expected="one of " + ", ".join(fields))
+        if key in ("if", "labels"):
+            out[key] = value
+            continue
         out[key] = _read_field(key, value, source, flavor)
     return out
 
@@ -330,47 +369,115 @@ def _validate_prometheus(r: Rule, f: dict[str, Any], source: SourceRef | None) -
 
 
 def _vmagent_rule(f: dict[str, Any], source: SourceRef | None) -> Rule:
-    """Defaults and checks of vmagent 1.79.5 `parseRelabelConfig` (null keeps the default)."""
-    regex = f.get("regex")  # `regex:` (null) leaves vmagent's default, like an absent key
-    regex_set = regex is not None
-    regex = DEFAULT_REGEX if regex is None else regex
-    try:
-        re2.compile(regex, _RE2_OPTIONS)  # vmagent also compiles the un-anchored regex
-    except re2.error as exc:
-        raise _fail(f"cannot parse `regex` {_goquote(regex)}: error parsing regexp: {_re2_message(exc)}",
-                    source, expected="an RE2 regular expression") from None
-    if _has_unescaped(regex, "(?<"):
-        raise _fail(f"cannot parse `regex` {_goquote(_anchored(regex, 'vmagent'))}: error parsing "
-                    "regexp: invalid or unsupported Perl syntax: `(?<`", source,
-                    expected="(?P<name>...) for named groups (vmagent 1.79.5 is built with Go 1.19)")
-    action = f.get("action") or "replace"
-    if action in _VMAGENT_UNMODELLED:
-        raise _fail(f"action {_goquote(action)} (vmagent extension) is not supported by the fleet "
-                    "relabel engine", source)
-    if action not in FLAVOR_ACTIONS["vmagent"]:
-        raise _fail(f"unknown `action` {_goquote(action)}", source,
-                    expected=", ".join(sorted(FLAVOR_ACTIONS["vmagent"])))
-    sources = f.get("source_labels") or ()
+    """Defaults and checks of vmagent v1.150.0 `parseRelabelConfig` (null keeps the default),
+    in its order: the regex compiles first, then each action's own requirements."""
+    raw_regex = f.get("regex")  # `regex:` (null) leaves vmagent's default, like an absent key
+    regex_set = raw_regex is not None
+    raw_action = f.get("action") or ""
+    action = raw_action.lower() or "replace"
+    vm_regex = vmagent.compile_vm_regex(raw_regex, raw_action, source)
+    if_expr = vmagent.parse_if(f.get("if"), source)
+    sources = tuple(f.get("source_labels") or ())
     target = f.get("target_label") or ""
     modulus = f.get("modulus") or 0
-    need_target = {"replace", "hashmod", "lowercase", "uppercase"}
-    need_sources = {"keep", "drop", "hashmod", "lowercase", "uppercase"}
-    if action in ("keep_if_equal", "drop_if_equal") and len(sources) < 2:
-        raise _fail(f"`source_labels` must contain at least two entries for `action={action}`; "
-                    f"got {_goquote_list(sources)}", source)
-    if action == "hashmod" and not sources:
-        raise _fail("missing `source_labels` for `action=hashmod`", source)
-    if action in need_target and not target:
-        raise _fail(f"missing `target_label` for `action={action}`", source)
-    if action in need_sources and not sources:
-        raise _fail(f"missing `source_labels` for `action={action}`", source)
-    if action == "hashmod" and modulus < 1:
-        raise _fail(f"unexpected `modulus` for `action=hashmod`: {modulus}; must be greater than 0", source)
-    return Rule(action=action, source_labels=tuple(sources),
+    replacement_set = f.get("replacement") is not None
+    match_text = f.get("match") or ""
+    labels = _graphite_labels(f.get("labels"), source)
+    _check_vmagent_action(action, sources, target, modulus, regex_set, replacement_set, if_expr,
+                          raw_regex, match_text, labels, source)
+    if action != "graphite" and match_text:
+        raise _fail(f"`match` config cannot be applied to `action={action}`; it is applied only to "
+                    "`action=graphite`", source)
+    if action != "graphite" and labels:
+        raise _fail(f"`labels` config cannot be applied to `action={action}`; it is applied only to "
+                    "`action=graphite`", source)
+    extra: list[tuple[str, Any]] = []
+    if if_expr is not None:
+        extra.append(("if", if_expr.texts if isinstance(f.get("if"), (list, tuple)) else if_expr.texts[0]))
+    if match_text:
+        extra.append(("match", match_text))
+    if f.get("labels") is not None:
+        extra.append(("labels", tuple(sorted(labels.items()))))
+    parts = VmParts(regex=vm_regex, if_expr=if_expr, raw_action=raw_action,
+                    graphite_match=vmagent.graphite_match_parts(match_text) if match_text else (),
+                    graphite_labels=tuple((name, vmagent.graphite_replace_parts(t))
+                                          for name, t in sorted(labels.items())))
+    if action in ("keep_metrics", "drop_metrics"):  # upstream rewrites them so
+        action, sources = action.split("_")[0], ("__name__",)
+    return Rule(action=action, source_labels=sources,
                 separator=f["separator"] if f.get("separator") is not None else DEFAULT_SEPARATOR,
-                regex=regex, target_label=target or None,
-                replacement=f["replacement"] if f.get("replacement") is not None else DEFAULT_REPLACEMENT,
-                modulus=modulus or None, source=source, regex_set=regex_set, flavor="vmagent")
+                regex=DEFAULT_REGEX if raw_regex is None else raw_regex, target_label=target or None,
+                replacement=f["replacement"] if replacement_set else DEFAULT_REPLACEMENT,
+                modulus=modulus or None, source=source, regex_set=regex_set, flavor="vmagent",
+                extra=tuple(extra), vm=parts)
+
+
+def _graphite_labels(value: Any, source: SourceRef | None) -> dict[str, str]:
+    """`labels:` (graphite): a mapping of target label to `$1`-style template."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail("cannot unmarshal `labels` into map[string]string", source,
+                    expected="a mapping of label name to template")
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, (list, tuple, Mapping)):
+            raise _fail(f"cannot unmarshal `labels.{key}` into string", source)
+        out[_scalar_text(key)] = "" if item is None else _scalar_text(item)
+    return out
+
+
+_GRAPHITE_DOC = "; see https://docs.victoriametrics.com/victoriametrics/vmagent/#graphite-relabeling"
+
+
+def _check_vmagent_action(action: str, sources: tuple[str, ...], target: str, modulus: int,
+                          regex_set: bool, replacement_set: bool, if_expr: Any, raw_regex: str | None,
+                          match_text: str, labels: dict, source: SourceRef | None) -> None:
+    """Each action's requirements, with vmagent's words."""
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise _fail(message, source)
+
+    a = action
+    if a == "graphite":
+        need(bool(match_text), "missing `match` for `action=graphite`" + _GRAPHITE_DOC)
+        need(bool(labels), "missing `labels` for `action=graphite`" + _GRAPHITE_DOC)
+        need(not sources, "`source_labels` cannot be used with `action=graphite`" + _GRAPHITE_DOC)
+        need(not target, "`target_label` cannot be used with `action=graphite`" + _GRAPHITE_DOC)
+        need(not replacement_set, "`replacement` cannot be used with `action=graphite`" + _GRAPHITE_DOC)
+        need(not regex_set, "`regex` cannot be used for `action=graphite`" + _GRAPHITE_DOC)
+    elif a == "replace":
+        need(bool(target), "missing `target_label` for `action=replace`")
+    elif a == "replace_all":
+        need(bool(sources), "missing `source_labels` for `action=replace_all`")
+        need(bool(target), "missing `target_label` for `action=replace_all`")
+    elif a in ("keep_if_contains", "drop_if_contains"):
+        need(bool(target), f"`target_label` must be set for `action={a}`")
+        need(bool(sources), f"`source_labels` must contain at least a single entry for `action={a}`")
+        need(not regex_set, f"`regex` cannot be used for `action={a}`")
+    elif a in ("keep_if_equal", "drop_if_equal"):
+        need(len(sources) >= 2, f"`source_labels` must contain at least two entries for `action={a}`; "
+                                f"got {_goquote_list(sources)}")
+        need(not target, f"`target_label` cannot be used for `action={a}`")
+        need(not regex_set, f"`regex` cannot be used for `action={a}`")
+    elif a in ("keepequal", "dropequal"):
+        need(bool(target), f"missing `target_label` for `action={a}`")
+        need(not regex_set, f"`regex` cannot be used for `action={a}`")
+    elif a in ("keep", "drop"):
+        need(bool(sources) or if_expr is not None, f"missing `source_labels` for `action={a}`")
+    elif a == "hashmod":
+        need(bool(sources), "missing `source_labels` for `action=hashmod`")
+        need(bool(target), "missing `target_label` for `action=hashmod`")
+        need(modulus >= 1, f"unexpected `modulus` for `action=hashmod`: {modulus}; must be greater than 0")
+    elif a in ("keep_metrics", "drop_metrics"):
+        need(bool(raw_regex) or if_expr is not None, f"`regex` must be non-empty for `action={a}`")
+        need(not sources, f"`source_labels` must be empty for `action={a}`; got {_goquote_list(sources)}")
+    elif a in ("uppercase", "lowercase"):
+        need(bool(sources), f"missing `source_labels` for `action={a}`")
+        need(bool(target), f"missing `target_label` for `action={a}`")
+    elif a not in ("labelmap", "labelmap_all", "labeldrop", "labelkeep"):
+        raise _fail(f"unknown `action` {_goquote(a)}", source,
+                    expected=", ".join(sorted(FLAVOR_ACTIONS["vmagent"])))
 
 
 def _goquote(s: str) -> str:
@@ -481,6 +588,8 @@ def replace_all(pattern: Any, text: str, template: str) -> str:
 
 
 def _group(match: Any, name: str) -> str:
+    if match is None:  # Go expands against a failed match: every group is empty
+        return ""
     num = group_number(match.re, name)
     if num is None:
         return ""
@@ -623,7 +732,9 @@ def _visible(state: Any) -> Labels:
     vmagent's state is a list, whose empty-named entries it does not send."""
     if isinstance(state, dict):
         return dict(sorted((k, v) for k, v in state.items() if v != ""))
-    return dict(sorted((k, v) for k, v in state if k != "" and v != ""))
+    # labelmap_all can leave two entries with one name: both are sent, the store keeps the last
+    latest = {k: v for k, v in state if k != "" and v != ""}
+    return dict(sorted(latest.items()))
 
 
 def _finish(state: Any, flavor: str) -> Labels | None:
@@ -707,86 +818,83 @@ def _vm_set(labels: list[list[str]], name: str, value: str) -> None:
     labels.append([name, value])
 
 
-_GO_META = frozenset("\\.+*?()|[]{}^$")
-_VM_FAST_SUFFIXES = {".*": "*", "(.*)": "*", ".+": "+", "(.+)": "+"}
-
-
-def _vm_fast_suffix(regex: str) -> tuple[str, str] | None:
-    """vmagent 1.79.5's `matchString` shortcut: `regex` = literal prefix + `.*`/`(.*)`/`.+`/`(.+)`.
-
-    For such regexes vmagent does not run the regex: it only checks the prefix (and, for `+`,
-    that something follows) — so there `.` does match a newline.
-    """
-    for suffix, kind in _VM_FAST_SUFFIXES.items():
-        if regex.endswith(suffix):
-            prefix = regex[:len(regex) - len(suffix)]
-            if not any(c in _GO_META for c in prefix):
-                return prefix, kind
-    return None
-
-
 def vm_replace_skips_regex(rule: Rule) -> bool:
-    """vmagent 1.79.5's `replace` writes without running the regex: an unset regex, a constant
-    target and a replacement of `$1` (a copy) or without `$` (a constant)."""
-    return (not rule.regex_set and "$" not in (rule.target_label or "")
+    """vmagent's `replace` fast path: a default regex (unset, or one that simplifies to `.*`) and
+    a target without `$`: it writes without matching. With replacement `$1` it copies the joined
+    value, with one without `$` it writes the constant; `{{label}}` references are filled first
+    (so a filled-in `$1` copies too)."""
+    vm = rule.vm
+    return (vm is not None and vm.regex.default and "$" not in (rule.target_label or "")
             and (rule.replacement == "$1" or "$" not in rule.replacement))
 
 
-def vm_prefix_shortcut(rule: Rule) -> tuple[str, str] | None:
-    """(prefix, kind) when vmagent 1.79.5 compares only a literal prefix instead of running the
-    regex: keep/drop/labeldrop/labelkeep on prefix + `.*`/`.+`, labelmap `$1` over `(.*)`/`(.+)`."""
-    if rule.action in ("keep", "drop", "labeldrop", "labelkeep") or (
-            rule.action == "labelmap" and rule.replacement == "$1" and rule.regex.endswith(("(.*)", "(.+)"))):
-        return _vm_fast_suffix(rule.regex)
-    return None
-
-
-def _vm_matches(rule: Rule, s: str) -> bool:
-    """vmagent's match for keep/drop/labeldrop/labelkeep, shortcut included."""
-    fast = vm_prefix_shortcut(rule)
-    if fast is not None:
-        prefix, kind = fast
-        return s.startswith(prefix) and (kind == "*" or len(s) > len(prefix))
-    return rule.matches(s, "vmagent")
-
-
 def vm_map_name(rule: Rule, name: str) -> str | None:
-    """vmagent's labelmap `replaceFullString`: the new name, or None when the regex misses."""
-    fast = vm_prefix_shortcut(rule)
-    if fast is not None:
-        prefix, kind = fast
-        if not name.startswith(prefix) or (kind == "+" and len(name) == len(prefix)):
-            return None
-        return name[len(prefix):]
-    m = rule.match(name, "vmagent")
-    return None if m is None else expand(rule.replacement, name, m)
+    """vmagent's labelmap rename (`replaceFullStringFast`): the new name, or None when the name
+    is not renamed (the regex misses, or the rename gives the name itself)."""
+    vm = rule.vm
+    new = _vm_full_replace(rule, name)
+    return None if new == name else new
+
+
+def _vm_full_replace(rule: Rule, s: str) -> str:
+    """`replaceFullStringFast`: the replacement when `s` matches the whole regex, else `s`."""
+    regex = rule.vm.regex
+    replacement = rule.replacement
+    has_dollar = "$" in replacement
+    prefix, complete = vmagent.literal_prefix(regex.text) if not regex.default else ("", False)
+    if complete and not has_dollar:
+        return replacement if s == prefix else s
+    if not s.startswith(prefix):
+        return s
+    if replacement == "$1" and not regex.default:
+        rest = regex.text[len(prefix):]
+        if regex.text.startswith(prefix) and rest in ("(.*)", "(.+)"):
+            suffix = s[len(prefix):]
+            return suffix if rest == "(.*)" or suffix else s
+    if not regex.matches(s):
+        return s
+    m = regex.groups(s)
+    return s if m is None else expand(replacement, s, m)
+
+
+def _vm_replace_all(rule: Rule, s: str) -> str:
+    """`replaceStringSubmatchesFast`: Go's ReplaceAllString with the unanchored regex."""
+    return replace_all(rule.vm.regex.original, s, rule.replacement)
 
 
 def _vm_step(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
-    """vmagent 1.79.5 `parsedRelabelConfig.apply`: one rule on an ordered label list."""
+    """vmagent v1.150.0 `parsedRelabelConfig.apply`: one rule on an ordered label list."""
     result = _vm_action(rule, labels)
     return result if result else None  # vmagent stops as soon as no entry is left
 
 
 def _vm_action(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
+    vm = rule.vm
+    if vm.if_expr is not None and not vm.if_expr.matches(labels):
+        return None if rule.action == "keep" else labels  # `keep` drops on an `if` mismatch
     a = rule.action
     val = _joined(rule, lambda n: _vm_get(labels, n))
     if a == "replace":
-        target = rule.target_label or ""
-        if vm_replace_skips_regex(rule):
-            _vm_set(labels, target, val if rule.replacement == "$1" else rule.replacement)
-            return labels
-        m = rule.match(val, "vmagent")
-        if m is None:
-            return labels
-        name = expand(target, val, m) if "$" in target else target
-        _vm_set(labels, name, expand(rule.replacement, val, m))
+        return _vm_replace(rule, labels, val)
+    if a == "replace_all":
+        new = _vm_replace_all(rule, val)
+        if new != val:
+            _vm_set(labels, rule.target_label or "", new)
         return labels
     if a in ("keep", "drop"):
-        return labels if _vm_matches(rule, val) == (a == "keep") else None
+        if vm.regex.default:
+            return labels if a == "keep" else None
+        return labels if vm.regex.matches(val) == (a == "keep") else None
+    if a in ("keep_if_contains", "drop_if_contains"):
+        whole = _vm_get(labels, rule.target_label or "")
+        contains = all(_vm_get(labels, n) in whole for n in rule.source_labels)
+        return labels if contains == (a == "keep_if_contains") else None
     if a in ("keep_if_equal", "drop_if_equal"):
         equal = _all_equal([_vm_get(labels, n) for n in rule.source_labels])
         return labels if equal == (a == "keep_if_equal") else None
+    if a in ("keepequal", "dropequal"):
+        equal = _vm_get(labels, rule.target_label or "") == val
+        return labels if equal == (a == "keepequal") else None
     if a == "hashmod":
         _vm_set(labels, rule.target_label or "", str(xxh64(val.encode("utf-8")) % (rule.modulus or 1)))
         return labels
@@ -796,12 +904,46 @@ def _vm_action(rule: Rule, labels: list[list[str]]) -> list[list[str]] | None:
             if name is not None:
                 _vm_set(labels, name, entry[1])
         return labels
+    if a == "labelmap_all":
+        for entry in labels:
+            entry[0] = _vm_replace_all(rule, entry[0])
+        return labels
     if a in ("labeldrop", "labelkeep"):
-        return [e for e in labels if _vm_matches(rule, e[0]) != (a == "labeldrop")]
+        return [e for e in labels if vm.regex.matches(e[0]) != (a == "labeldrop")]
     if a in ("lowercase", "uppercase"):
         _vm_set(labels, rule.target_label or "", _go_case(val, upper=(a == "uppercase")))
         return labels
-    if a in ("keepequal", "dropequal"):  # not in vmagent 1.79.5; Prometheus semantics
-        equal = _vm_get(labels, rule.target_label or "") == val
-        return labels if equal == (a == "keepequal") else None
+    if a == "graphite":
+        matches = vmagent.graphite_match(vm.graphite_match, _vm_get(labels, "__name__"))
+        if matches is not None:
+            for name, parts in vm.graphite_labels:
+                _vm_set(labels, name, vmagent.graphite_expand(parts, matches))
+        return labels
     raise ValueError(f"unknown relabel action {a!r}")  # pragma: no cover
+
+
+def _vm_replace(rule: Rule, labels: list[list[str]], val: str) -> list[list[str]]:
+    """vmagent's `replace`: `{{label}}` references filled, the fast paths of a default regex, then
+    a match decided by the dotall PromRegex and groups taken from the non-dotall `^(?:re)$`."""
+    vm = rule.vm
+    replacement = rule.replacement
+    if "{{" in replacement:
+        replacement = vmagent.fill_label_references(replacement, lambda n: _vm_get(labels, n))
+    target = rule.target_label or ""
+    if vm.regex.default and "$" not in target:
+        if replacement == "$1":
+            _vm_set(labels, target, val)
+            return labels
+        if "$" not in rule.replacement:
+            _vm_set(labels, target, replacement)
+            return labels
+    if not vm.regex.matches(val):
+        return labels
+    m = vm.regex.groups(val)
+    if replacement == rule.replacement:
+        value = val if m is None else expand(replacement, val, m)
+    else:
+        value = expand(replacement, val, m)
+    name = expand(target, val, m) if "$" in target else target
+    _vm_set(labels, name, value)
+    return labels

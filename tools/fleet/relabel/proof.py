@@ -177,7 +177,7 @@ def _cache_key(pipeline: Pipeline, policy: Policy) -> str:
         h.update(flavor.encode())
         for r in rules:
             h.update(repr((r.action, r.source_labels, r.separator, r.regex, r.regex_set, r.target_label,
-                           r.replacement, r.modulus, str(r.source))).encode())
+                           r.replacement, r.modulus, r.extra, str(r.source))).encode())
         h.update(b"|")
     # Values matter only as job / non-empty, unless write rules run after them (they may test them).
     exact = pipeline.write_stages > 0
@@ -191,6 +191,6 @@ def _cache_key(pipeline: Pipeline, policy: Policy) -> str:
             h.update(flavor.encode())
             for r in rules:
                 h.update(repr((r.action, r.source_labels, r.separator, r.regex, r.regex_set, r.target_label,
-                               r.replacement, r.modulus, str(r.source))).encode())
+                               r.replacement, r.modulus, r.extra, str(r.source))).encode())
             h.update(b"|")
     return h.hexdigest()

@@ -1029,7 +1029,7 @@ class Lang:
 
         Same as from_re2 for well-formed patterns; exact even for a pattern that breaks out of the
         wrapper (e.g. `a)|(b` matches any value starting with "a" or ending with "b").  Use
-        dotall=False for vmagent 1.79.5, which wraps with `^(?:...)$` so `.` excludes newline."""
+        dotall=False for a `^(?:...)$` wrapper (`.` excludes newline: vmagent's capture groups)."""
         return _cached_relabel(pattern, dotall)
 
     @staticmethod

@@ -20,12 +20,65 @@ if TYPE_CHECKING:
 
 
 def step(an: "Analyzer", state: State, rule: Rule, flavor: str, index: int) -> State:
-    """One rule on an abstract state: the action's transfer function (a copy; `state` is kept)."""
+    """One rule on an abstract state: the action's transfer function (a copy; `state` is kept).
+
+    A vmagent `if:` filter is over-approximated: the rule may or may not apply, so the result
+    is the join of the state before and after it — except for `keep`, which drops a series
+    the filter does not match (so what survives is within what `keep` alone lets through)."""
     if state.dead:
         return state
+    before = state
     state = state.copy()
     TRANSFER.get(rule.action, lambda an, s, r, f, i: havoc(an, s, i))(an, state, rule, flavor, index)
+    if rule.if_expr is not None and rule.action != "keep":
+        return join(an, before, state)
+    if rule.if_expr is not None and not state.dead:
+        _narrow_by_if(an, state, rule.if_expr)
     return state
+
+
+def _narrow_by_if(an: "Analyzer", state: State, if_expr) -> None:
+    """`keep` with `if:` keeps only series some selector group matches: a label that every
+    group pins with `=` or `=~` lies in the union of what the groups allow."""
+    from .absdomain import _rule_lang
+
+    groups = [g for selector in if_expr.selectors for g in selector]
+    if not groups:
+        state.dead = True
+        return
+    pinned = None
+    for group in groups:
+        names = {f.label or "__name__" for f in group if f.op in ("=", "=~")}
+        pinned = names if pinned is None else pinned & names
+    for name in sorted(pinned or ()):
+        allowed = NOTHING
+        for group in groups:
+            mine = ANY
+            for f in group:
+                if (f.label or "__name__") != name or f.op not in ("=", "=~"):
+                    continue
+                lang = lit(f.value) if f.op == "=" else _rule_lang(f.value, True)
+                mine = mine & (ANY if lang is None else lang)
+            allowed = allowed | mine
+        _narrow(an, state, name, allowed)
+        if state.cells[name].values.is_empty():
+            state.dead = True
+            return
+
+
+def join(an: "Analyzer", a: State, b: State) -> State:
+    """The least state covering both `a` and `b` (either may have happened)."""
+    if a.dead:
+        return b
+    if b.dead:
+        return a
+    a, b = a.copy(), b.copy()
+    for name in set(a.cells) | set(b.cells):
+        an.track(a, name)
+        an.track(b, name)
+    cells = {n: a.cells[n].join(b.cells[n]) for n in a.cells}
+    constraints = {n: a.constraints[n] | b.constraints[n] for n in a.constraints if n in b.constraints}
+    return State(cells, a.rest + b.rest, a.tracked | b.tracked, False, constraints)
 
 
 def _filter(an, state: State, rule: Rule, flavor: str, keep: bool) -> None:
@@ -158,6 +211,8 @@ def _narrow(an, state: State, name: str, allowed: Lang) -> None:
         state.constraints[name] = state.constraints.get(name, ANY) & allowed
 
 def t_replace(an, state, rule, flavor, index):
+    if flavor == "vmagent" and "{{" in rule.replacement:
+        return _replace_filled(an, state, rule, index)
     V = an.joined_value(state, rule)
     R, R_must = rule_lang(rule, flavor), rule_lang_must(rule, flavor)
     taint_src = an.source_taint(state, rule)
@@ -183,6 +238,11 @@ def t_replace(an, state, rule, flavor, index):
         result, taint = matched, taint_src
     else:
         result, taint = template_image(rule.replacement, rule), taint_src
+    slip = _vm_slip(rule, V) if flavor == "vmagent" and not vm_fast else NOTHING
+    if not slip.is_empty():
+        # vmagent: the dotall match holds but the non-dotall `^(?:re)$` finds no groups there,
+        # so the replacement is the source value itself
+        result, taint = result | slip, taint | taint_src
     cell = Cell(result, taint, frozenset({index}), False)
     target = rule.target_label or ""
     if not template_refs(target, rule):
@@ -197,6 +257,121 @@ def t_replace(an, state, rule, flavor, index):
         return
     names = matched if copies_whole_value(rule, target) else template_image(target, rule)
     an.write_names(state, names, cell, taint_src if an.policy.derived_forbidden else frozenset())
+
+def _vm_slip(rule: Rule, V: Lang) -> Lang:
+    """Source values vmagent's PromRegex matches while its `^(?:re)$` misses them."""
+    vm = rule.vm
+    if vm is None or vm.regex.default:
+        return NOTHING
+    may = rule_lang(rule, "vmagent")
+    plain = _plain_lang(vm.regex.text)
+    if may is None or plain is None:
+        return V - EPS
+    return (V & may) - plain
+
+
+def _plain_lang(text: str) -> Lang | None:
+    from .absdomain import _rule_lang
+
+    return _rule_lang(text, False)
+
+
+def _replace_filled(an, state, rule, index):
+    """vmagent `replace` whose replacement has `{{label}}` references: any value, derived from the
+    source labels and every referenced label; it may or may not be written."""
+    from .vmagent import fill_label_references
+
+    refs: list[str] = []
+    fill_label_references(rule.replacement, lambda n: refs.append(n) or "")
+    taint = an.source_taint(state, rule)
+    for name in refs:
+        taint |= an.track(state, name).taint
+    cell = Cell(ANY, taint, frozenset({index}), False)
+    target = rule.target_label or ""
+    if not template_refs(target, rule):
+        an.write(state, const_template(target, rule), cell, False)
+        return
+    names = template_image(target, rule) | lit(const_template(target, rule))
+    an.write_names(state, names, cell, taint if an.policy.derived_forbidden else frozenset())
+
+
+def t_replace_all(an, state, rule, flavor, index):
+    """vmagent `replace_all`: every match in the joined value replaced; the target gets the
+    result (when it differs from the value), which keeps the unmatched parts: derived from the
+    sources whatever the replacement."""
+    taint = an.source_taint(state, rule)
+    an.write(state, rule.target_label or "", Cell(ANY, taint, frozenset({index}), False), False)
+
+
+def t_labelmap_all(an, state, rule, flavor, index):
+    """vmagent `labelmap_all`: every label renamed in place by replacing each match in its name.
+    A tracked label moves to its new name (computed with the engine's own rename) and keeps its
+    value and taint; names of the rest may become any name, carrying what they carry."""
+    from .engine import _vm_replace_all
+
+    before = state.copy()
+    for n, cell in before.cells.items():
+        new = _vm_replace_all(rule, n)
+        if new == n:
+            continue
+        state.cells[n] = Cell(EPS, frozenset(), cell.writers | {index}, False)
+        moved = Cell(cell.values, cell.taint, cell.writers | {index}, False)
+        if new:
+            an.write(state, new, moved, False)
+    hit_lang = _contains_match(rule)
+    renamed = []
+    kept = []
+    for rc in before.rest:
+        hit = rc.names if hit_lang is None else rc.names & hit_lang
+        if not (rc.names - hit).is_empty():
+            kept.append(replace(rc, names=rc.names - hit))
+        if not hit.is_empty():
+            taint = an._self_origins(rc, hit) | (rc.taint - {SELF})
+            renamed.append(RestClass(_renamed_all(rule, hit), taint, rc.name_taint, rc.writers | {index}))
+    state.rest = kept + [rc for rc in state.rest if rc not in before.rest]
+    for rc in renamed:
+        an.write_names(state, rc.names, Cell(ANY, rc.taint, rc.writers, False), rc.name_taint)
+
+
+def _renamed_all(rule: Rule, names: Lang) -> Lang:
+    """The names `labelmap_all` gives to `names`: exact for a few, else any name."""
+    from .engine import _vm_replace_all
+
+    members = names.members(32) if names.is_finite() else None
+    if members is None:
+        return ANY - EPS
+    out = NOTHING
+    for m in members:
+        out = out | lit(_vm_replace_all(rule, m))
+    return out - EPS
+
+
+def _contains_match(rule: Rule) -> Lang | None:
+    """Names in which the unanchored regex of a vmagent `*_all` rule matches somewhere (None:
+    not computed, every name may)."""
+    text = rule.vm.regex.original.pattern if hasattr(rule.vm.regex.original, "pattern") else None
+    if not isinstance(text, str) or any(c in text for c in "^$") or "\\b" in text or "\\B" in text \
+            or "\\A" in text or "\\z" in text:
+        return None
+    from .absdomain import _rule_lang
+
+    lang = _rule_lang(text, False)
+    return None if lang is None else ANY.concat(lang).concat(ANY)
+
+
+def t_contains(an, state, rule, flavor, index):
+    """vmagent `keep_if_contains` / `drop_if_contains`: a filter; nothing is written."""
+
+
+def t_graphite(an, state, rule, flavor, index):
+    """vmagent `graphite`: each `labels` target may be set from parts of the metric name (a
+    template without `$n` is a constant, set only when the name matches: derived from it)."""
+    name_cell = an.track(state, "__name__")
+    for target, parts in rule.vm.graphite_labels:
+        refs = [n for n, _ in parts if n >= 0]
+        values = ANY if refs else lit("".join(t for _, t in parts))
+        an.write(state, target, Cell(values, name_cell.taint, frozenset({index}), False), False)
+
 
 def t_lowercase(an, state, rule, flavor, index):
     _case_map(an, state, rule, index, str.lower)
@@ -315,6 +490,10 @@ TRANSFER = {
     "keepequal": t_keepequal, "dropequal": t_dropequal, "keep_if_equal": t_keepequal, "drop_if_equal": t_dropequal,
     "replace": t_replace, "lowercase": t_lowercase, "uppercase": t_uppercase, "hashmod": t_hashmod,
     "labeldrop": t_labeldrop, "labelkeep": t_labelkeep, "labelmap": t_labelmap,
+    "replace_all": t_replace_all, "labelmap_all": t_labelmap_all, "keep_if_contains": t_contains,
+    "drop_if_contains": t_contains, "graphite": t_graphite,
+    # keep_metrics / drop_metrics arrive as keep / drop on __name__ (as vmagent parses them)
+    "keep_metrics": t_keep, "drop_metrics": t_drop,
 }
 
 

@@ -223,6 +223,21 @@ def _value_hints(flat: Sequence[tuple[Rule, str]], constraints: dict) -> dict[st
     (within the filters seen on the label), so witnesses reach both branches of every rule."""
     hints: dict[str, list[str]] = {}
     for rule, flavor in flat:
+        vm = getattr(rule, "vm", None)
+        if vm is not None and vm.graphite_match:  # a metric name the graphite template matches
+            name = "".join("v1" if p == "*" else p for p in vm.graphite_match)
+            if name not in hints.setdefault("__name__", []):
+                hints["__name__"].append(name)
+        if getattr(rule, "if_expr", None) is not None:  # values that pass (or fail) vmagent's `if:`
+            for f in rule.if_expr.filters():
+                name = f.label or "__name__"
+                options = [f.value] if f.op in ("=", "!=") else []
+                if f.regex is not None:
+                    example = _regex_example(f.value)
+                    options += [example] if example is not None else []
+                for value in options:
+                    if value not in hints.setdefault(name, []):
+                        hints[name].append(value)
         if len(rule.source_labels) != 1 or rule.action == "opaque":
             continue
         R = rule_lang(rule, flavor)
@@ -230,11 +245,26 @@ def _value_hints(flat: Sequence[tuple[Rule, str]], constraints: dict) -> dict[st
             continue
         name = rule.source_labels[0]
         lang = constraints.get(name, ANY)
-        for part in (lang & R, lang - R):
+        parts = [lang & R, lang - R]
+        vm = getattr(rule, "vm", None)
+        if vm is not None and rule.action == "replace" and not vm.regex.default:
+            from .absdomain import _rule_lang
+            plain = _rule_lang(vm.regex.text, False)  # where vmagent finds no groups: it writes the value
+            if plain is not None:
+                parts.append((lang & R) - plain)
+        for part in parts:
             example = (part - EPS).example(["v1", "x"])
             if example is not None and example not in hints.setdefault(name, []):
                 hints[name].append(example)
     return {n: tuple(v) for n, v in hints.items()}
+
+
+def _regex_example(pattern: str) -> str | None:
+    try:
+        from .regexlang import Lang, UnsupportedRegex
+        return (Lang.from_relabel(pattern, dotall=True) - EPS).example(["v1", "x"])
+    except Exception:  # an unsupported construct: no hint
+        return None
 
 
 def _literal_prefix(pattern: str) -> str:
