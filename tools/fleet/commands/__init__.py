@@ -16,6 +16,12 @@ def discover() -> list[click.Command]:
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        commands.extend(getattr(module, "COMMANDS", []))
+        commands.extend(module_commands(info.name))
     return commands
+
+
+def module_commands(module_name: str) -> list[click.Command]:
+    """The commands of one plug-in module (none when there is no such module)."""
+    if module_name.startswith("_") or module_name not in {i.name for i in pkgutil.iter_modules(__path__)}:
+        return []
+    return list(getattr(importlib.import_module(f"{__name__}.{module_name}"), "COMMANDS", []))

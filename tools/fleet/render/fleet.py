@@ -89,10 +89,12 @@ def render_clusters(fleet: Fleet, ids: list[str]) -> dict[str, dict[str, str]]:
 
 
 def render_fleet(fleet: Fleet, only: set[str] | None = None,
-                 reuse: Callable[[str, str], object] | None = None) -> dict[str, str]:
+                 reuse: Callable[[str, str], object] | None = None,
+                 clusters_only: bool = False) -> dict[str, str]:
     """Every rendered file. `reuse(cluster_id, key)` may answer KEEP for a cluster whose
     previous render had the same key and is untouched on disk (see commands/render.py): its
-    files are then left out of the result; other clusters are rendered."""
+    files are then left out of the result; other clusters are rendered. `clusters_only`: the
+    clusters' folders only (the caller knows the regional and platform outputs are current)."""
     code = code_digest(fleet)
     out: dict[str, str] = {}
     todo = []
@@ -103,6 +105,8 @@ def render_fleet(fleet: Fleet, only: set[str] | None = None,
             todo.append(cid)
     for cid, files in render_clusters(fleet, todo).items():
         out.update({f"clusters/{cid}/{rel}": text for rel, text in files.items()})
+    if clusters_only:
+        return dict(sorted(out.items()))
     region_rules = _optional("fleet.rules.render", "render_region_rules")
     if region_rules is not None:
         for slug in sorted(fleet.regions):
