@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import yamlio
 from .errors import InputError
+from .render_index import INDEX, load_index  # noqa: F401  (INDEX: callers read it from here)
 
 #: Paths whose change makes every check run whole (the checks' own code and dependencies).
 TOOLCHAIN = ("tools/*", "pyproject.toml")
@@ -42,7 +42,6 @@ INERT_TESTS = ("tests/*",)
 READ_TESTS = ("tests/rules/*", "tests/relabel/*")
 MEMBERSHIP = "@membership"
 MEMBERSHIP_KEYS = ("id", "region", "environment", "profile")
-INDEX = Path(".cache/render-index.json")
 
 
 def _git(root: Path, *args: str) -> str:
@@ -101,14 +100,6 @@ def _cluster_folder(path: str) -> str | None:
     if len(parts) >= 4 and parts[0] == "rendered" and parts[1] == "clusters":
         return parts[2]
     return None
-
-
-def load_index(root: Path) -> dict:
-    try:
-        index = json.loads((root / INDEX).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return index if isinstance(index, dict) else {}
 
 
 def doc_digest(name: str, text: str) -> str:

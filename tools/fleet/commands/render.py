@@ -13,11 +13,11 @@ from ..lock import rendered_lock
 
 from .. import model
 from ..render.fleet import KEEP, code_digest, render_fleet, render_key
+from ..render_index import INDEX, is_current, load_index
 from ..writer import diff_tree, journal_path, read_tree, unit_stats, write_tree
 
 root_option = click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
                            show_default=True, help="Fleet repo root.")
-INDEX = Path(".cache/render-index.json")
 #: What the last render saw of its inputs, for the one-cluster fast path (see `_only_clusters_changed`).
 INPUT_STATE = Path(".cache/render-inputs.json")
 #: Everything a render can read besides the cluster folders; the running toolchain counts too.
@@ -25,13 +25,6 @@ SHARED_INPUTS = ("base", "overlays", "regions", "policies", "tests/rules", "test
 PACKAGE = Path(__file__).resolve().parent.parent
 #: A cluster's place in the fleet: a change of these reshapes regional outputs (rule sets per region).
 MEMBERSHIP = ("region", "environment", "profile")
-
-
-def _load_index(root: Path) -> dict:
-    try:
-        return json.loads((root / INDEX).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 def _save_index(root: Path, index: dict) -> None:
@@ -217,7 +210,7 @@ def _render(root: Path, check: bool, no_cache: bool) -> None:
     state = input_state(root) if not check else None
     if use_cache and state is not None:
         # Fast path: only cluster folders changed since the last render (a one-cluster PR).
-        index, previous = _load_index(root), _load_state(root)
+        index, previous = load_index(root), _load_state(root)
         todo = _only_clusters_changed(root, index, previous, state)
         if todo is not None and _render_some(root, todo, index, previous, state):
             return
@@ -226,15 +219,13 @@ def _render(root: Path, check: bool, no_cache: bool) -> None:
         _check(root, fleet)
         return
     out = root / "rendered"
-    index = {} if not use_cache else _load_index(root)
+    index = {} if not use_cache else load_index(root)
     keys: dict[str, str] = {}
     kept: set[str] = set()
 
     def reuse(cid: str, key: str):
         keys[cid] = key
-        entry = index.get(cid)
-        if entry and entry.get("key") == key and entry.get("stats") and \
-                unit_stats(out, f"clusters/{cid}") == entry["stats"]:
+        if is_current(index, out, cid, key):
             kept.add(cid)
             return KEEP
         return None

@@ -12,7 +12,6 @@ turned into an exception while it exists, so `finally` runs).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,10 +24,10 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError, SourceRef
-from ..writer import read_tree, unit_stats
+from ..render_index import is_current, load_index
+from ..writer import read_tree
 
 #: Where `fleet render` keeps its reuse index (commands/render.py).
-RENDER_INDEX = Path(".cache/render-index.json")
 #: What REF's render subprocess may print back in an error message (its last lines).
 STDERR_TAIL = 1500
 
@@ -177,14 +176,12 @@ def render_working_tree(root: Path, skip: set[str] = frozenset(), fleet=None) ->
 
     with rendered_lock(root, "diff", write=False):
         fleet = fleet or model.load(root)
-        index = {} if os.environ.get("FLEET_NO_CACHE") == "1" else _load_index(root)
+        index = {} if os.environ.get("FLEET_NO_CACHE") == "1" else load_index(root)
         out = root / "rendered"
         kept: list[str] = []
 
         def reuse(cid: str, key: str):
-            entry = index.get(cid)
-            if entry and entry.get("key") == key and entry.get("stats") and \
-                    unit_stats(out, f"clusters/{cid}") == entry["stats"]:
+            if is_current(index, out, cid, key):
                 kept.append(cid)
                 return KEEP
             return None
@@ -230,14 +227,6 @@ def render_both(root: Path, worktree: Path, base: Base) -> tuple[dict[str, bytes
     after = render_working_tree(root, same, head)
     before = render_fleet(old, only=set(old.clusters) - same)
     return {path: text.encode("utf-8") for path, text in before.items()}, after
-
-
-def _load_index(root: Path) -> dict:
-    try:
-        index = json.loads((root / RENDER_INDEX).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return index if isinstance(index, dict) else {}
 
 
 def describe_head(root: Path) -> dict:

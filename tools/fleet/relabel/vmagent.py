@@ -47,26 +47,17 @@ _FLAG_CHARS = set("ims")
 
 def _closing(regex: str, start: int) -> int:
     """Index of the `)` closing the group opened at `start` (escapes and classes skipped), or -1."""
-    depth, i, in_class = 0, start, False
-    while i < len(regex):
-        c = regex[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            if regex.startswith("[^]", i) or regex.startswith("[]", i):
-                i += 3 if regex[i + 1] == "^" else 2
-                continue
-        elif c == "(":
+    from .engine import plain_positions  # engine imports this module
+
+    depth = 0
+    for offset in plain_positions(regex[start:]):
+        c = regex[start + offset]
+        if c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
             if depth == 0:
-                return i
-        i += 1
+                return start + offset
     return -1
 
 
