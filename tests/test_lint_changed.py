@@ -121,10 +121,29 @@ def _mutations(rng: random.Random, root: Path) -> list:
             root / f"rendered/clusters/{cid}/stages/01-gateway/envoy-gateway.yaml",
             "helm.toolkit.fluxcd.io/v2\n", "helm.toolkit.fluxcd.io/v2beta1\n"), False),
         (f"new cluster beside {cid}", lambda: _new_cluster(root, cid), True),
+        (f"{cid}: own customer relabel drops job", lambda: _own_relabel(cluster), True),
+        ("base customer relabel: a keep with a replacement it ignores", lambda: _append(
+            root / "base/relabel/customer.yaml",
+            "- action: keep\n  source_labels: [job]\n  regex: .+\n  replacement: unused\n"), True),
+        ("base dataplane custom resources beside the release installing their CRDs", lambda: _replace(
+            root / "base/components/gateway-dataplane/component.yaml", "afterReleases: true", "afterReleases: false"),
+         True),
+        (f"{cid}: hand edit of the rendered HTTPRoute policy (route naming no longer checked)", lambda: _replace(
+            root / f"rendered/clusters/{cid}/stages/01-gateway/custom-resources/gateway-dataplane.yaml",
+            "ref.name == object.metadata.name", "true"), False),
         (f"{cid}: moved to staging", lambda: _replace(cluster, "environment: production", "environment: staging")
          if "environment: production" in cluster.read_text() else _replace(cluster, "environment: staging",
                                                                             "environment: production"), True),
     ]
+
+
+def _own_relabel(cluster: Path) -> None:
+    """The cluster's own customer remote-write rules gain a labeldrop of `job` (relabel-lint, relabel-vs-rules)."""
+    rule = "    - action: labeldrop\n      regex: job\n"
+    if "relabel:\n  customer:\n" in cluster.read_text():
+        _replace(cluster, "relabel:\n  customer:\n", "relabel:\n  customer:\n" + rule)
+    else:
+        _append(cluster, "relabel:\n  customer:\n" + rule)
 
 
 def _new_cluster(root: Path, like: str) -> None:
@@ -134,7 +153,7 @@ def _new_cluster(root: Path, like: str) -> None:
     (root / "clusters" / new / "cluster.yaml").write_text(text + _replicas(1))
 
 
-@pytest.mark.parametrize("seed", range(9))
+@pytest.mark.parametrize("seed", range(13))
 def test_changed_gives_every_finding_a_full_lint_gives_in_its_scope(base_fleet, tmp_path: Path, seed: int) -> None:
     base_root, flags, base = base_fleet
     root = tmp_path / "fleet"

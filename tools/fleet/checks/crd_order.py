@@ -12,6 +12,11 @@ one installed in the same Kustomization is not there at dry-run time (README: `a
 A kind installed only by a later (or unrelated) Kustomization, or by nobody, is an error at the
 component's source line that decides where it goes (`afterReleases:` / `stage:` in its
 component.yaml), naming the rendered file and line and the clusters affected.
+
+Per cluster (SCOPE "cluster"): a cluster's findings depend on its rendered folder and merged
+values only, so `lint --changed` checks the affected clusters; a finding lists its clusters as
+"; cluster(s): a, b" and names the file inside the cluster folder, so a narrowed run's finding
+reads the same as the full lint's for those clusters.
 """
 from __future__ import annotations
 
@@ -28,6 +33,10 @@ NAME = "crd-order"
 DESCRIPTION = ("every custom resource's CRD is installed (by Flux, DOKS or a HelmRelease) in a Flux "
                "Kustomization its own depends on")
 ORDER = 22
+SCOPE = "cluster"
+#: Besides each cluster's rendered folder and merged model: the component definitions and values
+#: the model merges (overlays and regions are the render index's per-cluster inputs).
+READS = ("base/*", "overlays/*", "regions/*")
 FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
 
 
@@ -133,19 +142,29 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     for obj in rendered_objects(ctx):
         if obj.cluster is not None and isinstance(obj.obj, dict):
             by_cluster[obj.cluster].append(obj)
-    found: dict[tuple[SourceRef, str], list[tuple[str, str]]] = {}
+    found: dict[tuple[SourceRef, str, str], list[tuple[str, str]]] = {}
     clusters = getattr(ctx.fleet, "clusters", {}) if ctx.fleet is not None else {}
     for cluster_id, objects in sorted(by_cluster.items()):
+        if not ctx.wants(cluster_id):
+            continue
         cluster = clusters.get(cluster_id)
         order = ClusterOrder(objects, cluster)
         for obj in objects:
             problem = order.problem(obj)
             if problem is not None:
-                where = f"{obj.path}:{obj.line}"
-                found.setdefault((_source(obj, cluster, problem), f"{obj.describe()}: {problem}"), []).append(
-                    (cluster_id, where))
-    for (source, message), places in sorted(found.items()):
+                inside = _inside_cluster(obj.path, cluster_id)
+                key = (_source(obj, cluster, problem), f"{obj.describe()}: {problem}", f"{inside}:{obj.line}")
+                found.setdefault(key, []).append((cluster_id, f"{obj.path}:{obj.line}"))
+    for (source, message, where), places in sorted(found.items()):
         ids = [c for c, _ in places]
-        yield Finding(NAME, Severity.ERROR, source, f"{message}; rendered at {places[0][1]}"
-                      + (f" and in {len(places) - 1} more cluster(s)" if len(places) > 1 else ""),
+        yield Finding(NAME, Severity.ERROR, source, f"{message}; rendered at {where} in each cluster's folder; "
+                      f"cluster(s): {', '.join(ids)}",
                       details={"clusters": ids, "rendered": [w for _, w in places]})
+
+
+def _inside_cluster(path: str, cluster_id: str) -> str:
+    """`path` relative to the cluster's rendered folder (the same for every cluster)."""
+    for prefix in (f"rendered/clusters/{cluster_id}/", f"clusters/{cluster_id}/"):
+        if path.startswith(prefix):
+            return path[len(prefix):]
+    return path

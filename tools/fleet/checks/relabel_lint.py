@@ -23,16 +23,27 @@ own) and its vmagent scrape jobs' `relabel_configs` / `metric_relabel_configs` (
 fixed; target lists of a Kubernetes discovery see only `__meta_*` input), and every
 `prometheus.relabel` / `discovery.relabel` of the rendered Alloy configs (platform.yaml and
 regional.yaml through the renderer's `// source:` trail). Findings land on the rule's source line.
+
+Per cluster (SCOPE "cluster"): a cluster's lists come from its merged model and its rendered
+Alloy config, so `lint --changed` reads only the affected clusters' (identical lists are still
+analysed once). Rendered configs are read once per shape, as rule-jobs does, and a rule without
+a `// source:` comment lands on the first file (sorted) of its shape: a narrowed run analyses a
+cluster's config only when it is that first file, so it reports what the full lint reports.
+The regional droplets' configs are not a cluster's: a narrowed run leaves them to the full lint
+(their paths are in READS).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Iterable
 
 from ..alloy import graph as alloy_graph
 from ..alloy import syntax
 from ..errors import Finding, InputError, Severity, SourceRef
+from ..normalize import cluster_of, normalize
 from ..relabel.absdomain import ANY, RESERVED, Lang, lit, rule_lang, rule_lang_must, tracked_names
 from ..relabel.engine import Rule, rule_from_mapping
 from ..relabel.pipeline import _discovery_meta_only
@@ -45,6 +56,12 @@ NAME = "relabel-lint"
 DESCRIPTION = ("relabel rules: fields the action ignores, rules that can never match, keep/drop order traps "
                "(warnings); a labeldrop/labelkeep that removes __name__ or job (error)")
 ORDER = 63
+SCOPE = "cluster"
+#: What the lists are merged from besides a cluster's own files: relabel rules, component values,
+#: fleet settings, the GDPR policy (the analyser's names), overlays, regions; and the regional
+#: droplets' rendered Alloy configs.
+READS = ("base/fleet.yaml", "base/relabel/*", "base/components/*", "policies/*", "overlays/*", "regions/*",
+         "rendered/regions/*")
 
 _FIELDS = ("source_labels", "separator", "regex", "target_label", "replacement", "modulus")
 _EQUAL = frozenset({"source_labels", "separator", "target_label"})
@@ -279,13 +296,43 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         for program in _model_programs(cluster):
             run(program)
     if (ctx.rendered / "clusters").is_dir():
-        for pattern in PLATFORM_ALLOY:
-            for path, text in _distinct(ctx.rendered, pattern):
-                try:
-                    programs = list(_alloy_programs(text, path.relative_to(ctx.rendered.parent).as_posix()))
-                except InputError:
-                    continue  # the Alloy syntax checks report it
-                for program in programs:
-                    run(program)
+        for path, text in _alloy_configs(ctx):
+            try:
+                programs = list(_alloy_programs(text, path.relative_to(ctx.rendered.parent).as_posix()))
+            except InputError:
+                continue  # the Alloy syntax checks report it
+            for program in programs:
+                run(program)
     for severity, source, message, hint in sorted(found, key=lambda f: (f[1], f[2])):
         yield Finding(NAME, severity, source, message, hint)
+
+
+def _shape(rendered: Path, path: Path, text: str) -> str:
+    """rule_jobs._distinct's shape: the text with the cluster's ID blanked."""
+    rel = path.relative_to(rendered.parent).as_posix()
+    return hashlib.sha256(normalize(text, cluster_of(rel)).encode()).hexdigest()
+
+
+def _alloy_configs(ctx: CheckContext) -> Iterable[tuple[Path, str]]:
+    """(path, text) of the rendered Alloy configs to analyse: one per shape (the first, sorted);
+    narrowed to some clusters, only those clusters' files that are the first of their shape."""
+    if ctx.clusters is None:
+        for pattern in PLATFORM_ALLOY:
+            yield from _distinct(ctx.rendered, pattern)
+        return
+    cluster_pattern = PLATFORM_ALLOY[0]
+    every = sorted(ctx.rendered.glob(cluster_pattern))
+    shapes: dict[Path, str] = {}
+
+    def shape_of(path: Path) -> str:
+        if path not in shapes:
+            shapes[path] = _shape(ctx.rendered, path, path.read_text())
+        return shapes[path]
+
+    for index, path in enumerate(every):
+        if not ctx.wants(path.relative_to(ctx.rendered).parts[1]):
+            continue
+        text = path.read_text()
+        shapes[path] = _shape(ctx.rendered, path, text)
+        if not any(shape_of(earlier) == shapes[path] for earlier in every[:index]):
+            yield path, text

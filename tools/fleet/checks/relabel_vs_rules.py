@@ -20,6 +20,9 @@ abstract interpretation (relabel/survival.py) decides whether the label can stil
 label the pipeline *definitely* removes is an error at the relabel rule that removes it (its
 source line: base/relabel/*.yaml, a cluster's relabel, vmagent values), naming every rule that
 breaks. A label no input could ever carry is not a relabel change and is left to rules-static.
+
+A finding gathers every cluster and config whose pipeline the rule breaks (its message names
+them all), so the check runs whole (SCOPE "fleet"), but only when what it reads changes.
 """
 from __future__ import annotations
 
@@ -43,6 +46,10 @@ NAME = "relabel-vs-rules"
 DESCRIPTION = ("a relabel rule that drops or renames a label a recording rule or alert reads (by, on, "
                "group_left, matchers, label_replace sources) is an error at the relabel rule")
 ORDER = 62
+#: Rules and the producers catalogue, relabel rules, vmagent values (base, overlays, regions,
+#: clusters), the GDPR policy, region membership, and the rendered Alloy configs.
+READS = ("base/fleet.yaml", "base/rules/*", "base/relabel/*", "base/components/*", "policies/*", "overlays/*",
+         "regions/*", "clusters/*", "@membership", "rendered/clusters/*.alloy", "rendered/regions/*")
 _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
 
 

@@ -6,7 +6,8 @@ the Service named like the route in the route's namespace. The ValidatingAdmissi
 base/components/gateway-dataplane/httproute-policy.yaml enforces that shape in customer
 namespaces. Each rendered copy is evaluated with cel-python (fleet.admission) on the table of
 routes below (several naming variants); a wrong decision is reported at the policy's
-`validations:` (at the validation that denied, for a wrong denial).
+`validations:` (at the validation that denied, for a wrong denial). Findings list their
+clusters ("; cluster(s): a, b"), so `lint --changed` checks only the affected clusters.
 """
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from . import CheckContext
 NAME = "route-admission"
 DESCRIPTION = "The HTTPRoute admission policy admits only routes named after their one Service in their namespace (cel-python)"
 ORDER = 48
+SCOPE = "cluster"  # each cluster's rendered policy copy, and whether it runs the data plane
+#: The policy source (for the finding's lines) and the component definitions and values that
+#: decide which clusters run gateway-dataplane (overlays and regions: the render index's inputs).
+READS = ("base/*", "overlays/*", "regions/*")
 
 SHUTTLE = "system:serviceaccount:starform-system:shuttle"
 DATAPLANE_FILE = "/gateway-dataplane.yaml"
@@ -110,7 +115,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     found: dict[tuple, list[str]] = {}
     guarded: set[str] = set()
     for obj in rendered_objects(ctx):
-        if obj.kind != "ValidatingAdmissionPolicy" or not obj.cluster or not obj.path.endswith(DATAPLANE_FILE):
+        if obj.kind != "ValidatingAdmissionPolicy" or not obj.cluster or not ctx.wants(obj.cluster) or not obj.path.endswith(DATAPLANE_FILE):
             continue
         guarded.add(obj.cluster)
         if obj.digest not in seen:
@@ -120,7 +125,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
             verdict = "must be admitted but is denied" if expected else "must be denied but is admitted"
             found.setdefault((line, f"{obj.name}: {what} {verdict}"), []).append(obj.cluster)
     clusters_with_gateway = [c.id for c in (ctx.fleet.clusters.values() if ctx.fleet else [])
-                             if "gateway-dataplane" in c.components]
+                             if "gateway-dataplane" in c.components and ctx.wants(c.id)]
     for cluster in sorted(set(clusters_with_gateway) - guarded):
         found.setdefault((at, "no HTTPRoute admission policy rendered with the data plane: customer routes "
                               "that break the naming contract would be admitted"), []).append(cluster)

@@ -13,6 +13,9 @@ from . import CheckContext
 NAME = "rules-vm"
 DESCRIPTION = "customer rule tests replayed on the pinned VictoriaMetrics + vmalert; a difference from the expected samples is a finding at the rule"
 ORDER = 61
+#: What rules-tests reads (rule files, their tests, region membership), and the rendered
+#: regional rule sets the replay loads (fleet.rules.vmtests).
+READS = ("base/rules/*", "regions/*", "clusters/*/rules/*", "tests/rules/*", "@membership", "rendered/regions/*")
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:

@@ -146,7 +146,7 @@ def _report_rules(flavor: str) -> list[Rule]:
     """The scrape's own series get `instance` from `__address__` and lose every `__` label."""
     rules = [{"source_labels": ["instance", "__address__"], "regex": ";(.*)", "target_label": "instance"},
              {"action": "labeldrop", "regex": "__.*"}]
-    return [rule_from_mapping(r, None, flavor) for r in rules]  # type: ignore[arg-type]
+    return [cached_rule(r, None, flavor) for r in rules]  # every job of every cluster: compile once
 
 
 def vmagent_pipelines(cluster: Any) -> dict[str, list[JobPipeline]]:
