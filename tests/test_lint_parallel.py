@@ -1,4 +1,4 @@
-"""A large fleet's lint runs its checks in two processes: the same report as one process, and a
+"""A large fleet's lint runs its checks in forked processes: the same report as one process, and a
 check's error in the forked process is reported as in the parent."""
 from __future__ import annotations
 

@@ -58,11 +58,14 @@ def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: 
         _lint(root, available, crds, charts, only, skip, fmt, fail_on, changed, base_ref)
 
 
-#: With two cores or more and a large fleet, these checks run in a second (forked) process: they
-#: spend their time in subprocesses (kubectl, promtool, cloud-init, the VRL compiler) and in
-#: files of their own; the others share the parsed rendered objects and merged values of one.
-SECOND_PROCESS = frozenset({"yamllint", "kustomize-build", "regional-tier", "rules-tests", "rules-static",
-                            "rules-syntax", "producers-sync"})
+#: With two cores or more and a large fleet, these checks run in forked processes beside the
+#: main one: they spend their time in subprocesses (kubectl, promtool, VictoriaMetrics and
+#: vmalert, cloud-init, the VRL compiler) and in files of their own; the others share the parsed
+#: rendered objects and merged values of the main process. The rules group mostly waits on its
+#: binaries, so a third process costs little CPU and takes its wall time off the other two.
+FORKED_GROUPS = (frozenset({"yamllint", "kustomize-build", "regional-tier"}),
+                 frozenset({"rules-tests", "rules-vm", "rules-static", "rules-syntax", "producers-sync"}))
+SECOND_PROCESS = frozenset().union(*FORKED_GROUPS)
 PARALLEL_MIN_CLUSTERS = 64
 
 # The forked worker's state: set before forking, read by the child.
@@ -92,12 +95,13 @@ def _run_checks(ctx: CheckContext, selected: list, plan: dict | None = None) -> 
     return findings, timings
 
 
-def _run_forked() -> tuple:
-    """The child's side: its checks' results, or the error to raise again in the parent (an
+def _run_forked(group: int) -> tuple:
+    """A child's side: its group's results, or the error to raise again in the parent (an
     InputError as itself; anything else as a bug report naming the input)."""
     assert _WORK is not None
+    ctx, groups, plan = _WORK
     try:
-        return ("ok", *_run_checks(*_WORK))
+        return ("ok", *_run_checks(ctx, groups[group], plan))
     except InputError as exc:
         return ("input", exc)
     except Exception as exc:  # noqa: BLE001 - carried to the parent, which reports it as a bug
@@ -106,30 +110,34 @@ def _run_forked() -> tuple:
 
 def run_checks(ctx: CheckContext, selected: list, plan: dict | None = None) -> tuple[list, list]:
     """Run `selected` checks (narrowed by `plan`: check name → ("clusters"|"files", names));
-    on a large fleet split over two processes (see SECOND_PROCESS). Same findings either way:
+    on a large fleet split over forked processes (see FORKED_GROUPS). Same findings either way:
     each check runs whole in one process."""
     global _WORK
-    second = [c for c in selected if c.name in SECOND_PROCESS]
+    groups = [[c for c in selected if c.name in names] for names in FORKED_GROUPS]
+    groups = [g for g in groups if g]
     first = [c for c in selected if c.name not in SECOND_PROCESS]
-    if (len(getattr(ctx.fleet, "clusters", ())) < PARALLEL_MIN_CLUSTERS or not first or not second
+    if (len(getattr(ctx.fleet, "clusters", ())) < PARALLEL_MIN_CLUSTERS or not first or not groups
             or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods()):
         return _run_checks(ctx, selected, plan)
-    _WORK = (ctx, second, plan or {})
+    _WORK = (ctx, groups, plan or {})
     try:
-        with multiprocessing.get_context("fork").Pool(1) as pool:
-            pending = pool.apply_async(_run_forked)
+        with multiprocessing.get_context("fork").Pool(len(groups)) as pool:
+            pending = [pool.apply_async(_run_forked, (i,)) for i in range(len(groups))]
             findings, timings = _run_checks(ctx, first, plan)
-            outcome = pending.get()
+            outcomes = [p.get() for p in pending]
     finally:
         _WORK = None
-    if outcome[0] == "input":
-        raise outcome[1]
-    if outcome[0] == "bug":
-        exc = RuntimeError(outcome[1])
-        exc.fleet_input = outcome[2]  # type: ignore[attr-defined]
-        raise exc
+    for outcome in outcomes:
+        if outcome[0] == "input":
+            raise outcome[1]
+        if outcome[0] == "bug":
+            exc = RuntimeError(outcome[1])
+            exc.fleet_input = outcome[2]  # type: ignore[attr-defined]
+            raise exc
     order = {c.name: i for i, c in enumerate(selected)}
-    return findings + outcome[1], sorted(timings + outcome[2], key=lambda t: order[t[0]])
+    for outcome in outcomes:
+        findings, timings = findings + outcome[1], timings + outcome[2]
+    return findings, sorted(timings, key=lambda t: order[t[0]])
 
 
 def plan_changed(root: Path, base_ref: str | None, selected: list[Check]) -> tuple[list[Check], dict, set[str] | None, Change]:
