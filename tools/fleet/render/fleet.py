@@ -20,7 +20,6 @@ from typing import Callable
 from ..errors import processing
 from ..model import Cluster, Fleet
 from ..tier.model import tier_of
-from ..tier.render import render_tier
 from .cluster import Shared, load_shared, render_cluster
 
 PARALLEL_MIN_CLUSTERS = 64
@@ -128,6 +127,8 @@ def render_fleet(fleet: Fleet, only: set[str] | None = None,
 def _render_tiers(fleet: Fleet, rendered: dict[str, str]) -> dict[str, str]:
     """Each region's telemetry tier (regions with a `tier:` block); vmalert's rendered rules and
     flags go into the VictoriaMetrics droplet's cloud-init."""
+    from ..tier.render import render_tier  # only a whole-fleet render needs it (and its templates)
+
     out: dict[str, str] = {}
     for slug, doc in sorted(fleet.raw.regions.items()):
         tier = tier_of(doc.data, doc.name)
