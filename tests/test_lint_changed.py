@@ -215,3 +215,23 @@ def test_without_a_render_index_a_region_change_lints_every_cluster(base_fleet, 
     (root / ".cache/render-index.json").unlink()
     everywhere, _ = _plan(root)
     assert everywhere["gdpr"] == "all"
+
+
+def test_relabel_vs_rules_runs_for_a_cluster_change_only_when_it_touches_what_vmagent_relabels_with(
+        base_fleet, tmp_path: Path) -> None:
+    """Every cluster's pipelines feed its findings, so it runs whole: not for a replica count, but
+    for the cluster's own relabel patches or vmagent values (`@relabel-inputs`)."""
+    root = tmp_path / "fleet"
+    shutil.copytree(base_fleet[0], root, symlinks=True)
+    cluster = root / "clusters/fra1-prod-01/cluster.yaml"
+    _append(cluster, _replicas(3))
+    plan, _ = _plan(root)
+    assert "relabel-vs-rules" not in plan and "gdpr" in plan
+    _own_relabel(cluster)
+    plan, _ = _plan(root)
+    assert plan.get("relabel-vs-rules") == "all"
+    shutil.rmtree(root)
+    shutil.copytree(base_fleet[0], root, symlinks=True)
+    _append(cluster, "components:\n  vmagent:\n    values:\n      resources:\n        limits:\n          memory: 3Gi\n")
+    plan, _ = _plan(root)
+    assert plan.get("relabel-vs-rules") == "all"

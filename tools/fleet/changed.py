@@ -12,7 +12,8 @@ cluster, the input files its render and model are built from):
   affected by any input change; without an index, every cluster is;
 * anything else (base/, policies/, ...) affects every cluster;
 * a cluster added, removed, or moved to another region, environment or profile is also the
-  pseudo-path `@membership` (rule sets are merged per region);
+  pseudo-path `@membership` (rule sets are merged per region); a cluster.yaml change to its
+  vmagent values or relabel patches (or membership) is also `@relabel-inputs`;
 * the toolchain itself (tools/, pyproject.toml) changes every check: a full lint.
 
 Each check declares its SCOPE and READS (fleet.checks): a "fleet" check runs whole when a
@@ -42,6 +43,10 @@ INERT_TESTS = ("tests/*",)
 READ_TESTS = ("tests/rules/*", "tests/relabel/*")
 MEMBERSHIP = "@membership"
 MEMBERSHIP_KEYS = ("id", "region", "environment", "profile")
+#: A cluster.yaml change to what its vmagent relabels with (its vmagent values, its relabel
+#: patches) or to its membership: checks that read every cluster's relabel pipelines
+#: (relabel-vs-rules) need not run for a cluster change that touches neither.
+RELABEL_INPUTS = "@relabel-inputs"
 
 
 def _git(root: Path, *args: str) -> str:
@@ -82,6 +87,14 @@ def _doc_at(root: Path, commit: str | None, rel: str) -> dict | None:
 
 def _membership(doc: dict | None) -> tuple | None:
     return None if doc is None else tuple(str(doc.get(k)) for k in MEMBERSHIP_KEYS)
+
+
+def _relabel_inputs(doc: dict | None) -> tuple | None:
+    if doc is None:
+        return None
+    components = doc.get("components")
+    vmagent = components.get("vmagent") if isinstance(components, dict) else None
+    return (repr(vmagent), repr(doc.get("relabel")), _membership(doc))
 
 
 def _matches(path: str, patterns: tuple[str, ...]) -> bool:
@@ -159,9 +172,12 @@ def analyse(root: Path, base: str | None) -> Change:
         own = _cluster_folder(path)
         if own is not None:
             change.by_path[path] = {own} | readers.get(path, set())
-            if path == f"clusters/{own}/cluster.yaml" and \
-                    _membership(_doc_at(root, commit, path)) != _membership(_doc_at(root, None, path)):
-                change.paths.add(MEMBERSHIP)
+            if path == f"clusters/{own}/cluster.yaml":
+                before, after = _doc_at(root, commit, path), _doc_at(root, None, path)
+                if _membership(before) != _membership(after):
+                    change.paths.add(MEMBERSHIP)
+                if before is None or after is None or _relabel_inputs(before) != _relabel_inputs(after):
+                    change.paths.add(RELABEL_INPUTS)
         elif path in readers:
             change.by_path[path] = readers[path] | unknown
         else:

@@ -48,8 +48,10 @@ DESCRIPTION = ("a relabel rule that drops or renames a label a recording rule or
 ORDER = 62
 #: Rules and the producers catalogue, relabel rules, vmagent values (base, overlays, regions,
 #: clusters), the GDPR policy, region membership, and the rendered Alloy configs.
+#: Of a cluster folder, only its rules and (`@relabel-inputs`) its vmagent values and relabel patches.
 READS = ("base/fleet.yaml", "base/rules/*", "base/relabel/*", "base/components/*", "policies/*", "overlays/*",
-         "regions/*", "clusters/*", "@membership", "rendered/clusters/*.alloy", "rendered/regions/*")
+         "regions/*", "clusters/*/rules/*", "@relabel-inputs", "@membership", "rendered/clusters/*.alloy",
+         "rendered/regions/*")
 _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
 
 
