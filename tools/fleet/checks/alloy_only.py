@@ -11,6 +11,7 @@ error at the line that set that scrape config (base/, overlays/, regions/ or clu
 """
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 from ..errors import Finding, Severity, SourceRef
@@ -43,8 +44,21 @@ def worst_case_targets(job: dict) -> dict[str, dict[str, str]]:
     return {**{r: pod for r in _POD_ROLES}, **{r: service for r in _SERVICE_ROLES}}
 
 
-def keeping_jobs(scrape_configs: list, job: dict) -> Iterable[tuple[int, str]]:
-    """(index, job_name) of the scrape configs that keep a target of `job`'s pods."""
+def keeping_jobs(scrape_configs: list, job: dict) -> list[tuple[int, str]]:
+    """(index, job_name) of the scrape configs that keep a target of `job`'s pods; computed once
+    per distinct (scrape configs, job): a thousand clusters share a handful of merged configs."""
+    key = json.dumps([[(s.get("job_name"), s.get("relabel_configs"), s.get("kubernetes_sd_configs"))
+                       for s in scrape_configs], job], sort_keys=True, default=str)
+    found = _KEEPING.get(key)
+    if found is None:
+        found = _KEEPING[key] = list(_keeping_jobs(scrape_configs, job))
+    return found
+
+
+_KEEPING: dict[str, list[tuple[int, str]]] = {}
+
+
+def _keeping_jobs(scrape_configs: list, job: dict) -> Iterable[tuple[int, str]]:
     targets = worst_case_targets(job)
     for index, scrape in enumerate(scrape_configs):
         rules = [rule_from_mapping(r, flavor="vmagent") for r in scrape.get("relabel_configs") or []]
