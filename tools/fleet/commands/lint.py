@@ -15,6 +15,7 @@ from .. import changed, checks, model, suppress
 from ..changed import Change
 from ..checks import Check, CheckContext
 from ..errors import InputError, Severity, input_of, processing
+from ..k8s.objects import rendered_objects
 from ..lock import rendered_lock
 from ..report import WRITERS, Report, sort_findings
 from .render import root_option
@@ -62,8 +63,9 @@ def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: 
 #: main one: they spend their time in subprocesses (kubectl, promtool, VictoriaMetrics and
 #: vmalert, cloud-init, the VRL compiler) and in files of their own; the others share the parsed
 #: rendered objects and merged values of the main process. The rules group mostly waits on its
-#: binaries, so a third process costs little CPU and takes its wall time off the other two.
-FORKED_GROUPS = (frozenset({"yamllint", "kustomize-build", "regional-tier"}),
+#: binaries, so a third process costs little CPU and takes its wall time off the other two. The
+#: rendered objects are parsed before the fork, so the schema checks can leave the main process.
+FORKED_GROUPS = (frozenset({"yamllint", "kustomize-build", "regional-tier", "k8s-schema", "flux-crds"}),
                  frozenset({"rules-tests", "rules-vm", "rules-static", "rules-syntax", "producers-sync"}))
 SECOND_PROCESS = frozenset().union(*FORKED_GROUPS)
 PARALLEL_MIN_CLUSTERS = 64
@@ -120,6 +122,9 @@ def run_checks(ctx: CheckContext, selected: list, plan: dict | None = None) -> t
             or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods()):
         return _run_checks(ctx, selected, plan)
     _WORK = (ctx, groups, plan or {})
+    if ctx.rendered.is_dir() and not plan:
+        with processing("rendered/ (reading the rendered objects for the lint checks)"):
+            rendered_objects(ctx)  # parsed once, before the fork: every process reads the same objects
     try:
         with multiprocessing.get_context("fork").Pool(len(groups)) as pool:
             pending = [pool.apply_async(_run_forked, (i,)) for i in range(len(groups))]
