@@ -249,15 +249,10 @@ def _prefix_then_any(text: str) -> str | None:
 
 
 def _has_byte_escape(regex: str) -> bool:
-    i = 0
-    while i < len(regex) - 1:
-        if regex[i] == "\\":
-            if regex[i + 1] == "C":
-                return True
-            i += 2
-            continue
-        i += 1
-    return False
+    """`\\C` (any byte): see engine._has_byte_escape (engine imports this module)."""
+    from .engine import _has_byte_escape as has_byte_escape
+
+    return has_byte_escape(regex)
 
 
 def _goquote(s: str) -> str:
