@@ -76,10 +76,30 @@ class Interrupted(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
+#: The process whose SIGTERM/SIGHUP raise `Interrupted` while a worktree exists (None: none).
+_OWNER: int | None = None
+
+
+def _default_signals_in_child() -> None:
+    """A process forked inside the block (a render pool's worker) gets the default SIGTERM and
+    SIGHUP from birth, as if the block were not there: a pool ends its workers with SIGTERM,
+    and a Python-level handler would first have to run in each of them."""
+    if _OWNER is not None and os.getpid() != _OWNER:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except ValueError:  # forked from another thread: the handler below still copes
+                pass
+
+
+os.register_at_fork(after_in_child=_default_signals_in_child)
+
+
 @contextmanager
 def _signals_as_exceptions() -> Iterator[None]:
     """SIGTERM/SIGHUP raise `Interrupted` (SIGINT already raises KeyboardInterrupt), so the
     worktree's cleanup runs before the process ends; the old handlers come back afterwards."""
+    global _OWNER
     owner = os.getpid()
 
     def interrupt(signum, _frame):
@@ -95,9 +115,11 @@ def _signals_as_exceptions() -> Iterator[None]:
             old[sig] = signal.signal(sig, interrupt)
         except ValueError:  # not the main thread: signals cannot be caught here
             pass
+    previous_owner, _OWNER = _OWNER, owner
     try:
         yield
     finally:
+        _OWNER = previous_owner
         for sig, handler in old.items():
             signal.signal(sig, handler)
 
