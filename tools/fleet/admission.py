@@ -127,3 +127,23 @@ def validation_lines(text: str) -> tuple[int, list[int]]:
         if lines[i].lstrip().startswith("- expression:"):
             items.append(i + 1)
     return at + 1, items
+
+
+def wrong_decisions(spec: dict, table) -> list[tuple[str, bool, list[int] | None]]:
+    """(what, expected admission, failed validation indexes) of every row of `table`
+    ((what, request, expected) rows) the policy `spec` decides wrongly."""
+    out = []
+    for what, request, expected in table:
+        failed = failed_validations(spec, request)
+        if (failed is None or not failed) != expected:
+            out.append((what, expected, failed))
+    return out
+
+
+def record_wrong_decisions(found: dict, name: str, cluster: str, decisions, at: int, items: list[int]) -> None:
+    """Add a rendered policy's wrong decisions to `found` ((line, message) → clusters): a wrong
+    denial at the first validation that fails, a wrong admission at `validations:`."""
+    for what, expected, failed in decisions:
+        line = items[failed[0]] if expected and failed and failed[0] < len(items) else at
+        verdict = "must be admitted but is denied" if expected else "must be denied but is admitted"
+        found.setdefault((line, f"{name}: {what} {verdict}"), []).append(cluster)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..admission import Request, failed_validations, validation_lines
+from ..admission import Request, record_wrong_decisions, validation_lines, wrong_decisions
 from ..errors import Finding, Severity, SourceRef
 from ..k8s.objects import rendered_objects
 from ..render.gateway import ROUTE_POLICY
@@ -101,12 +101,8 @@ def request(route_obj: dict, namespace: dict, operation: str, user: str) -> Requ
 
 def problems(spec: dict) -> list[tuple[str, bool, list[int] | None]]:
     """(what, expected admission, failed validation indexes) of every wrong decision."""
-    out = []
-    for what, route_obj, namespace, operation, user, expected in ROUTES:
-        failed = failed_validations(spec, request(route_obj, namespace, operation, user))
-        if (failed is None or not failed) != expected:
-            out.append((what, expected, failed))
-    return out
+    return wrong_decisions(spec, ((what, request(route_obj, namespace, operation, user), expected)
+                                  for what, route_obj, namespace, operation, user, expected in ROUTES))
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
@@ -120,10 +116,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         guarded.add(obj.cluster)
         if obj.digest not in seen:
             seen[obj.digest] = problems(obj.obj.get("spec") or {})
-        for what, expected, failed in seen[obj.digest]:
-            line = items[failed[0]] if expected and failed and failed[0] < len(items) else at
-            verdict = "must be admitted but is denied" if expected else "must be denied but is admitted"
-            found.setdefault((line, f"{obj.name}: {what} {verdict}"), []).append(obj.cluster)
+        record_wrong_decisions(found, obj.name, obj.cluster, seen[obj.digest], at, items)
     clusters_with_gateway = [c.id for c in (ctx.fleet.clusters.values() if ctx.fleet else [])
                              if "gateway-dataplane" in c.components and ctx.wants(c.id)]
     for cluster in sorted(set(clusters_with_gateway) - guarded):

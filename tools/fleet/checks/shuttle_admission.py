@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..admission import Request, failed_validations, validation_lines
+from ..admission import Request, record_wrong_decisions, validation_lines, wrong_decisions
 from ..errors import Finding, Severity, SourceRef
 from ..k8s.objects import rendered_objects
 from ..render.shuttle import MANIFESTS
@@ -74,12 +74,7 @@ def _lines(root: Path) -> tuple[int, list[int]]:
 
 def problems(spec: dict) -> list[tuple[str, bool, list[int] | None]]:
     """(what, expected admission, failed validation indexes) of every wrong decision."""
-    out = []
-    for what, request, expected in REQUIREMENTS:
-        failed = failed_validations(spec, request)
-        if (failed is None or not failed) != expected:
-            out.append((what, expected, failed))
-    return out
+    return wrong_decisions(spec, REQUIREMENTS)
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
@@ -91,10 +86,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
             continue
         if obj.digest not in seen:
             seen[obj.digest] = problems(obj.obj.get("spec") or {})
-        for what, expected, failed in seen[obj.digest]:
-            line = items[failed[0]] if expected and failed and failed[0] < len(items) else at
-            verdict = "must be admitted but is denied" if expected else "must be denied but is admitted"
-            found.setdefault((line, f"{obj.name}: {what} {verdict}"), []).append(obj.cluster)
+        record_wrong_decisions(found, obj.name, obj.cluster, seen[obj.digest], at, items)
     for (line, message), clusters in sorted(found.items()):
         yield Finding(NAME, Severity.ERROR, SourceRef(MANIFESTS.as_posix(), line),
                       f"{message}; cluster(s): {', '.join(sorted(set(clusters)))}",
