@@ -85,7 +85,8 @@ def _doc_at(root: Path, commit: str | None, rel: str) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _membership(doc: dict | None) -> tuple | None:
+def membership(doc: dict | None) -> tuple | None:
+    """A cluster's place in the fleet, from its cluster.yaml (None: no readable document)."""
     return None if doc is None else tuple(str(doc.get(k)) for k in MEMBERSHIP_KEYS)
 
 
@@ -94,7 +95,7 @@ def _relabel_inputs(doc: dict | None) -> tuple | None:
         return None
     components = doc.get("components")
     vmagent = components.get("vmagent") if isinstance(components, dict) else None
-    return (repr(vmagent), repr(doc.get("relabel")), _membership(doc))
+    return (repr(vmagent), repr(doc.get("relabel")), membership(doc))
 
 
 def _matches(path: str, patterns: tuple[str, ...]) -> bool:
@@ -174,7 +175,7 @@ def analyse(root: Path, base: str | None) -> Change:
             change.by_path[path] = {own} | readers.get(path, set())
             if path == f"clusters/{own}/cluster.yaml":
                 before, after = _doc_at(root, commit, path), _doc_at(root, None, path)
-                if _membership(before) != _membership(after):
+                if membership(before) != membership(after):
                     change.paths.add(MEMBERSHIP)
                 if before is None or after is None or _relabel_inputs(before) != _relabel_inputs(after):
                     change.paths.add(RELABEL_INPUTS)

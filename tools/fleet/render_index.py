@@ -7,6 +7,7 @@ key, the stats of its rendered folder, its input files and its cluster.yaml dige
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .writer import unit_stats
@@ -14,12 +15,26 @@ from .writer import unit_stats
 INDEX = Path(".cache/render-index.json")
 
 
-def load_index(root: Path) -> dict:
+def read_json(root: Path, rel: Path) -> dict:
+    """A JSON object the render keeps under .cache/; {} when absent or unreadable."""
     try:
-        index = json.loads((root / INDEX).read_text(encoding="utf-8"))
+        data = json.loads((root / rel).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return index if isinstance(index, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(root: Path, rel: Path, data: dict) -> None:
+    """Write it whole or not at all (a temporary file renamed over it); OSError when it cannot."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_index(root: Path) -> dict:
+    return read_json(root, INDEX)
 
 
 def is_current(index: dict, rendered: Path, cid: str, key: str) -> bool:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -13,7 +12,8 @@ from ..lock import rendered_lock
 
 from .. import model
 from ..render.fleet import KEEP, code_digest, render_fleet, render_key
-from ..render_index import INDEX, is_current, load_index
+from ..changed import membership
+from ..render_index import INDEX, is_current, load_index, read_json, write_json
 from ..writer import diff_tree, journal_path, read_tree, unit_stats, write_tree
 
 root_option = click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
@@ -23,18 +23,12 @@ INPUT_STATE = Path(".cache/render-inputs.json")
 #: Everything a render can read besides the cluster folders; the running toolchain counts too.
 SHARED_INPUTS = ("base", "overlays", "regions", "policies", "tests/rules", "tests/relabel", "pyproject.toml")
 PACKAGE = Path(__file__).resolve().parent.parent
-#: A cluster's place in the fleet: a change of these reshapes regional outputs (rule sets per region).
-MEMBERSHIP = ("region", "environment", "profile")
 
 
 def _save_index(root: Path, index: dict) -> None:
     """The index only saves work next time: failing to write it is a warning, never a failed render."""
-    path = root / INDEX
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(index, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(root, INDEX, index)
     except OSError as exc:
         click.echo(f"fleet: warning: cannot write the render cache {INDEX}: {exc.strerror or exc}; "
                    "rendered/ is written, the next render just reuses nothing", err=True)
@@ -182,27 +176,19 @@ def _top_units(out: Path) -> set[str]:
 
 
 def _membership(fleet: model.Fleet, cid: str) -> list[str]:
-    cluster = fleet.clusters[cid]
-    return [str(getattr(cluster.region, "slug", cluster.region)), str(cluster.environment), str(cluster.profile)]
+    """The cluster's place in the fleet (changed.membership: a change reshapes regional outputs)."""
+    return list(membership(fleet.raw.clusters[cid].data))
 
 
 def _save_state(root: Path, state: dict, memberships: dict) -> None:
     try:
-        path = root / INPUT_STATE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**state, "membership": memberships}, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(root, INPUT_STATE, {**state, "membership": memberships})
     except OSError:
         pass  # the state only saves work next time; _save_index has warned already if .cache is unwritable
 
 
 def _load_state(root: Path) -> dict:
-    try:
-        state = json.loads((root / INPUT_STATE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
+    return read_json(root, INPUT_STATE)
 
 
 def _render(root: Path, check: bool, no_cache: bool) -> None:
