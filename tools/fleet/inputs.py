@@ -219,12 +219,7 @@ def _load_clusters(c: _Collector, root: Path, only: set[str] | None = None) -> d
         if not path.exists():
             c.errors.append(InputError("cluster folder without cluster.yaml", SourceRef(c.rel(path.parent))))
             continue
-        if not DNS1123_LABEL.match(folder_name) or len(folder_name) > 63:
-            c.errors.append(InputError(f"cluster folder {folder_name!r} is not a DNS-1123 label",
-                                       SourceRef(c.rel(path)), expected="lower-case letters, digits and '-', at most 63"))
-            continue
-        _check_cluster_folder(c, path.parent)
-        doc = c.load(path, "cluster")
+        doc = _cluster_doc(c, folder_name, path)
         if doc is None:
             continue
         cid = doc.data["id"]
@@ -233,12 +228,27 @@ def _load_clusters(c: _Collector, root: Path, only: set[str] | None = None) -> d
                                        doc.value_ref("id"), path="$.id", expected="a fleet-unique cluster id"))
             continue
         seen[cid] = doc
-        if cid != folder_name:
-            c.errors.append(InputError(f"cluster id {cid!r} differs from its folder name {folder_name!r}",
-                                       doc.value_ref("id"), path="$.id", expected=repr(folder_name)))
-            continue
-        out[cid] = doc
+        if _named_after_folder(c, doc, folder_name):
+            out[cid] = doc
     return out
+
+
+def _cluster_doc(c: _Collector, folder_name: str, path: Path) -> Document | None:
+    """A cluster folder's cluster.yaml, loaded and validated (None: its errors are in `c`)."""
+    if not DNS1123_LABEL.match(folder_name) or len(folder_name) > 63:
+        c.errors.append(InputError(f"cluster folder {folder_name!r} is not a DNS-1123 label",
+                                   SourceRef(c.rel(path)), expected="lower-case letters, digits and '-', at most 63"))
+        return None
+    _check_cluster_folder(c, path.parent)
+    return c.load(path, "cluster")
+
+
+def _named_after_folder(c: _Collector, doc: Document, folder_name: str) -> bool:
+    if doc.data["id"] == folder_name:
+        return True
+    c.errors.append(InputError(f"cluster id {doc.data['id']!r} differs from its folder name {folder_name!r}",
+                               doc.value_ref("id"), path="$.id", expected=repr(folder_name)))
+    return False
 
 
 def _load_some_clusters(c: _Collector, children: list[tuple[str, Path]], only: set[str]) -> dict[str, Document]:
@@ -250,17 +260,8 @@ def _load_some_clusters(c: _Collector, children: list[tuple[str, Path]], only: s
         name = pending.pop()
         if name in out or name not in paths or not paths[name].exists():
             continue
-        if not DNS1123_LABEL.match(name) or len(name) > 63:
-            c.errors.append(InputError(f"cluster folder {name!r} is not a DNS-1123 label",
-                                       SourceRef(c.rel(paths[name])), expected="lower-case letters, digits and '-', at most 63"))
-            continue
-        _check_cluster_folder(c, paths[name].parent)
-        doc = c.load(paths[name], "cluster")
-        if doc is None:
-            continue
-        if doc.data["id"] != name:
-            c.errors.append(InputError(f"cluster id {doc.data['id']!r} differs from its folder name {name!r}",
-                                       doc.value_ref("id"), path="$.id", expected=repr(name)))
+        doc = _cluster_doc(c, name, paths[name])
+        if doc is None or not _named_after_folder(c, doc, name):
             continue
         out[name] = doc
         pending += [str(lb.get("cluster")) for lb in (doc.data.get("controlPlane") or {}).get("loadBalancers") or []
