@@ -5,6 +5,7 @@ the input being processed; the traceback with `fleet --debug`). No work happens 
 """
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 
@@ -71,7 +72,15 @@ def cli(debug: bool) -> None:
     """Render and lint the Starform fleet (Flux manifests, Alloy config, rules)."""
 
 
+#: The cyclic GC's first-generation threshold (CPython's default is 700). The CLI builds large,
+#: long-lived, acyclic structures (a 1,000-cluster model, 100,000 parsed rendered objects), and
+#: with the default every 700 allocations triggers a scan whose older generations keep growing:
+#: about a tenth of a cold 1,000-cluster lint's CPU went to collections that freed nothing.
+GC_THRESHOLD = (100_000, 50, 100)
+
+
 def main() -> None:
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         cli.main(standalone_mode=True)
     except SystemExit as exc:

@@ -2,6 +2,7 @@
 write the report in the chosen format; exit 1 on a finding at or above --fail-on."""
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -63,11 +64,13 @@ def lint_command(root: Path, crds: tuple[Path, ...], charts: Path | None, only: 
 #: main one: they spend their time in subprocesses (kubectl, promtool, VictoriaMetrics and
 #: vmalert, cloud-init, the VRL compiler) and in files of their own; the others share the parsed
 #: rendered objects and merged values of the main process. The rules group mostly waits on its
-#: binaries, so a third process costs little CPU and takes its wall time off the other two. The
-#: rendered objects are parsed before the fork, so the schema checks can leave the main process.
-FORKED_GROUPS = (frozenset({"yamllint", "kustomize-build", "regional-tier", "k8s-schema", "flux-crds"}),
-                 frozenset({"rules-tests", "rules-vm", "rules-static", "rules-syntax", "producers-sync"}))
-SECOND_PROCESS = frozenset().union(*FORKED_GROUPS)
+#: binaries, so a third process costs little CPU and takes its wall time off the other two.
+#: Each group is (its checks, whether they read the parsed rendered objects): a group that does
+#: not is forked as soon as the model is loaded, so it runs while the main process parses
+#: rendered/; the other is forked after the parse, so every process reads the same objects.
+FORKED_GROUPS = ((frozenset({"rules-tests", "rules-vm", "rules-static", "rules-syntax", "producers-sync"}), False),
+                 (frozenset({"yamllint", "kustomize-build", "regional-tier", "k8s-schema", "flux-crds"}), True))
+SECOND_PROCESS = frozenset().union(*(names for names, _ in FORKED_GROUPS))
 PARALLEL_MIN_CLUSTERS = 64
 
 # The forked worker's state: set before forking, read by the child.
@@ -115,23 +118,30 @@ def run_checks(ctx: CheckContext, selected: list, plan: dict | None = None) -> t
     on a large fleet split over forked processes (see FORKED_GROUPS). Same findings either way:
     each check runs whole in one process."""
     global _WORK
-    groups = [[c for c in selected if c.name in names] for names in FORKED_GROUPS]
-    groups = [g for g in groups if g]
+    groups = [([c for c in selected if c.name in names], reads_objects) for names, reads_objects in FORKED_GROUPS]
+    groups = [(g, reads_objects) for g, reads_objects in groups if g]
     first = [c for c in selected if c.name not in SECOND_PROCESS]
     if (len(getattr(ctx.fleet, "clusters", ())) < PARALLEL_MIN_CLUSTERS or not first or not groups
             or (os.cpu_count() or 1) < 2 or "fork" not in multiprocessing.get_all_start_methods()):
         return _run_checks(ctx, selected, plan)
-    _WORK = (ctx, groups, plan or {})
-    if ctx.rendered.is_dir() and not plan:
-        with processing("rendered/ (reading the rendered objects for the lint checks)"):
-            rendered_objects(ctx)  # parsed once, before the fork: every process reads the same objects
+    _WORK = (ctx, [g for g, _ in groups], plan or {})
+    pools, pending = [], []
     try:
-        with multiprocessing.get_context("fork").Pool(len(groups)) as pool:
-            pending = [pool.apply_async(_run_forked, (i,)) for i in range(len(groups))]
-            findings, timings = _run_checks(ctx, first, plan)
-            outcomes = [p.get() for p in pending]
+        for i, (_, reads_objects) in sorted(enumerate(groups), key=lambda g: g[1][1]):
+            if reads_objects and ctx.rendered.is_dir() and not plan:
+                with processing("rendered/ (reading the rendered objects for the lint checks)"):
+                    rendered_objects(ctx)  # parsed once, before the fork: every process reads the same objects
+            gc.freeze()  # what the child inherits stays out of its collections (and its pages shared)
+            pools.append(multiprocessing.get_context("fork").Pool(1))
+            pending.append((i, pools[-1].apply_async(_run_forked, (i,))))
+        findings, timings = _run_checks(ctx, first, plan)
+        outcomes = [p.get() for _, p in sorted(pending, key=lambda p: p[0])]
     finally:
         _WORK = None
+        for pool in pools:
+            pool.terminate()
+            pool.join()
+        gc.unfreeze()
     for outcome in outcomes:
         if outcome[0] == "input":
             raise outcome[1]

@@ -78,13 +78,24 @@ WIRING: dict[str, Callable[[Path, Cluster, dict], dict]] = {
 }
 
 
+#: wired_values' memo: id(component) → (component, cluster, root, values). The component and
+#: cluster are kept so that an id is never reused while its entry lives.
+_WIRED: dict[int, tuple[Component, Cluster, Path, dict]] = {}
+
+
 def wired_values(root: Path, cluster: Cluster, component: Component) -> dict:
-    """final_values for readers (lint checks): a component the fleet sets nothing in gets its
-    merged values themselves, shared with other clusters and read-only, not a deep copy (copying
-    every cluster's values for every check was a large part of a 1,000-cluster lint)."""
+    """final_values for readers (lint checks), read-only and computed once per component: a
+    component the fleet sets nothing in gets its merged values themselves, shared with other
+    clusters. Copying and wiring every cluster's values again for every check that reads them
+    was a large part of a 1,000-cluster lint."""
     if component.name not in WIRING:
         return component.values
-    return final_values(root, cluster, component)
+    hit = _WIRED.get(id(component))
+    if hit is not None and hit[0] is component and hit[1] is cluster and hit[2] == root:
+        return hit[3]
+    values = final_values(root, cluster, component)
+    _WIRED[id(component)] = (component, cluster, root, values)
+    return values
 
 
 def final_values(root: Path, cluster: Cluster, component: Component) -> dict:
