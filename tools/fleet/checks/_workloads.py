@@ -42,16 +42,18 @@ def _defaults_layer(charts: Path, chart: str, version: str, cache_dir: Path | No
 def effective_values(ctx: Any, cluster: Cluster, component: Component) -> tuple[dict, bool]:
     """The values the chart's templates see — ours (fleet-owned values applied) over the pinned
     defaults, coalesced as Helm does — and whether the defaults were known. Computed once per
-    cluster and component for all checks of a lint run (`ctx.cache`)."""
-    key = ("effective-values", cluster.id, component.name)
-    cached = ctx.cache.get(key)
-    if cached is None:
-        values = wired_values(ctx.root, cluster, component)
-        chart, charts = component.chart, ctx.options.get("charts")
+    set of values and chart for all checks of a lint run (`ctx.cache`): clusters that share a
+    component's merged values share the result (read-only)."""
+    values = wired_values(ctx.root, cluster, component)
+    chart = component.chart
+    key = ("effective-values", id(values), chart and (chart.name, chart.version))
+    hit = ctx.cache.get(key)
+    if hit is None or hit[0] is not values:
+        charts = ctx.options.get("charts")
         base = _defaults_layer(Path(charts), chart.name, chart.version, defaults_cache(ctx)) if charts and chart else None
-        cached = (merge_layers([base, Layered(values, {})]).data, True) if base is not None else (values, False)
-        ctx.cache[key] = cached
-    return cached
+        result = (merge_layers([base, Layered(values, {})]).data, True) if base is not None else (values, False)
+        hit = ctx.cache[key] = (values, result)  # `values` kept alive: its id is not reused meanwhile
+    return hit[1]
 
 
 def disruptable(budget: Any, replicas: int) -> int:

@@ -89,14 +89,17 @@ def images(values: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
 
 
 def images_in_use(ctx: CheckContext, cluster: Cluster, component: Component) -> list[tuple[tuple, Any]]:
-    """`images()` of the component's effective values, walked once per lint run (licenses reads it too)."""
-    key = ("images-in-use", cluster.id, component.name)
-    if key not in ctx.cache:
-        values, _ = effective_values(ctx, cluster, component)
-        parts = CONDITIONAL_PARTS.get(component.chart.name, {}) if component.chart else {}
-        ctx.cache[key] = [(path, image) for path, image in images(values)
-                          if not (path[0] in parts and not parts[path[0]](values.get(path[0]) or {}))]
-    return ctx.cache[key]
+    """`images()` of the component's effective values, walked once per lint run and set of
+    values (licenses reads it too; clusters sharing the values share the walk)."""
+    values, _ = effective_values(ctx, cluster, component)
+    chart_name = component.chart.name if component.chart else None
+    key = ("images-in-use", id(values), chart_name)
+    hit = ctx.cache.get(key)
+    if hit is None or hit[0] is not values:
+        parts = CONDITIONAL_PARTS.get(chart_name, {}) if chart_name else {}
+        hit = ctx.cache[key] = (values, [(path, image) for path, image in images(values)
+                                         if not (path[0] in parts and not parts[path[0]](values.get(path[0]) or {}))])
+    return hit[1]
 
 
 def component_problems(ctx: CheckContext, cluster: Cluster, component: Component) -> Iterator[tuple[SourceRef, str]]:

@@ -8,9 +8,10 @@ replayed on the pinned builds (tools/upstream.lock):
 1. a loopback victoria-metrics with its own data folder, the region's query-relevant flags;
 2. the group's `input_series` written through remote write (staleness markers included) at
    BASE + i * interval (promtool's t=0 is BASE: VictoriaMetrics keeps no samples from 1970);
-3. `vmalert -replay.timeFrom/-replay.timeTo` over the rule groups, **one rule per run** with a
-   forced flush of the store in between, so a rule that reads an earlier rule's series sees all
-   of its results (what `-replay.rulesDelay` does with a sleep);
+3. `vmalert -replay.timeFrom/-replay.timeTo` over the rule groups, in runs with a forced flush
+   of the store in between, so a rule that reads an earlier rule's series sees all of its
+   results (what `-replay.rulesDelay` does with a sleep): the results of one run per rule, in
+   as few runs as the rules' reads allow (`replay_batches`);
 4. each `promql_expr_test` as an instant query at BASE + eval_time with `step` = the interval of
    the group that records the selected series: VictoriaMetrics' lookbehind for raw samples, so
    the query sees that group's result *of this evaluation*, as promtool does, and not an older
@@ -38,7 +39,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .loader import Group
+from . import promql
+from .loader import Group, Rule
 from .render import rules_text
 from .vmseries import Series, snappy_literal, write_request
 
@@ -147,16 +149,16 @@ class Replay:
     evaluation_interval: str = "1m"
 
     def run(self, target: Store, groups: list[Group], start: float, end: float) -> None:
-        """Every rule of every group, in order, one vmalert run each, evaluated at the group's
-        interval over (start, end]; the store is flushed after each, for the next rule."""
+        """Every rule of every group evaluated at its group's interval over (start, end], with
+        the results of one vmalert run per rule in order (a rule sees every earlier rule's
+        series, no later one's), in as few runs as that allows (`replay_batches`); the store
+        is flushed after each run, for the next."""
         with tempfile.TemporaryDirectory(prefix="fleet-vmalert-") as tmp:
-            for gi, group in enumerate(groups):
-                for ri, rule in enumerate(group.rules):
-                    single = Group(group.name, group.settings, [rule], group.source, group.file)
-                    path = Path(tmp) / f"{gi:03d}-{ri:03d}.yaml"
-                    path.write_text(rules_text([single], [group.file]), encoding="utf-8")
-                    self._replay(target, path, start, end, rule.name)
-                    target.flush()
+            for i, batch in enumerate(replay_batches(groups)):
+                path = Path(tmp) / f"{i:03d}.yaml"
+                path.write_text(rules_text(batch, [g.file for g in batch]), encoding="utf-8")
+                self._replay(target, path, start, end, ", ".join(r.name for g in batch for r in g.rules))
+                target.flush()
 
     def _replay(self, target: Store, path: Path, start: float, end: float, name: str) -> None:
         args = [self.vmalert, f"-rule={path}", f"-datasource.url={target.url}", f"-remoteWrite.url={target.url}",
@@ -168,6 +170,59 @@ class Replay:
         if proc.returncode != 0:
             raise EngineError(f"vmalert replay of {name!r} failed ({proc.returncode}): "
                               f"{(proc.stdout + proc.stderr).strip()[-600:]}")
+
+
+#: What an alerting rule writes through remote write when replayed.
+ALERT_SERIES = frozenset({"ALERTS", "ALERTS_FOR_STATE"})
+
+
+def _writes(rule: Rule) -> frozenset[str]:
+    return ALERT_SERIES if rule.kind == "alert" else frozenset({rule.name})
+
+
+def _reads(rule: Rule) -> frozenset[str] | None:
+    """The metric names `rule` reads; None when unknown (unparsable, or a selector without a
+    fixed name such as `{__name__=~"..."}`)."""
+    try:
+        uses = promql.selectors(promql.parse(str(rule.data.get("expr", ""))))
+    except ValueError:
+        return None
+    names = [u.name for u in uses]
+    return None if None in names else frozenset(n for n in names if n is not None)
+
+
+def replay_batches(groups: list[Group]) -> list[list[Group]]:
+    """The rules of `groups` split into vmalert runs that give what one run per rule, in order,
+    gives: a rule runs after every earlier rule whose series it reads (it must see them) and
+    after every earlier rule that reads its own series (they must not see it); so no rule of a
+    run reads another's. A rule whose reads are unknown runs after all earlier ones, and all
+    later ones after it. Each run keeps the rules' groups (interval, labels) and a group name
+    once per file, as vmalert requires."""
+    flat = [(gi, rule) for gi, group in enumerate(groups) for rule in group.rules]
+    writes = [_writes(rule) for _, rule in flat]
+    reads = [_reads(rule) for _, rule in flat]
+    levels: list[int] = []
+    for i in range(len(flat)):
+        level = 0
+        for j in range(i):
+            if reads[i] is None or reads[j] is None or reads[i] & writes[j] or reads[j] & writes[i]:
+                level = max(level, levels[j] + 1)
+        levels.append(level)
+    runs: list[list[Group]] = []
+    for level in sorted(set(levels)):
+        by_group: dict[int, list[Rule]] = {}
+        for (gi, rule), rule_level in zip(flat, levels):
+            if rule_level == level:
+                by_group.setdefault(gi, []).append(rule)
+        run: list[Group] = []
+        for gi, rules in by_group.items():
+            group = groups[gi]
+            if any(g.name == group.name for g in run):
+                runs.append(run)
+                run = []
+            run.append(Group(group.name, group.settings, rules, group.source, group.file))
+        runs.append(run)
+    return runs
 
 
 def same_value(expected: float, got: float) -> bool:

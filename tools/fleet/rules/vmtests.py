@@ -39,7 +39,7 @@ from .render import EVALUATION_INTERVAL
 from .unittests import seconds
 
 CHECK = "rules-vm"
-ENGINE_VERSION = "rules-vm/1"  # bump when the way tests are replayed changes (invalidates the cache)
+ENGINE_VERSION = "rules-vm/2"  # bump when the way tests are replayed changes (invalidates the cache)
 RECORDING_SOURCES = "base/rules/recording/"
 _MARK = re.compile(r"#\s*rules-vm:\s*understood\b\s*(?:--\s*(?P<reason>\S.*))?")
 
