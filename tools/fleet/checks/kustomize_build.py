@@ -11,7 +11,7 @@ from typing import Iterable
 
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
-from ..normalize import cluster_of, normalize
+from ..normalize import normalized_digest
 from . import CheckContext
 
 NAME = "kustomize-build"
@@ -27,22 +27,19 @@ def kustomize_dirs(rendered: Path, clusters: frozenset[str] | None = None) -> li
     return sorted(p.parent for top in tops if top.is_dir() for p in top.rglob("kustomization.yaml"))
 
 
-def _folder_digest(folder: Path, root: Path, file_digests: dict[str, str] | None = None) -> str:
+def _folder_digest(folder: Path, root: Path, cache: dict) -> str:
     """Content key of a kustomize folder, cluster-ID-normalized (see fleet.normalize): folders of
-    different clusters with the same shape build, or fail, the same way. `file_digests` keeps
-    each file's normalized digest across folders (a cluster folder holds its stage folders)."""
-    cid = cluster_of(folder.relative_to(root).as_posix() + "/x")
-    known = {} if file_digests is None else file_digests
-    parts: list[bytes | str] = []
-    prefix = os.path.join(str(folder), "")
+    different clusters with the same shape build, or fail, the same way. Each file's key is read
+    once per lint run (`normalized_digest`; yamllint shares it, and a cluster folder holds its
+    stage folders)."""
+    parts: list[tuple[str, str]] = []
+    prefix, top = os.path.join(str(folder), ""), len(str(root)) + 1
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in filenames:
             full = os.path.join(dirpath, name)
-            if full not in known:
-                with open(full, encoding="utf-8") as handle:
-                    known[full] = digest(normalize(handle.read(), cid))
-            parts.append((full[len(prefix):].replace(os.sep, "/"), known[full]))
+            rel = full[top:].replace(os.sep, "/")
+            parts.append((full[len(prefix):].replace(os.sep, "/"), normalized_digest(cache, root, rel)))
     return digest(*(piece for rel, file_key in sorted(parts) for piece in (rel, file_key)))
 
 
@@ -62,8 +59,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
                       hint="run `make setup` (installs Debian's kubernetes-client when kubectl is missing)")
         return
     cache = ResultCache(ctx.root, "kustomize-build")
-    file_digests: dict[str, str] = {}
-    keys = {f: digest("kubectl-kustomize", _folder_digest(f, ctx.root, file_digests)) for f in folders}
+    keys = {f: digest("kubectl-kustomize", _folder_digest(f, ctx.root, ctx.cache)) for f in folders}
     todo: dict[str, Path] = {}
     for folder in folders:  # one build per distinct key
         if keys[folder] not in cache._data:

@@ -11,7 +11,7 @@ from yamllint.config import YamlLintConfig
 from .. import yamlio
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
-from ..normalize import normalize, owner_of
+from ..normalize import normalized_digest
 from . import CheckContext
 
 NAME = "yamllint"
@@ -58,14 +58,14 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
     cache = ResultCache(ctx.root, "yamllint")
     paths = yaml_files(ctx.root) if ctx.files is None else \
         [ctx.root / rel for rel in sorted(ctx.files) if is_target(rel) and (ctx.root / rel).is_file()]
+    prefix = len(str(ctx.root)) + 1
     for path in paths:
-        rel = path.relative_to(ctx.root).as_posix()
-        text = yamlio.read_text(path, rel)
+        rel = str(path)[prefix:].replace(os.sep, "/")
         # Files that differ only by their cluster's ID share one lint (same lines, same tokens):
         # rendered/clusters/<id>/... and the inputs clusters/<id>/... alike.
         rules = ",".join(sorted(r.ID for r in conf.enabled_rules(rel)))  # per-path `ignore:` settings
-        key = digest(conf_text, rules, normalize(text, owner_of(rel)))
-        problems = cache.get_or_compute(key, lambda: lint_text(text, conf, rel))
+        key = digest(conf_text, rules, normalized_digest(ctx.cache, ctx.root, rel))
+        problems = cache.get_or_compute(key, lambda: lint_text(yamlio.read_text(path, rel), conf, rel))
         for line, col, level, rule, desc in problems:
             severity = Severity.ERROR if level == "error" else Severity.WARNING
             yield Finding(NAME, severity, SourceRef(rel, line, col), f"{desc} ({rule})")
