@@ -207,6 +207,47 @@ def test_unparsable_hcl_is_found(fleet_copy: Path) -> None:
     assert problems and problems[0].file == "t/variables.tf" and "HCL does not parse" in problems[0].message
 
 
+# --- Terraform (the pinned OpenTofu) -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tofu() -> str:
+    return require_binary("tofu")
+
+
+def test_opentofu_parses_the_rendered_terraform_and_would_not_reformat_it(fleet_copy: Path, tofu: str) -> None:
+    regions = _rendered(fleet_copy)
+    for region in ("fra1", "nyc3"):
+        assert tc.tofu_fmt_problems(tofu, regions / region / "terraform", "t") == []
+
+
+def test_a_layout_tofu_fmt_would_change_is_a_warning_at_its_line(fleet_copy: Path, tofu: str) -> None:
+    regions = _rendered(fleet_copy)
+    main = regions / "fra1/terraform/main.tf"
+    _edit(main, "    port_range         = ", "    port_range = ")
+    line = main.read_text().splitlines().index(next(ln for ln in main.read_text().splitlines()
+                                                     if ln.startswith("    port_range = "))) + 1
+    (problem,) = tc.tofu_fmt_problems(tofu, regions / "fra1/terraform", "t")
+    assert (problem.file, problem.line, problem.severity) == ("t/main.tf", line, "warning")
+    assert "port_range         =" in problem.message
+
+
+def test_hcl_opentofu_refuses_is_an_error_at_the_line_it_names(fleet_copy: Path, tofu: str) -> None:
+    regions = _rendered(fleet_copy)
+    variables = regions / "fra1/terraform/variables.tf"
+    _edit(variables, "  sensitive   = true\n", "  sensitive   = true = false\n")
+    line = variables.read_text().splitlines().index("  sensitive   = true = false") + 1
+    (problem,) = tc.tofu_fmt_problems(tofu, regions / "fra1/terraform", "t")
+    assert (problem.file, problem.line, problem.severity) == ("t/variables.tf", line, "error")
+    assert problem.message.startswith("OpenTofu does not parse it: Error:")
+
+
+def test_regional_tier_reports_the_tofu_layout_at_the_rendered_line(fleet_copy: Path, tofu: str) -> None:
+    regions = _rendered(fleet_copy)
+    _edit(regions / "nyc3/terraform/main.tf", "    port_range         = ", "    port_range = ")
+    found = [f for f in _findings(fleet_copy) if "tofu fmt" in f.message]
+    assert [(f.source.file, f.severity.value) for f in found] == [("rendered/regions/nyc3/terraform/main.tf", "warning")]
+
+
 # --- Vector ------------------------------------------------------------------------------------------
 
 def test_every_sink_field_is_a_column() -> None:

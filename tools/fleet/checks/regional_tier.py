@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .. import upstream
 from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
 from ..relabel.proof import persisted, prove
@@ -47,7 +48,7 @@ def _regions_without_tier(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _finding(p: tc.Problem, hint: str = "") -> Finding:
-    return Finding(NAME, Severity.ERROR, SourceRef(p.file, p.line), p.message, hint=hint)
+    return Finding(NAME, Severity(p.severity), SourceRef(p.file, p.line), p.message, hint=hint)
 
 
 #: Cached results are keyed by the checking code too: a changed check re-checks everything.
@@ -55,7 +56,7 @@ _CODE = digest(Path(tc.__file__).read_bytes(), Path(__file__).read_bytes())
 
 
 def _cached(cache: ResultCache, key: str, compute) -> list[tc.Problem]:
-    raw = cache.get_or_compute(digest(_CODE, key), lambda: [[p.file, p.line, p.message] for p in compute()])
+    raw = cache.get_or_compute(digest(_CODE, key), lambda: [[p.file, p.line, p.message, p.severity] for p in compute()])
     return [tc.Problem(*p) for p in raw]
 
 
@@ -98,6 +99,7 @@ def _check_region(ctx: CheckContext, tier: Tier, cache: ResultCache, region_leve
                     *[p.read_bytes() for p in sorted((folder / "cloud-init").glob("*.yml"))])
     for p in _cached(cache, tf_key, lambda: tc.terraform_problems(tf, f"{rel}/terraform")):
         yield _finding(p)
+    yield from _tofu_fmt(tf, f"{rel}/terraform", cache)
     vector_text = (folder / "vector" / "vector.yaml").read_text(encoding="utf-8")
     vector_name = f"{rel}/vector/vector.yaml"
     config = tc.load_yaml(vector_text, vector_name)
@@ -110,6 +112,20 @@ def _check_region(ctx: CheckContext, tier: Tier, cache: ResultCache, region_leve
         yield _finding(p)
     yield from _vrl(ctx, config, vector_text, vector_name, cache)
     yield from _agents(ctx, folder, rel)
+
+
+def _tofu_fmt(folder: Path, rel: str, cache: ResultCache) -> Iterator[Finding]:
+    try:
+        tofu = upstream.binary("tofu")
+    except upstream.MissingUpstream as exc:
+        if os.environ.get("CI", "").lower() == "true":  # never skipped silently in CI
+            yield Finding(NAME, Severity.ERROR, SourceRef("tools/upstream.lock"),
+                          f"rendered Terraform not checked by OpenTofu: {exc}", hint="run `make setup`")
+        return
+    stat = Path(tofu).stat()
+    key = digest("tofu-fmt", f"{stat.st_size}:{stat.st_mtime_ns}", *[p.read_bytes() for p in sorted(folder.glob("*.tf"))])
+    for p in _cached(cache, key, lambda: tc.tofu_fmt_problems(tofu, folder, rel)):
+        yield _finding(p, hint="" if p.severity == "error" else "align base/tier/*.tf.j2 with `tofu fmt`")
 
 
 def _cluster_contract(ctx: CheckContext, tier: Tier, config: dict) -> Iterator[Finding]:

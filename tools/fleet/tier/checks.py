@@ -3,7 +3,8 @@
 * cloud-init: Debian's `cloud-init schema` accepts each #cloud-config; user data fits
   DigitalOcean's 64 KiB.
 * Terraform: python-hcl2 parses every .tf; every variable used is declared, secrets have no
-  default, and each templatefile() passes exactly the `${…}` names its cloud-init file uses.
+  default, and each templatefile() passes exactly the `${…}` names its cloud-init file uses;
+  the pinned OpenTofu's `tofu fmt` parses every .tf and would change nothing.
 * Vector: every field a ClickHouse sink writes (the keys of its remap's row literal) is a column
   of the target table; acknowledgements on, a disk buffer of at least Vector's minimum.
 * mutual TLS across files: every cluster of the region forwards to the aggregator's host and
@@ -36,6 +37,7 @@ class Problem:
     file: str
     line: int
     message: str
+    severity: str = "error"
 
 
 def line_of(text: str, needle: str) -> int:
@@ -106,6 +108,31 @@ def terraform_problems(folder: Path, rel: str) -> list[Problem]:
         name = next(n for n, t in texts.items() if f"var.{var}" in t)
         out.append(Problem(f"{rel}/{name}", line_of(texts[name], f"var.{var}"), f"variable {var} is used but not declared"))
     out += _templatefile_problems(folder, rel, texts)
+    return out
+
+
+def tofu_fmt_problems(tofu: str, folder: Path, rel: str) -> list[Problem]:
+    """`tofu fmt` (the pinned OpenTofu) over every .tf: OpenTofu's own HCL parser must accept it
+    (an error at the line it names), and its layout must be what `tofu fmt` writes (a warning at
+    the first line it would change), so an operator's `tofu fmt` never rewrites rendered files."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}  # its warning goes to stdout
+    out: list[Problem] = []
+    for path in sorted(folder.glob("*.tf")):
+        text = path.read_text(encoding="utf-8")
+        proc = subprocess.run([tofu, "fmt", "-no-color", "-"], input=text, capture_output=True, text=True,
+                              env=env, timeout=60)
+        name = f"{rel}/{path.name}"
+        if proc.returncode != 0:
+            report = (proc.stderr + proc.stdout).strip()
+            where = re.search(r"on <stdin> line (\d+)", report)
+            error = next((ln.strip() for ln in report.splitlines() if ln.startswith("Error:")), report[-300:])
+            out.append(Problem(name, int(where.group(1)) if where else 1, f"OpenTofu does not parse it: {error}"))
+        elif proc.stdout != text:
+            ours, canonical = text.splitlines(), proc.stdout.splitlines()
+            line = next((i for i, (a, b) in enumerate(zip(ours, canonical)) if a != b), min(len(ours), len(canonical)))
+            want = canonical[line] if line < len(canonical) else "(end of file)"
+            out.append(Problem(name, line + 1, f"not in `tofu fmt` layout: it would write {want.strip()!r} here",
+                               "warning"))
     return out
 
 

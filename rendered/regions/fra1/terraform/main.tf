@@ -57,14 +57,14 @@ resource "digitalocean_droplet" "clickhouse" {
   monitoring = true
   tags       = concat(local.tags, ["clickhouse"])
   user_data = templatefile("${path.module}/../cloud-init/clickhouse.yml", {
-    admin_password = var.clickhouse_admin_password
-    admin_password_sha256 = sha256(var.clickhouse_admin_password)
+    admin_password                = var.clickhouse_admin_password
+    admin_password_sha256         = sha256(var.clickhouse_admin_password)
     control_plane_password_sha256 = sha256(var.clickhouse_control_plane_password)
-    grafana_cloud_password = var.grafana_cloud_password
-    grafana_cloud_username = var.grafana_cloud_username
-    snapshot_api_token = var.snapshot_api_token
-    vector_password_sha256 = sha256(var.clickhouse_vector_password)
-    volume_id = digitalocean_volume.clickhouse.id
+    grafana_cloud_password        = var.grafana_cloud_password
+    grafana_cloud_username        = var.grafana_cloud_username
+    snapshot_api_token            = var.snapshot_api_token
+    vector_password_sha256        = sha256(var.clickhouse_vector_password)
+    volume_id                     = digitalocean_volume.clickhouse.id
   })
 
   lifecycle {
@@ -83,15 +83,15 @@ resource "digitalocean_firewall" "clickhouse" {
 
   # ingest: the region's Vector aggregator only (in the VPC)
   inbound_rule {
-    protocol   = "tcp"
-    port_range = "8123"
+    protocol           = "tcp"
+    port_range         = "8123"
     source_droplet_ids = [digitalocean_droplet.vector_agg.id]
   }
 
   # reads: the control plane's peering range only
   inbound_rule {
-    protocol   = "tcp"
-    port_range = "8123"
+    protocol         = "tcp"
+    port_range       = "8123"
     source_addresses = ["10.100.0.0/20"]
   }
 
@@ -129,12 +129,12 @@ resource "digitalocean_droplet" "victoriametrics" {
   monitoring = true
   tags       = concat(local.tags, ["victoria-metrics"])
   user_data = templatefile("${path.module}/../cloud-init/vmstorage.yml", {
-    grafana_cloud_password = var.grafana_cloud_password
-    grafana_cloud_username = var.grafana_cloud_username
-    snapshot_api_token = var.snapshot_api_token
+    grafana_cloud_password        = var.grafana_cloud_password
+    grafana_cloud_username        = var.grafana_cloud_username
+    snapshot_api_token            = var.snapshot_api_token
     vmauth_control_plane_password = var.vmauth_control_plane_password
-    vmauth_vmagent_password = var.vmauth_vmagent_password
-    volume_id = digitalocean_volume.victoriametrics.id
+    vmauth_vmagent_password       = var.vmauth_vmagent_password
+    volume_id                     = digitalocean_volume.victoriametrics.id
   })
 
   lifecycle {
@@ -153,15 +153,15 @@ resource "digitalocean_firewall" "victoriametrics" {
 
   # ingest (vmauth user vmagent → /api/v1/write): the region's VPC only
   inbound_rule {
-    protocol   = "tcp"
-    port_range = "8427"
+    protocol         = "tcp"
+    port_range       = "8427"
     source_addresses = ["10.114.0.0/20"]
   }
 
   # reads (vmauth, authenticated): the control plane's peering range only
   inbound_rule {
-    protocol   = "tcp"
-    port_range = "8427"
+    protocol         = "tcp"
+    port_range       = "8427"
     source_addresses = ["10.100.0.0/20"]
   }
 
@@ -200,13 +200,13 @@ resource "digitalocean_droplet" "vector_agg" {
   tags       = concat(local.tags, ["vector"])
   user_data = templatefile("${path.module}/../cloud-init/vector.yml", {
     clickhouse_vector_password = var.clickhouse_vector_password
-    grafana_cloud_password = var.grafana_cloud_password
-    grafana_cloud_username = var.grafana_cloud_username
-    log_ca_pem = var.log_ca_pem
-    snapshot_api_token = var.snapshot_api_token
-    vector_tls_crt_pem = var.vector_tls_crt_pem
-    vector_tls_key_pem = var.vector_tls_key_pem
-    volume_id = digitalocean_volume.vector_agg.id
+    grafana_cloud_password     = var.grafana_cloud_password
+    grafana_cloud_username     = var.grafana_cloud_username
+    log_ca_pem                 = var.log_ca_pem
+    snapshot_api_token         = var.snapshot_api_token
+    vector_tls_crt_pem         = var.vector_tls_crt_pem
+    vector_tls_key_pem         = var.vector_tls_key_pem
+    volume_id                  = digitalocean_volume.vector_agg.id
   })
 
   lifecycle {
@@ -225,8 +225,8 @@ resource "digitalocean_firewall" "vector_agg" {
 
   # ingest (Fluent Bit forward, mutual TLS): the region's VPC only
   inbound_rule {
-    protocol   = "tcp"
-    port_range = "24224"
+    protocol         = "tcp"
+    port_range       = "24224"
     source_addresses = ["10.114.0.0/20"]
   }
 
