@@ -44,7 +44,7 @@ def effective_values(ctx: Any, cluster: Cluster, component: Component) -> tuple[
     defaults, coalesced as Helm does — and whether the defaults were known. Computed once per
     set of values and chart for all checks of a lint run (`ctx.cache`): clusters that share a
     component's merged values share the result (read-only)."""
-    values = wired_values(ctx.root, cluster, component)
+    values = wired_values(ctx, cluster, component)
     chart = component.chart
     key = ("effective-values", id(values), chart and (chart.name, chart.version))
     hit = ctx.cache.get(key)

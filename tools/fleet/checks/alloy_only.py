@@ -78,7 +78,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         component = cluster.components.get("vmagent")
         if component is None or not only:
             continue
-        scrape_configs = (wired_values(ctx.root, cluster, component).get("config") or {}).get("scrape_configs") or []
+        scrape_configs = (wired_values(ctx, cluster, component).get("config") or {}).get("scrape_configs") or []
         for job in only:
             for index, name in keeping_jobs(scrape_configs, job):
                 source = (component.source_of("values", "config", "scrape_configs", index)

@@ -91,7 +91,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
 def _component_findings(ctx: CheckContext, cluster: Any, component: Component, defaults: Any,
                         seen: set[tuple]) -> Iterator[Finding]:
     free = set(component.merged.data.get("freeFormValues") or [])
-    values = wired_values(ctx.root, cluster, component)
+    values = wired_values(ctx, cluster, component)
     for path in unknown_keys(values, defaults, free):
         source = component.source_of("values", *path) or SourceRef(cluster.source)
         key = (source, path)

@@ -60,7 +60,7 @@ def referenced_secrets(ctx: CheckContext, cluster: Any, objects: list) -> dict[s
     for component in cluster.components.values():
         if component.kind == "helm":
             refs.setdefault(component.namespace, set()).update(
-                _names(wired_values(ctx.root, cluster, component), memo))
+                _names(wired_values(ctx, cluster, component), memo))
     return {ns: names for ns, names in refs.items() if names}
 
 

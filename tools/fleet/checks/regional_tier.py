@@ -139,7 +139,7 @@ def _cluster_contract(ctx: CheckContext, tier: Tier, config: dict) -> Iterator[F
             continue
         fb = cluster.components.get("fluent-bit")
         if fb is not None:
-            values = wired_values(ctx.root, cluster, fb)
+            values = wired_values(ctx, cluster, fb)
             outputs = str((values.get("config") or {}).get("outputs") or "")
             for message in tc.cluster_forward_problems(outputs, host, cluster.region.vector_port, listen):
                 yield Finding(NAME, Severity.ERROR, fb.source_of("values", "config", "outputs")

@@ -377,7 +377,7 @@ def _violations(ctx: CheckContext, cluster: Cluster) -> Iterator[tuple[Invariant
         component = cluster.components.get(inv.component)
         if component is None:
             continue
-        values = wired_values(ctx.root, cluster, component) if inv.final else component.values
+        values = wired_values(ctx, cluster, component) if inv.final else component.values
         value = lookup(values, inv.path)
         problem = inv.test(value, component)
         if problem is None:

@@ -89,7 +89,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         component = cluster.components.get("vmagent")
         if component is None:
             continue
-        values = wired_values(ctx.root, cluster, component)
+        values = wired_values(ctx, cluster, component)
         config = values.get("config") or {}
         scrape = _without_files({k: v for k, v in config.items() if k in ("global", "scrape_configs")})
         relabels = [copy.deepcopy(rw.get("urlRelabelConfig") or []) for rw in values.get("remoteWrite") or []]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..model import Cluster, Component
 from ..tier.model import VMAUTH_WRITE_USER
@@ -78,24 +78,19 @@ WIRING: dict[str, Callable[[Path, Cluster, dict], dict]] = {
 }
 
 
-#: wired_values' memo: id(component) → (component, cluster, root, values). The component and
-#: cluster are kept so that an id is never reused while its entry lives.
-_WIRED: dict[int, tuple[Component, Cluster, Path, dict]] = {}
-
-
-def wired_values(root: Path, cluster: Cluster, component: Component) -> dict:
-    """final_values for readers (lint checks), read-only and computed once per component: a
-    component the fleet sets nothing in gets its merged values themselves, shared with other
-    clusters. Copying and wiring every cluster's values again for every check that reads them
-    was a large part of a 1,000-cluster lint."""
+def wired_values(ctx: Any, cluster: Cluster, component: Component) -> dict:
+    """final_values for readers (lint checks; `ctx` has the fleet's `root` and a per-run `cache`
+    dict), read-only and computed once per lint run and component: a component the fleet sets
+    nothing in gets its merged values themselves, shared with other clusters. Copying and wiring
+    every cluster's values again for every check that reads them was a large part of a
+    1,000-cluster lint."""
     if component.name not in WIRING:
         return component.values
-    hit = _WIRED.get(id(component))
-    if hit is not None and hit[0] is component and hit[1] is cluster and hit[2] == root:
-        return hit[3]
-    values = final_values(root, cluster, component)
-    _WIRED[id(component)] = (component, cluster, root, values)
-    return values
+    key = ("wired-values", cluster.id, component.name)
+    hit = ctx.cache.get(key)
+    if hit is None or hit[0] is not component:
+        hit = ctx.cache[key] = (component, final_values(ctx.root, cluster, component))
+    return hit[1]
 
 
 def final_values(root: Path, cluster: Cluster, component: Component) -> dict:
