@@ -2,30 +2,19 @@
 its component that decides where it goes, naming the rendered object; in every report format."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
+from _lintrun import FORMATS, assert_errors_at, check_findings
 from conftest import require_shared
 from fleet import model
-from fleet.checks import CheckContext, crd_order
-from fleet.cli import cli
+from fleet.checks import crd_order
 from fleet.k8s import crd_providers
-from fleet.render.fleet import render_fleet
-from fleet.writer import write_tree
-from test_report_formats import _error_lines, validate_sarif
 
 DATAPLANE = "base/components/gateway-dataplane/component.yaml"
 CRDS = "base/components/envoy-gateway-crds"
-
-
-def _findings(root: Path):
-    fleet = model.load(root)
-    write_tree(root / "rendered", render_fleet(fleet))
-    return list(crd_order.check(CheckContext(root=root, fleet=fleet, rendered=root / "rendered")))
 
 
 def _edit(path: Path, old: str, new: str) -> int:
@@ -36,13 +25,12 @@ def _edit(path: Path, old: str, new: str) -> int:
 
 
 def test_shipped_fleet_is_clean(repo_root: Path) -> None:
-    fleet = model.load(repo_root)
-    assert list(crd_order.check(CheckContext(root=repo_root, fleet=fleet, rendered=repo_root / "rendered"))) == []
+    assert check_findings(repo_root, crd_order, rendered=True) == []
 
 
 def test_custom_resource_beside_the_release_that_installs_its_crd(fleet_copy: Path) -> None:
     line = _edit(fleet_copy / DATAPLANE, "afterReleases: true", "afterReleases: false")
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, crd_order)
     assert (found.source.file, found.source.line, found.severity.value) == (DATAPLANE, line, "error")
     assert found.message.startswith("EnvoyProxy envoy-gateway-system/starform-envoy: EnvoyProxy (gateway.envoyproxy.io), "
                                     "applied by Kustomization stage-01-gateway, has its CRD installed by a HelmRelease "
@@ -54,7 +42,7 @@ def test_custom_resource_beside_the_release_that_installs_its_crd(fleet_copy: Pa
 def test_crd_installed_by_a_later_stage(fleet_copy: Path) -> None:
     _edit(fleet_copy / CRDS / "component.yaml", "stage: gateway", "stage: telemetry")
     line = next(i for i, t in enumerate((fleet_copy / DATAPLANE).read_text().splitlines(), 1) if t.startswith("stage:"))
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, crd_order)
     assert (found.source.file, found.source.line) == (DATAPLANE, line)
     assert "installed by stage-03-telemetry, which stage-01-gateway-custom-resources does not depend on" in found.message
 
@@ -62,7 +50,7 @@ def test_crd_installed_by_a_later_stage(fleet_copy: Path) -> None:
 def test_crd_installed_by_nobody(fleet_copy: Path) -> None:
     values = fleet_copy / CRDS / "values.yaml"
     _edit(values, "  envoyGateway:\n    enabled: true", "  envoyGateway:\n    enabled: false")
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, crd_order)
     assert found.source.file == DATAPLANE
     assert "EnvoyProxy (gateway.envoyproxy.io)" in found.message and "has no CRD" in found.message
 
@@ -74,7 +62,7 @@ def test_experimental_gateway_kind_is_not_on_doks(fleet_copy: Path) -> None:
                          "kind: TCPRoute\nmetadata:\n  name: probe\n  namespace: starform-system\n"
                          "spec:\n  parentRefs: [{name: starform, namespace: envoy-gateway-system}]\n"
                          "  rules: [{backendRefs: [{name: shuttle, port: 8080}]}]\n")
-    found = _findings(fleet_copy)
+    found = check_findings(fleet_copy, crd_order)
     assert found and all("TCPRoute (gateway.networking.k8s.io)" in f.message and "has no CRD" in f.message for f in found)
 
 
@@ -106,16 +94,7 @@ def test_provider_table_matches_the_shared_crds_and_chart_defaults() -> None:
                 assert node is entry.default, (values_file, entry.when)
 
 
-def _lint(root: Path, fmt: str):
-    return CliRunner().invoke(cli, ["lint", "--root", str(root), "--only", crd_order.NAME, "--format", fmt])
-
-
-@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif", "junit"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_names_the_component_line(fleet_copy: Path, fmt: str) -> None:
     line = _edit(fleet_copy / DATAPLANE, "afterReleases: true", "afterReleases: false")
-    write_tree(fleet_copy / "rendered", render_fleet(model.load(fleet_copy)))
-    result = _lint(fleet_copy, fmt)
-    assert result.exit_code == 1, result.output
-    assert _error_lines(fmt, result.stdout) == {(DATAPLANE, line)}
-    if fmt == "sarif":
-        validate_sarif(json.loads(result.stdout))
+    assert_errors_at(fleet_copy, crd_order, fmt, {(DATAPLANE, line)})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fleet import model
+from fleet import inputs, model
 from fleet.cli import cli
 from fleet.errors import InputError
 from fleet.writer import read_tree
@@ -151,6 +151,41 @@ def test_all_errors_reported_in_one_run(fleet_copy: Path) -> None:
         model.load(fleet_copy)
     text = str(info.value)
     assert "clusters/nyc3-prod-01/cluster.yaml" in text and "clusters/fra1-prod-01/cluster.yaml" in text
+
+
+#: Ways the probed cluster nyc3-prod-01 fails to load: (old, new, where its own error is).
+PROBED_CLUSTER_BROKEN = {
+    "yaml-syntax": ("region: nyc3", "region: [nyc3", "clusters/nyc3-prod-01/cluster.yaml:3:12: error: YAML syntax error"),
+    "schema": ("region: nyc3", "region: nyc3\nreigon: fra1",
+               "clusters/nyc3-prod-01/cluster.yaml:3:1: error: unknown field 'reigon'"),
+    "id-not-folder": ("id: nyc3-prod-01", "id: nyc3-prod-77",
+                      "clusters/nyc3-prod-01/cluster.yaml:1:5: error: cluster id 'nyc3-prod-77' differs from its folder"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROBED_CLUSTER_BROKEN))
+@pytest.mark.parametrize("command", ["render", "lint"])
+def test_a_probed_cluster_that_fails_to_load_is_one_error(fleet_copy: Path, case: str, command: str) -> None:
+    """nyc3-control-01 probes nyc3-prod-01: when that cluster's own file is refused, its error is
+    the one to fix; the probe is not also reported as naming a cluster that does not exist."""
+    old, new, expected = PROBED_CLUSTER_BROKEN[case]
+    _edit(fleet_copy / "clusters/nyc3-prod-01/cluster.yaml", old, new)
+    result = CliRunner().invoke(cli, [command, "--root", str(fleet_copy)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and errors[0].startswith(expected), result.output
+    # `lint --changed` loads only the changed clusters and the clusters their probes name.
+    with pytest.raises(InputError) as info:
+        inputs.load(fleet_copy, clusters={"nyc3-control-01"})
+    assert [str(e.source) for e in info.value.errors] == [expected.split(": error:")[0]]
+
+
+def test_a_probe_of_a_cluster_folder_without_cluster_yaml_is_one_error(fleet_copy: Path) -> None:
+    (fleet_copy / "clusters/nyc3-prod-01/cluster.yaml").unlink()
+    result = _render(fleet_copy)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert errors == ["clusters/nyc3-prod-01: error: cluster folder without cluster.yaml"], result.output
 
 
 def test_usage_error_is_exit_2(fleet_copy: Path) -> None:

@@ -2,28 +2,16 @@
 labeldrop/labelkeep removing `__name__`/`job` (error), each at the rule's source line."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from fleet import model
-from fleet.checks import CheckContext, relabel_lint
-from fleet.cli import cli
-from fleet.render.fleet import render_fleet
-from fleet.writer import write_tree
-from test_report_formats import _error_lines, validate_sarif
+from _lintrun import FORMATS, assert_errors_at, check_findings, lint_only
+from fleet.checks import relabel_lint
 
 CUSTOMER = "base/relabel/customer.yaml"
 PLATFORM = "base/relabel/platform.yaml"
 VALUES = "base/components/vmagent/values.yaml"
-
-
-def _findings(root: Path):
-    fleet = model.load(root)
-    write_tree(root / "rendered", render_fleet(fleet))
-    return list(relabel_lint.check(CheckContext(root=root, fleet=fleet, rendered=root / "rendered")))
 
 
 def _append(root: Path, rel: str, text: str) -> int:
@@ -43,8 +31,7 @@ def _at(found, rel: str) -> dict[int, list[tuple[str, str]]]:
 
 
 def test_shipped_fleet_is_clean(repo_root: Path) -> None:
-    fleet = model.load(repo_root)
-    assert list(relabel_lint.check(CheckContext(root=repo_root, fleet=fleet, rendered=repo_root / "rendered"))) == []
+    assert check_findings(repo_root, relabel_lint, rendered=True) == []
 
 
 def test_fields_an_action_ignores_per_agent(fleet_copy: Path) -> None:
@@ -52,7 +39,7 @@ def test_fields_an_action_ignores_per_agent(fleet_copy: Path) -> None:
                                        "- action: labeldrop\n  regex: uid\n  target_label: x\n")
     alloy = _append(fleet_copy, PLATFORM, "- source_labels: [job]\n  regex: shuttle\n  target_label: owner\n"
                                           "  replacement: platform\n  modulus: 4\n")
-    found = _findings(fleet_copy)
+    found = check_findings(fleet_copy, relabel_lint)
     customer, platform = _at(found, CUSTOMER), _at(found, PLATFORM)
     assert customer[vm] == [("warning", "keep ignores replacement (vmagent never reads it for this action)")]
     assert customer[vm + 4] == [("warning", "labeldrop ignores target_label (vmagent never reads it for this action)")]
@@ -64,14 +51,14 @@ def test_fields_an_action_ignores_per_agent(fleet_copy: Path) -> None:
 def test_keep_then_a_disjoint_keep_never_matches(fleet_copy: Path) -> None:
     line = _append(fleet_copy, CUSTOMER, "- action: keep\n  source_labels: [job]\n  regex: envoy|customer-pods\n"
                                          "- action: keep\n  source_labels: [job]\n  regex: kube-state-metrics\n")
-    (finding,) = _at(_findings(fleet_copy), CUSTOMER)[line + 3]
+    (finding,) = _at(check_findings(fleet_copy, relabel_lint), CUSTOMER)[line + 3]
     assert finding == ("warning", f"keep can never match (the keep at {CUSTOMER}:{line} already removed every "
                                   "value it matches): it drops every series")
 
 
 def test_drop_after_a_keep_that_removed_what_it_matches(fleet_copy: Path) -> None:
     line = _append(fleet_copy, PLATFORM, "- action: drop\n  source_labels: [job]\n  regex: customer-app|team-.+\n")
-    found = _at(_findings(fleet_copy), PLATFORM)
+    found = _at(check_findings(fleet_copy, relabel_lint), PLATFORM)
     keep = next(i for i, text in enumerate((fleet_copy / PLATFORM).read_text().splitlines(), 1) if "action: keep" in text)
     assert found[line] == [("warning", f"drop can never match (the keep at {PLATFORM}:{keep} already removed every "
                                        "value it matches): it drops nothing")]
@@ -80,7 +67,7 @@ def test_drop_after_a_keep_that_removed_what_it_matches(fleet_copy: Path) -> Non
 def test_keep_reading_a_label_an_earlier_rule_dropped(fleet_copy: Path) -> None:
     line = _append(fleet_copy, CUSTOMER, "- action: labeldrop\n  regex: pod_ip\n"
                                          "- action: drop\n  source_labels: [pod_ip]\n  regex: 10\\..+\n")
-    found = _at(_findings(fleet_copy), CUSTOMER)
+    found = _at(check_findings(fleet_copy, relabel_lint), CUSTOMER)
     assert found[line + 2] == [("warning", f"drop reads 'pod_ip', which the labeldrop at {CUSTOMER}:{line} already "
                                            "removed: it sees an empty value")]
 
@@ -93,7 +80,7 @@ def test_labeldrop_of_job_and_labelkeep_without_name_are_errors(fleet_copy: Path
     assert anchor in text
     values.write_text(text.replace(anchor, anchor + "        - action: labelkeep\n          regex: job|pod|namespace\n"))
     keep = next(i for i, t in enumerate(values.read_text().splitlines(), 1) if "action: labelkeep" in t)
-    found = _findings(fleet_copy)
+    found = check_findings(fleet_copy, relabel_lint)
     assert ("error", "labeldrop removes 'job' from every series it sees (regex 'job|image')") in _at(found, CUSTOMER)[line]
     assert _at(found, VALUES)[keep] == [("error", "labelkeep removes '__name__' from every series it sees "
                                                   "(regex 'job|pod|namespace')")]
@@ -111,26 +98,17 @@ def test_target_relabeling_may_drop_what_targets_never_carry(fleet_copy: Path) -
     values.write_text(text.replace(anchor, extra + anchor))
     lines = values.read_text().splitlines()
     keep = next(i for i, t in enumerate(lines, 1) if "source_labels: [namespace]" in t)
-    found = _at(_findings(fleet_copy), VALUES)
+    found = _at(check_findings(fleet_copy, relabel_lint), VALUES)
     assert sorted(found) == [keep, keep + 3]  # the labelkeep passes; the keep drops all; the next never runs
     assert found[keep][0][1].startswith("keep can never match (its regex matches no value of namespace")
     assert found[keep + 3] == [("warning", f"keep never runs: the rule before it ({VALUES}:{keep}) already "
                                            "drops every series")]
 
 
-def _lint(root: Path, fmt: str):
-    return CliRunner().invoke(cli, ["lint", "--root", str(root), "--only", relabel_lint.NAME, "--format", fmt])
-
-
-@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif", "junit"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_names_the_rule(fleet_copy: Path, fmt: str) -> None:
     line = _append(fleet_copy, CUSTOMER, "- action: labeldrop\n  regex: job\n")
-    write_tree(fleet_copy / "rendered", render_fleet(model.load(fleet_copy)))
-    result = _lint(fleet_copy, fmt)
-    assert result.exit_code == 1, result.output
-    assert _error_lines(fmt, result.stdout) == {(CUSTOMER, line)}
-    if fmt == "sarif":
-        validate_sarif(json.loads(result.stdout))
+    assert_errors_at(fleet_copy, relabel_lint, fmt, {(CUSTOMER, line)})
 
 
 def test_a_field_vmagent_v1150_refuses_is_bad_input_at_its_line(fleet_copy: Path) -> None:
@@ -138,7 +116,7 @@ def test_a_field_vmagent_v1150_refuses_is_bad_input_at_its_line(fleet_copy: Path
     load itself: exit 2 at the rule's line, before any check runs."""
     line = _append(fleet_copy, CUSTOMER, "- action: drop_if_equal\n  source_labels: [namespace, exported_namespace]\n"
                                          "  regex: .+\n")
-    result = CliRunner().invoke(cli, ["lint", "--root", str(fleet_copy), "--only", relabel_lint.NAME])
+    result = lint_only(fleet_copy, relabel_lint)
     assert result.exit_code == 2, result.output
     assert f"{CUSTOMER}:{line}:" in result.output
     assert "`regex` cannot be used for `action=drop_if_equal`" in result.output

@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
+from _lintrun import FORMATS, assert_errors_at, check_findings
 from fleet import model
-from fleet.checks import CheckContext, relabel_vs_rules
-from fleet.cli import cli
-from fleet.render.fleet import render_fleet
+from fleet.checks import relabel_vs_rules
 from fleet.rules import promql
-from fleet.writer import write_tree
-from test_report_formats import _error_lines, validate_sarif
-
-import json
 
 VALUES = "base/components/vmagent/values.yaml"
 CUSTOMER = "base/relabel/customer.yaml"
@@ -28,12 +22,6 @@ KSM_METRIC_RELABEL = """        - source_labels: [__meta_kubernetes_endpointslic
 KSM_DROP_NAMESPACE = KSM_METRIC_RELABEL + """        - action: labeldrop
           regex: namespace
 """
-
-
-def _findings(root: Path):
-    fleet = model.load(root)
-    write_tree(root / "rendered", render_fleet(fleet))
-    return list(relabel_vs_rules.check(CheckContext(root=root, fleet=fleet, rendered=root / "rendered")))
 
 
 def _line_of(path: Path, text: str, after: int = 0) -> int:
@@ -50,14 +38,12 @@ def _drop_namespace_on_ksm(root: Path) -> int:
 
 
 def test_shipped_fleet_is_clean(repo_root: Path) -> None:
-    fleet = model.load(repo_root)
-    ctx = CheckContext(root=repo_root, fleet=fleet, rendered=repo_root / "rendered")
-    assert list(relabel_vs_rules.check(ctx)) == []
+    assert check_findings(repo_root, relabel_vs_rules, rendered=True) == []
 
 
 def test_labeldrop_of_namespace_on_ksm_breaks_the_rules_grouped_by_namespace(fleet_copy: Path) -> None:
     line = _drop_namespace_on_ksm(fleet_copy)
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, relabel_vs_rules)
     assert (found.source.file, found.source.line, found.severity.value) == (VALUES, line, "error")
     assert found.details["label"] == "namespace"
     rules = found.details["rules"]
@@ -76,7 +62,7 @@ def test_renaming_pod_is_found_at_the_rule_that_drops_it(fleet_copy: Path) -> No
     customer = fleet_copy / CUSTOMER
     customer.write_text(customer.read_text() + "- source_labels: [pod]\n  target_label: pod_name\n"
                                                "- action: labeldrop\n  regex: pod\n")
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, relabel_vs_rules)
     assert (found.source.file, found.source.line) == (CUSTOMER, _line_of(customer, "regex: pod") - 1)
     assert "'pod_name': a rename" in found.message
     assert {"record 'project_service_pod:kube_pod_labels:max'",
@@ -88,7 +74,7 @@ def test_renaming_pod_is_found_at_the_rule_that_drops_it(fleet_copy: Path) -> No
 def test_a_label_the_rules_do_not_read_may_go(fleet_copy: Path) -> None:
     customer = fleet_copy / CUSTOMER
     customer.write_text(customer.read_text() + "- action: labeldrop\n  regex: container_label_.+|uid\n")
-    assert _findings(fleet_copy) == []
+    assert check_findings(fleet_copy, relabel_vs_rules) == []
 
 
 def test_a_keep_on_another_job_is_no_finding_for_this_one(fleet_copy: Path) -> None:
@@ -96,7 +82,7 @@ def test_a_keep_on_another_job_is_no_finding_for_this_one(fleet_copy: Path) -> N
     customer = fleet_copy / CUSTOMER
     customer.write_text(customer.read_text() + "- source_labels: [job]\n  regex: customer-pods\n"
                                                "  target_label: pod\n  replacement: ''\n")
-    assert _findings(fleet_copy) == []
+    assert check_findings(fleet_copy, relabel_vs_rules) == []
 
 
 def test_platform_alert_label_dropped_by_the_gdpr_gate(fleet_copy: Path) -> None:
@@ -104,7 +90,7 @@ def test_platform_alert_label_dropped_by_the_gdpr_gate(fleet_copy: Path) -> None
     `cluster_id` there does not (Alloy adds external labels after the relabel stage)."""
     platform = fleet_copy / PLATFORM
     platform.write_text(platform.read_text() + "- action: labeldrop\n  regex: resource|cluster_id\n")
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, relabel_vs_rules)
     assert (found.source.file, found.source.line) == (PLATFORM, _line_of(platform, "regex: resource|cluster_id") - 1)
     assert found.details["label"] == "resource"
     assert "alert 'ShuttleInformerStale'" in found.details["rules"]
@@ -121,19 +107,10 @@ def test_input_label_uses_follow_labels_to_their_selectors() -> None:
     assert not any(name == "c" and label != "__name__" for label, name in uses)  # without: nothing needed
 
 
-def _lint(root: Path, fmt: str):
-    return CliRunner().invoke(cli, ["lint", "--root", str(root), "--only", relabel_vs_rules.NAME, "--format", fmt])
-
-
-@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif", "junit"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_names_the_relabel_rule(fleet_copy: Path, fmt: str) -> None:
     line = _drop_namespace_on_ksm(fleet_copy)
-    write_tree(fleet_copy / "rendered", render_fleet(model.load(fleet_copy)))
-    result = _lint(fleet_copy, fmt)
-    assert result.exit_code == 1, result.output
-    assert _error_lines(fmt, result.stdout) == {(VALUES, line)}
-    if fmt == "sarif":
-        validate_sarif(json.loads(result.stdout))
+    assert_errors_at(fleet_copy, relabel_vs_rules, fmt, {(VALUES, line)})
 
 
 def test_the_real_vmagent_confirms_the_label_is_gone(fleet_copy: Path) -> None:
@@ -164,7 +141,7 @@ def test_regional_gate_dropping_instance_breaks_the_store_alerts(fleet_copy: Pat
     of `instance` in base/relabel/regional.yaml breaks the `unless on (instance)` companions."""
     regional = fleet_copy / "base/relabel/regional.yaml"
     regional.write_text(regional.read_text() + "- action: labeldrop\n  regex: instance\n")
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, relabel_vs_rules)
     assert (found.source.file, found.source.line) == ("base/relabel/regional.yaml",
                                                       _line_of(regional, "regex: instance") - 1)
     assert {"alert 'ClickHouseTargetMissing'", "alert 'VictoriaMetricsTargetMissing'"} <= set(found.details["rules"])
@@ -175,7 +152,7 @@ def test_a_label_written_again_later_is_carried(fleet_copy: Path) -> None:
     customer = fleet_copy / CUSTOMER
     customer.write_text(customer.read_text() + "- action: labeldrop\n  regex: namespace\n"
                                                "- target_label: namespace\n  replacement: flattened\n")
-    assert _findings(fleet_copy) == []
+    assert check_findings(fleet_copy, relabel_vs_rules) == []
 
 
 def test_a_removal_keyed_on_the_series_name(fleet_copy: Path) -> None:
@@ -183,7 +160,7 @@ def test_a_removal_keyed_on_the_series_name(fleet_copy: Path) -> None:
     customer = fleet_copy / CUSTOMER
     customer.write_text(customer.read_text() + "- source_labels: [__name__]\n  regex: kube_pod_labels\n"
                                                "  target_label: pod\n  replacement: ''\n")
-    (found,) = _findings(fleet_copy)
+    (found,) = check_findings(fleet_copy, relabel_vs_rules)
     assert (found.source.file, found.source.line) == (CUSTOMER, _line_of(customer, "regex: kube_pod_labels") - 1)
     assert found.details["series"] == ['kube_pod_labels{job="kube-state-metrics"}']
     assert set(found.details["rules"]) == {"record 'project_service_pod:kube_pod_labels:max'"}

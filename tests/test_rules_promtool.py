@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from _binaries import require_binary
-from fleet.rules import binaries, coverage, lint
+from fleet.rules import binaries, coverage, lint, vmtests
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests/fixtures/rules/fleet"
@@ -160,6 +160,18 @@ def test_override_test_failure_is_reported_at_the_failing_case(root):
     assert f.source.file == "regions/r1/rules/tests/resources.test.yaml"
     assert "expr: project_service:container_memory_working_set_bytes:sum" in path.read_text().splitlines()[f.source.line - 1]
     assert "5.1E+03" in f.message
+
+
+def test_an_override_test_without_a_region_is_reported_and_not_replayed(root):
+    """A test under a cluster no region claims has no rule set: rules-tests says so, rules-vm skips it."""
+    require_binary("promtool")
+    write(root, "clusters/ghost/rules/tests/x.test.yaml", "rule_files: [../recording/x.yaml]\ntests: []\n")
+    found = [f for f in lint.unit_test_findings(root) if f.source.file == "clusters/ghost/rules/tests/x.test.yaml"]
+    assert [f.message for f in found] == ["cluster 'ghost' has no rendered region to test against"]
+    sets = lint.region_sets(root)
+    jobs = vmtests.override_jobs(root, sets, lint._cluster_regions(root, None))
+    assert "clusters/ghost/rules/tests/x.test.yaml" not in {j.name for j in jobs}
+    assert "regions/r1/rules/tests/resources.test.yaml" in {j.name for j in jobs}
 
 
 def test_a_failing_base_case_is_reported_at_its_line(root):

@@ -64,6 +64,9 @@ class _Collector:
         self.errors: list[InputError] = []
         self.files: list[str] = []
         self.invalid: set[str] = set()   # input files that exist but failed to load
+        # Cluster folders refused with an error of their own (broken or missing cluster.yaml, id
+        # not the folder name, ...): a probe naming one is not also "a cluster that does not exist".
+        self.refused_clusters: set[str] = set()
 
     def rel(self, path: Path) -> str:
         try:
@@ -216,21 +219,29 @@ def _load_clusters(c: _Collector, root: Path, only: set[str] | None = None) -> d
     if only is not None:
         return _load_some_clusters(c, children, only)
     for folder_name, path in children:
-        if not path.exists():
-            c.errors.append(InputError("cluster folder without cluster.yaml", SourceRef(c.rel(path.parent))))
-            continue
-        doc = _cluster_doc(c, folder_name, path)
-        if doc is None:
-            continue
-        cid = doc.data["id"]
-        if cid in seen:
-            c.errors.append(InputError(f"duplicate cluster id {cid!r} (also in {seen[cid].value_ref('id')})",
-                                       doc.value_ref("id"), path="$.id", expected="a fleet-unique cluster id"))
-            continue
-        seen[cid] = doc
-        if _named_after_folder(c, doc, folder_name):
-            out[cid] = doc
+        doc = _unique_cluster_doc(c, folder_name, path, seen)
+        if doc is not None and _named_after_folder(c, doc, folder_name):
+            out[doc.data["id"]] = doc
+        else:
+            c.refused_clusters.add(folder_name)
     return out
+
+
+def _unique_cluster_doc(c: _Collector, folder_name: str, path: Path, seen: dict[str, Document]) -> Document | None:
+    """A cluster folder's document unless it is missing, invalid or repeats an id (errors in `c`)."""
+    if not path.exists():
+        c.errors.append(InputError("cluster folder without cluster.yaml", SourceRef(c.rel(path.parent))))
+        return None
+    doc = _cluster_doc(c, folder_name, path)
+    if doc is None:
+        return None
+    cid = doc.data["id"]
+    if cid in seen:
+        c.errors.append(InputError(f"duplicate cluster id {cid!r} (also in {seen[cid].value_ref('id')})",
+                                   doc.value_ref("id"), path="$.id", expected="a fleet-unique cluster id"))
+        return None
+    seen[cid] = doc
+    return doc
 
 
 def _cluster_doc(c: _Collector, folder_name: str, path: Path) -> Document | None:
@@ -262,6 +273,7 @@ def _load_some_clusters(c: _Collector, children: list[tuple[str, Path]], only: s
             continue
         doc = _cluster_doc(c, name, paths[name])
         if doc is None or not _named_after_folder(c, doc, name):
+            c.refused_clusters.add(name)
             continue
         out[name] = doc
         pending += [str(lb.get("cluster")) for lb in (doc.data.get("controlPlane") or {}).get("loadBalancers") or []
@@ -304,7 +316,7 @@ def _check_references(c: _Collector, clusters: dict[str, Document], regions: dic
                                        doc.value_ref("region"), path="$.region",
                                        expected=f"a folder regions/<region>/ (have: {', '.join(sorted(regions)) or 'none'})"))
         for i, lb in enumerate((doc.data.get("controlPlane") or {}).get("loadBalancers") or []):
-            if lb["cluster"] not in clusters:
+            if lb["cluster"] not in clusters and lb["cluster"] not in c.refused_clusters:
                 c.errors.append(InputError(f"load balancer probe names cluster {lb['cluster']!r}, which does not exist",
                                            doc.value_ref("controlPlane", "loadBalancers", i, "cluster"),
                                            path=f"$.controlPlane.loadBalancers[{i}].cluster",

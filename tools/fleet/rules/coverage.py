@@ -15,13 +15,18 @@ A merged rule that is still the base rule is covered by the base tests.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from .. import yamlio
 from ..errors import Finding, Severity
 from . import promql
 from .loader import Rule, RuleFile
+
+if TYPE_CHECKING:
+    from .merge import MergedSet
 
 TESTS_DIR = Path("tests/rules")
 OVERRIDE_TESTS = "tests"  # beside an override's recording/ folder: <layer>/rules/tests/
@@ -53,6 +58,44 @@ def override_test_files(root: Path) -> list[Path]:
     for layer in ("regions", "clusters"):
         found += sorted((root / layer).glob(f"*/rules/{OVERRIDE_TESTS}/*.yaml"))
     return found
+
+
+@dataclass
+class OverrideTest:
+    """One test beside a region or cluster override and the region rule set it runs against.
+
+    `merged` is None when the override's region is unknown (a cluster without a region, or a
+    region with no rendered rule set): then the test cannot run, and `doc`/`listed` stay empty.
+    """
+
+    path: Path
+    rel: str
+    layer: str  # "regions" or "clusters"
+    label: str  # the region or cluster folder name
+    region: str
+    merged: MergedSet | None
+    doc: Any = None  # the test file as plain data
+    listed: set[str] = field(default_factory=set)  # repo-relative rule files it loads
+
+
+def override_tests(root: Path, region_sets: dict[str, MergedSet],
+                   cluster_region: dict[str, str]) -> Iterator[OverrideTest]:
+    """Every override test with its region's merged rule set and the sources it loads.
+
+    Why one place: promtool (rules-tests) and VictoriaMetrics (rules-vm) must run the same test
+    against the same region's rules; a test under clusters/<c>/ belongs to the cluster's region.
+    """
+    for path in override_test_files(root):
+        rel = path.relative_to(root)
+        layer, label = rel.parts[0], rel.parts[1]
+        region = label if layer == "regions" else cluster_region.get(label, "")
+        merged = region_sets.get(region)
+        if merged is None:
+            yield OverrideTest(path, str(rel), layer, label, region, None)
+            continue
+        doc = yamlio.plain(yamlio.load_file(path, str(rel)))
+        listed = loaded_files(path, root, doc) if isinstance(doc, dict) else set()
+        yield OverrideTest(path, str(rel), layer, label, region, merged, doc, listed)
 
 
 def loaded_files(path: Path, root: Path, doc: dict) -> set[str]:

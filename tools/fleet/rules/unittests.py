@@ -95,10 +95,10 @@ def run_base(root: Path) -> list[Finding]:
     return findings
 
 
-def materialise(test_path: Path, root: Path, merged: MergedSet, tmp: Path) -> Path:
+def materialise(test: coverage.OverrideTest, root: Path, tmp: Path) -> Path:
     """Copy of the test whose rule_files are the merged files built from the listed sources."""
-    doc = yamlio.plain(yamlio.load_file(test_path, str(test_path.relative_to(root))))
-    listed = coverage.loaded_files(test_path, root, doc) if isinstance(doc, dict) else set()
+    assert test.merged is not None
+    merged, listed = test.merged, test.listed
     rule_files = []
     for name in sorted(merged.files):
         if merged.files[name] and set(merged.sources(name)) & listed:
@@ -106,9 +106,8 @@ def materialise(test_path: Path, root: Path, merged: MergedSet, tmp: Path) -> Pa
             rule_files.append(name)
     covered = {s for name in rule_files for s in merged.sources(name)}
     rule_files += [str((root / s).resolve()) for s in sorted(listed - covered)]  # promtool reports these
-    if isinstance(doc, dict):
-        doc["rule_files"] = rule_files
-    out = tmp / test_path.name
+    doc = {**test.doc, "rule_files": rule_files} if isinstance(test.doc, dict) else test.doc
+    out = tmp / test.path.name
     out.write_text(json.dumps(doc), encoding="utf-8")
     return out
 
@@ -116,18 +115,15 @@ def materialise(test_path: Path, root: Path, merged: MergedSet, tmp: Path) -> Pa
 def run_overrides(root: Path, region_sets: dict[str, MergedSet], cluster_region: dict[str, str]) -> list[Finding]:
     """Tests beside region/cluster overrides, against their region's merged rule set."""
     findings = []
-    for path in coverage.override_test_files(root):
-        rel = path.relative_to(root)
-        layer, label = rel.parts[0], rel.parts[1]
-        region = label if layer == "regions" else cluster_region.get(label)
-        if region not in region_sets:
-            findings.append(Finding(CHECK, Severity.ERROR, SourceRef(str(rel)),
-                                    f"{layer[:-1]} {label!r} has no rendered region to test against"))
+    for test in coverage.override_tests(root, region_sets, cluster_region):
+        if test.merged is None:
+            findings.append(Finding(CHECK, Severity.ERROR, SourceRef(test.rel),
+                                    f"{test.layer[:-1]} {test.label!r} has no rendered region to test against"))
             continue
         with tempfile.TemporaryDirectory(prefix="fleet-ruletest-") as tmp:
-            copy = materialise(path, root, region_sets[region], Path(tmp))
+            copy = materialise(test, root, Path(tmp))
             (result,) = binaries.promtool_test([copy], Path(tmp))
         if not result.ok:
-            result = binaries.UnitTestResult(str(rel), False, result.output.replace(str(copy), str(rel)))
-            findings += _findings(result, path)
+            result = binaries.UnitTestResult(test.rel, False, result.output.replace(str(copy), test.rel))
+            findings += _findings(result, test.path)
     return findings

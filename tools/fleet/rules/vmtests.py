@@ -259,17 +259,12 @@ def base_jobs(root: Path, first_region: str) -> list[Job]:
 
 def override_jobs(root: Path, region_sets: dict[str, MergedSet], cluster_region: dict[str, str]) -> list[Job]:
     jobs = []
-    for path in coverage.override_test_files(root):
-        rel = path.relative_to(root)
-        layer, label = rel.parts[0], rel.parts[1]
-        region = label if layer == "regions" else cluster_region.get(label, "")
-        merged = region_sets.get(region)
-        if merged is None:
+    for test in coverage.override_tests(root, region_sets, cluster_region):
+        if test.merged is None:
             continue  # rules-tests reports a test without a region
-        doc = yamlio.plain(yamlio.load_file(path, str(rel)))
-        listed = coverage.loaded_files(path, root, doc) if isinstance(doc, dict) else set()
-        rules = [g for n in sorted(merged.files) if set(merged.sources(n)) & listed for g in merged.files[n]]
-        jobs.append(Job(path, str(rel), rules, region))
+        merged = test.merged
+        rules = [g for n in sorted(merged.files) if set(merged.sources(n)) & test.listed for g in merged.files[n]]
+        jobs.append(Job(test.path, test.rel, rules, test.region))
     return jobs
 
 
