@@ -72,7 +72,9 @@ def test_kustomize_build_failure_in_one_cluster_is_found_despite_shared_cache(fl
     broken = fleet_copy / "rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml"
     broken.write_text(broken.read_text().replace("- shuttle.yaml", "- shuttle.yaml\n- missing.yaml"))
     found = list(kustomize_build.check(_ctx(fleet_copy)))
-    assert [f.source.file for f in found] == ["rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml"]
+    line = broken.read_text().splitlines().index("- missing.yaml") + 1
+    assert [(f.source.file, f.source.line) for f in found] == [
+        ("rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml", line)]
     assert "missing.yaml" in found[0].message and "fra1-staging-01" in found[0].message
 
 
