@@ -113,7 +113,8 @@ def test_vmagent_rejects_a_misspelt_scrape_field_at_its_source(fleet_copy: Path)
     values = fleet_copy / "base/components/vmagent/values.yaml"
     values.write_text(values.read_text().replace("      honor_labels: true\n", "      honor_lables: true\n"))
     found = list(vmagent_config.check(_ctx(fleet_copy)))
-    assert found and all(f.source.file == "base/components/vmagent/values.yaml" for f in found)
+    line = values.read_text().splitlines().index("      honor_lables: true") + 1
+    assert found and {(f.source.file, f.source.line) for f in found} == {("base/components/vmagent/values.yaml", line)}
     assert "honor_lables" in found[0].message
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -39,6 +40,36 @@ def _without_files(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_files(v) for v in node]
     return node
+
+
+#: Where vmagent's YAML decoder says a scrape config goes wrong ("line 67: field x not found").
+_ERROR_LINE = re.compile(r"\bline (\d+): ")
+
+
+def _path_at(node: yaml.Node, line: int, path: tuple = ()) -> tuple:
+    """Keys and indexes down to the deepest mapping key or sequence item that starts on `line`
+    (0-based) of the document `node` was composed from."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.start_mark.line == line and not (value.start_mark.line == line and
+                                                    isinstance(value, (yaml.MappingNode, yaml.SequenceNode))):
+                return path + (key.value,)
+            if key.start_mark.line <= line < max(value.end_mark.line, key.start_mark.line + 1):
+                return _path_at(value, line, path + (key.value,))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            if item.start_mark.line <= line < max(item.end_mark.line, item.start_mark.line + 1):
+                return _path_at(item, line, path + (index,))
+    return path
+
+
+def error_path(scrape: dict, error: str) -> tuple:
+    """The path inside `scrape` (as dry_run wrote it) of the line vmagent's error names; () when
+    the error names no line."""
+    match = _ERROR_LINE.search(error)
+    if not match:
+        return ()
+    return _path_at(yaml.compose(yaml.safe_dump(scrape, sort_keys=True)), int(match.group(1)) - 1)
 
 
 def url_flags(item: dict) -> dict[str, Any]:
@@ -97,7 +128,10 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         key = digest("vmagent-dry-run", vmagent, normalize(json.dumps([scrape, relabels, flags], sort_keys=True), cid))
         error = cache.get_or_compute(key, lambda s=scrape, r=relabels, f=flags: dry_run(s, r, vmagent, f))
         if error:
-            source = component.source_of("values", "config", "scrape_configs") or SourceRef(cluster.source)
+            # at the field vmagent names (its line in the scrape.yml dry_run wrote, mapped back
+            # to the layer that set it), else at the scrape configs
+            path = error_path(scrape, error) or ("scrape_configs",)
+            source = component.source_of("values", "config", *path) or SourceRef(cluster.source)
             if (source, error) in reported:
                 continue
             reported.add((source, error))
