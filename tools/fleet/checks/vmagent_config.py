@@ -24,7 +24,7 @@ from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
 from ..normalize import normalize
 from ..render.wiring import wired_values
-from .. import upstream
+from .. import upstream, yamlio
 from . import CheckContext
 
 NAME = "vmagent-config"
@@ -46,21 +46,21 @@ def _without_files(node: Any) -> Any:
 _ERROR_LINE = re.compile(r"\bline (\d+): ")
 
 
-def _path_at(node: yaml.Node, line: int, path: tuple = ()) -> tuple:
-    """Keys and indexes down to the deepest mapping key or sequence item that starts on `line`
-    (0-based) of the document `node` was composed from."""
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if key.start_mark.line == line and not (value.start_mark.line == line and
-                                                    isinstance(value, (yaml.MappingNode, yaml.SequenceNode))):
-                return path + (key.value,)
-            if key.start_mark.line <= line < max(value.end_mark.line, key.start_mark.line + 1):
-                return _path_at(value, line, path + (key.value,))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            if item.start_mark.line <= line < max(item.end_mark.line, item.start_mark.line + 1):
-                return _path_at(item, line, path + (index,))
-    return path
+def _entries(node: Any) -> list[tuple[int, Any]]:
+    """(first line, key or index) of each entry of a loaded mapping or sequence, in order."""
+    keys = list(node) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else []
+    return [(yamlio.position(node, key)[0], key) for key in keys]
+
+
+def _path_at(node: Any, line: int, path: tuple = ()) -> tuple:
+    """Keys and indexes down to the deepest entry holding `line` (1-based) of the block-style
+    document `node` was loaded from: the last entry starting at or before the line."""
+    before = [key for start, key in _entries(node) if start <= line]
+    if not before:
+        return path
+    child = node[before[-1]]
+    inside = any(start <= line for start, _key in _entries(child))
+    return _path_at(child, line, path + (before[-1],)) if inside else path + (before[-1],)
 
 
 def error_path(scrape: dict, error: str) -> tuple:
@@ -69,7 +69,7 @@ def error_path(scrape: dict, error: str) -> tuple:
     match = _ERROR_LINE.search(error)
     if not match:
         return ()
-    return _path_at(yaml.compose(yaml.safe_dump(scrape, sort_keys=True)), int(match.group(1)) - 1)
+    return _path_at(yamlio.load_text(yaml.safe_dump(scrape, sort_keys=True), "scrape.yml"), int(match.group(1)))
 
 
 def url_flags(item: dict) -> dict[str, Any]:
