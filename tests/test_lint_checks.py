@@ -72,7 +72,9 @@ def test_kustomize_build_failure_in_one_cluster_is_found_despite_shared_cache(fl
     broken = fleet_copy / "rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml"
     broken.write_text(broken.read_text().replace("- shuttle.yaml", "- shuttle.yaml\n- missing.yaml"))
     found = list(kustomize_build.check(_ctx(fleet_copy)))
-    assert [f.source.file for f in found] == ["rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml"]
+    line = broken.read_text().splitlines().index("- missing.yaml") + 1
+    assert [(f.source.file, f.source.line) for f in found] == [
+        ("rendered/clusters/fra1-staging-01/stages/04-shuttle/kustomization.yaml", line)]
     assert "missing.yaml" in found[0].message and "fra1-staging-01" in found[0].message
 
 
@@ -111,7 +113,8 @@ def test_vmagent_rejects_a_misspelt_scrape_field_at_its_source(fleet_copy: Path)
     values = fleet_copy / "base/components/vmagent/values.yaml"
     values.write_text(values.read_text().replace("      honor_labels: true\n", "      honor_lables: true\n"))
     found = list(vmagent_config.check(_ctx(fleet_copy)))
-    assert found and all(f.source.file == "base/components/vmagent/values.yaml" for f in found)
+    line = values.read_text().splitlines().index("      honor_lables: true") + 1
+    assert found and {(f.source.file, f.source.line) for f in found} == {("base/components/vmagent/values.yaml", line)}
     assert "honor_lables" in found[0].message
 
 

@@ -30,7 +30,9 @@ def test_alloy_job_missing_from_catalogue(fleet_copy: Path) -> None:
     jobs = fleet_copy / "base/components/alloy/platform-jobs.yaml"
     jobs.write_text(jobs.read_text() + "- job: extra-agent\n  namespaces: [kube-system]\n"
                     "  podLabel: {name: app, value: x}\n  port: metrics\n")
-    assert any("'extra-agent'" in f.message for f in _findings(fleet_copy))
+    (found,) = [f for f in _findings(fleet_copy) if "'extra-agent'" in f.message]
+    line = next(i for i, text in enumerate(jobs.read_text().splitlines(), 1) if text == "- job: extra-agent")
+    assert (found.source.file, found.source.line) == ("base/components/alloy/platform-jobs.yaml", line)
 
 
 def test_droplet_job_missing_from_catalogue(fleet_copy: Path) -> None:

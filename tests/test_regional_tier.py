@@ -279,6 +279,7 @@ def test_mtls_off_and_a_cluster_forwarding_elsewhere_are_found(fleet_copy: Path)
     text = vector.read_text()
     problems = tc.mtls_problems(tc.load_yaml(text, "v.yaml"), text, "v.yaml")
     assert len(problems) == 1 and "verify_certificate" in problems[0].message
+    assert text.splitlines()[problems[0].line - 1].strip() == "verify_certificate: false"
     outputs = "[OUTPUT]\n    Name forward\n    Host vector.fra1.starform.internal\n    Port 24224\n    tls On\n"
     messages = tc.cluster_forward_problems(outputs, "vector.nyc3.starform.internal", 24224, 24224)
     assert any("not the aggregator" in m for m in messages)

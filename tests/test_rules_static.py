@@ -396,3 +396,34 @@ def test_static_critical_pages_for_staging_and_fails_at_the_alert_line(root):
 def test_shipped_severity_template_is_the_checked_one():
     from fleet.rules.static import ENV_SEVERITY as shipped
     assert shipped == ENV_SEVERITY
+
+
+def test_lint_reports_rule_findings_under_the_plug_in_name_and_they_can_be_silenced(fleet_copy):
+    """`fleet lint` names the plug-in (rules-static), not the rule check inside it (kept in
+    details): what --only, SARIF rules, JUnit suites and `fleet:ignore rules-static` know."""
+    import json
+
+    from click.testing import CliRunner
+
+    from fleet.cli import cli
+    bad = fleet_copy / "base/rules/alerts/bad.yaml"
+    alert = """groups:
+  - name: bad
+    rules:
+      - alert: PerProjectDown
+        expr: sum by (project_id) (up{job="shuttle"}) == 0IGNORE
+        for: 5m
+        labels: {severity: warning}
+        annotations: {summary: "down", description: "d"}
+"""
+    bad.write_text(alert.replace("IGNORE", ""))
+    args = ["lint", "--root", str(fleet_copy), "--only", "rules-static", "--format", "json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    (found,) = json.loads(result.stdout)["findings"]
+    assert (found["check"], found["details"]["rule_check"]) == ("rules-static", "rules-platform-ids")
+    assert (found["file"], found["line"]) == ("base/rules/alerts/bad.yaml", 5)
+    bad.write_text(alert.replace("IGNORE", "  # fleet:ignore rules-static -- seeded"))
+    silenced = CliRunner().invoke(cli, args)
+    assert silenced.exit_code == 0, silenced.output
+    assert [s["check"] for s in json.loads(silenced.stdout)["suppressed"]] == ["rules-static"]

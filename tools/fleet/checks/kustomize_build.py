@@ -3,6 +3,7 @@ exactly as kustomize-controller will build it."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,22 @@ def build(folder: Path) -> str | None:
     return None if proc.returncode == 0 else (proc.stderr.strip() or f"exit code {proc.returncode}")
 
 
+#: kustomize names the entry it could not accumulate: "accumulating resources from 'x.yaml'".
+_FAILED_ENTRY = re.compile(r"accumulating (?:resources|components) from '([^']+)'")
+
+
+def entry_position(text: str, error: str) -> tuple[int, int]:
+    """(line, col) of the kustomization list entry the error names (`- x.yaml`); (1, 1), the
+    file, when it names none the file lists."""
+    match = _FAILED_ENTRY.search(error)
+    if match:
+        for number, line in enumerate(text.splitlines(), 1):
+            item = line.strip()
+            if item.startswith("- ") and item[2:].strip().strip("'\"") == match.group(1):
+                return number, line.index("-") + 1
+    return 1, 1
+
+
 def check(ctx: CheckContext) -> Iterable[Finding]:
     folders = kustomize_dirs(ctx.rendered, ctx.clusters)
     if not folders:
@@ -72,5 +89,7 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         error = cache.get_or_compute(keys[folder], lambda f=folder: build(f))
         if error:
             error = build(folder) or error  # the message names this folder, not the one built first
-            rel = (folder / "kustomization.yaml").relative_to(ctx.root).as_posix()
-            yield Finding(NAME, Severity.ERROR, SourceRef(rel, 1, 1), f"kubectl kustomize fails: {error}")
+            path = folder / "kustomization.yaml"
+            rel = path.relative_to(ctx.root).as_posix()
+            line, col = entry_position(path.read_text(encoding="utf-8"), error)
+            yield Finding(NAME, Severity.ERROR, SourceRef(rel, line, col), f"kubectl kustomize fails: {error}")

@@ -23,6 +23,7 @@ ORDER = 60
 SCOPE = "cluster"
 CATALOGUE = "base/rules/producers.yaml"
 AGENT_JOBS_FILE = "tools/fleet/tier/render.py"
+PLATFORM_JOBS = "base/components/alloy/platform-jobs.yaml"
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
@@ -46,12 +47,23 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
             yield Finding(NAME, Severity.WARNING, vmagent.source_of("values", "config", "scrape_configs") or SourceRef(cluster.source),
                           f"vmagent job {job!r} (cluster {cluster.id}) is missing from {CATALOGUE}")
     for job in sorted(alloy_jobs - platform):
-        yield Finding(NAME, Severity.ERROR, SourceRef("base/components/alloy/platform-jobs.yaml"),
+        yield Finding(NAME, Severity.ERROR, _platform_job_ref(ctx.root, job),
                       f"Alloy scrapes platform job {job!r}, which {CATALOGUE} does not list")
     droplet_jobs = {job for jobs in AGENT_JOBS.values() for job, _address, _path in jobs}
     for job in sorted(droplet_jobs - platform):
         yield Finding(NAME, Severity.ERROR, _agent_jobs_ref(),
                       f"a regional droplet's Alloy scrapes platform job {job!r}, which {CATALOGUE} does not list")
+
+
+def _platform_job_ref(root: Path, job: str) -> SourceRef:
+    """The `- job:` entry of `job` in platform-jobs.yaml (the file itself for a job it does not
+    list, such as Alloy's own `alloy`): the line a reviewer fixes, or the catalogue gap it opens."""
+    node = yamlio.load_file(root / PLATFORM_JOBS, PLATFORM_JOBS)
+    for index, entry in enumerate(node or []):
+        if isinstance(entry, dict) and entry.get("job") == job:
+            line, col = yamlio.position(node, index)
+            return SourceRef(PLATFORM_JOBS, line, col)
+    return SourceRef(PLATFORM_JOBS)
 
 
 def _agent_jobs_ref() -> SourceRef:

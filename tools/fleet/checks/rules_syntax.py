@@ -18,4 +18,4 @@ READS = ("base/rules/*", "regions/*", "clusters/*/rules/*", "tests/rules/*", "@m
 
 
 def check(ctx: CheckContext) -> Iterable[Finding]:
-    return lint.syntax_findings(ctx.root, ctx.fleet, ctx.cache)
+    return lint.as_check(NAME, lint.syntax_findings(ctx.root, ctx.fleet, ctx.cache))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,7 +24,7 @@ from ..cache import ResultCache, digest
 from ..errors import Finding, Severity, SourceRef
 from ..normalize import normalize
 from ..render.wiring import wired_values
-from .. import upstream
+from .. import upstream, yamlio
 from . import CheckContext
 
 NAME = "vmagent-config"
@@ -39,6 +40,36 @@ def _without_files(node: Any) -> Any:
     if isinstance(node, list):
         return [_without_files(v) for v in node]
     return node
+
+
+#: Where vmagent's YAML decoder says a scrape config goes wrong ("line 67: field x not found").
+_ERROR_LINE = re.compile(r"\bline (\d+): ")
+
+
+def _entries(node: Any) -> list[tuple[int, Any]]:
+    """(first line, key or index) of each entry of a loaded mapping or sequence, in order."""
+    keys = list(node) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else []
+    return [(yamlio.position(node, key)[0], key) for key in keys]
+
+
+def _path_at(node: Any, line: int, path: tuple = ()) -> tuple:
+    """Keys and indexes down to the deepest entry holding `line` (1-based) of the block-style
+    document `node` was loaded from: the last entry starting at or before the line."""
+    before = [key for start, key in _entries(node) if start <= line]
+    if not before:
+        return path
+    child = node[before[-1]]
+    inside = any(start <= line for start, _key in _entries(child))
+    return _path_at(child, line, path + (before[-1],)) if inside else path + (before[-1],)
+
+
+def error_path(scrape: dict, error: str) -> tuple:
+    """The path inside `scrape` (as dry_run wrote it) of the line vmagent's error names; () when
+    the error names no line."""
+    match = _ERROR_LINE.search(error)
+    if not match:
+        return ()
+    return _path_at(yamlio.load_text(yaml.safe_dump(scrape, sort_keys=True), "scrape.yml"), int(match.group(1)))
 
 
 def url_flags(item: dict) -> dict[str, Any]:
@@ -97,7 +128,10 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         key = digest("vmagent-dry-run", vmagent, normalize(json.dumps([scrape, relabels, flags], sort_keys=True), cid))
         error = cache.get_or_compute(key, lambda s=scrape, r=relabels, f=flags: dry_run(s, r, vmagent, f))
         if error:
-            source = component.source_of("values", "config", "scrape_configs") or SourceRef(cluster.source)
+            # at the field vmagent names (its line in the scrape.yml dry_run wrote, mapped back
+            # to the layer that set it), else at the scrape configs
+            path = error_path(scrape, error) or ("scrape_configs",)
+            source = component.source_of("values", "config", *path) or SourceRef(cluster.source)
             if (source, error) in reported:
                 continue
             reported.add((source, error))

@@ -4,6 +4,7 @@ regions) reported once.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,14 @@ def alert_files(root: Path, cache: dict | None = None) -> list[RuleFile]:
     if "rules.alerts" not in cache:
         cache["rules.alerts"] = platform_alerts(root)
     return cache["rules.alerts"]
+
+
+def as_check(name: str, findings: list[Finding]) -> list[Finding]:
+    """`findings` under the lint plug-in `name` that ran them: the name `--only`, SARIF rule ids,
+    JUnit suites and `fleet:ignore` know. The rule check that found each (rules-promql,
+    rules-promtool, ...) stays in details["rule_check"]."""
+    return [f if f.check == name else replace(f, check=name, details={**f.details, "rule_check": f.check})
+            for f in findings]
 
 
 def static_findings(root: Path, fleet: Any = None, cache: dict | None = None) -> list[Finding]:

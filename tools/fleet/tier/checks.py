@@ -221,6 +221,23 @@ def fluent_source(config: dict) -> tuple[str, dict] | None:
     return None
 
 
+def _tls_switch_line(text: str, source_line: int, tls: dict) -> int:
+    """The line of the source's first tls switch written but not true (`verify_certificate:
+    false`), the one to fix; the source's own line when the switches are missing."""
+    wrong = [key for key in ("enabled", "verify_certificate") if key in tls and tls[key] is not True]
+    if not wrong or not source_line:
+        return source_line
+    lines = text.splitlines()
+    indent = len(lines[source_line - 1]) - len(lines[source_line - 1].lstrip())
+    for number in range(source_line + 1, len(lines) + 1):
+        line = lines[number - 1]
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break  # past the source's block
+        if line.strip().startswith(f"{wrong[0]}:"):
+            return number
+    return source_line
+
+
 def mtls_problems(config: dict, text: str, name: str) -> list[Problem]:
     """The aggregator demands a client certificate signed by the log CA."""
     found = fluent_source(config)
@@ -234,7 +251,7 @@ def mtls_problems(config: dict, text: str, name: str) -> list[Problem]:
         if not tls.get(key):
             out.append(Problem(name, line, f"fluent source {source_name}: tls.{key} is not set"))
     if tls.get("enabled") is not True or tls.get("verify_certificate") is not True:
-        out.append(Problem(name, line, f"fluent source {source_name}: mutual TLS needs tls.enabled and "
+        out.append(Problem(name, _tls_switch_line(text, line, tls), f"fluent source {source_name}: mutual TLS needs tls.enabled and "
                                        "tls.verify_certificate true (a server's default is false)"))
     return out
 
