@@ -20,7 +20,7 @@ LINT_FLAGS := $(if $(wildcard $(SHARED)/crds/flux),--crds $(SHARED)/crds/flux) \
               $(if $(wildcard $(SHARED)/crds/envoy-gateway),--crds $(SHARED)/crds/envoy-gateway) \
               $(if $(wildcard $(SHARED)/charts),--charts $(SHARED)/charts)
 
-.PHONY: help setup system upstream render render-check lint test bench clean vrl-check
+.PHONY: help setup bytecode system upstream render render-check lint test bench clean vrl-check
 
 help:
 	@echo "make render lint   render rendered/ and lint everything (sets itself up)"
@@ -35,7 +35,13 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-setup: $(STAMP) system upstream vrl-check
+setup: $(STAMP) bytecode system upstream vrl-check
+
+# The toolchain's bytecode, compiled ahead: with PYTHONDONTWRITEBYTECODE set (as on CI machines)
+# Python would compile tools/fleet from source in every `fleet` process (~0.05 s of a 0.5 s
+# one-cluster render). Stale .pyc files are ignored by Python itself; this is a no-op when current.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q tools/fleet
 
 system:
 	@tools/setup-system.sh
@@ -50,7 +56,7 @@ $(VRL_CHECK): tools/vrl-check/Cargo.toml tools/vrl-check/Cargo.lock tools/vrl-ch
 upstream:
 	@tools/build-upstream.sh
 
-render: $(STAMP)
+render: $(STAMP) bytecode
 	$(FLEET) render
 
 render-check: $(STAMP)
