@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from pre_commit.clientlib import load_config
@@ -33,7 +34,8 @@ def test_hooks_name_existing_commands_and_checks() -> None:
     known = {c.name for c in checks.discover()}
     for argv in (entries["fleet-render-check"], entries["fleet-lint-fast"]):
         assert argv[0] == ".venv/bin/fleet"
-        command = cli.commands[argv[1]]
+        command = cli.get_command(click.Context(cli), argv[1])  # commands load lazily
+        assert command is not None, argv[1]
         with command.make_context(argv[1], argv[2:]) as ctx:  # click refuses an unknown option
             if argv[1] == "lint":
                 assert ctx.params["only"] and set(ctx.params["only"]) <= known
