@@ -127,12 +127,16 @@ def _signals_as_exceptions() -> Iterator[None]:
 @contextmanager
 def temporary_worktree(root: Path, commit: str) -> Iterator[Path]:
     """A detached worktree of `commit` in a temporary folder, removed (and pruned from git's
-    list) on the way out, however the block ends."""
+    list) on the way out, however the block ends. Its committed `rendered/` is left out: the
+    base is rendered from its inputs, and checking out a 1,000-cluster rendered/ (24,000 files)
+    cost seconds of a diff."""
     with _signals_as_exceptions():
         parent = Path(tempfile.mkdtemp(prefix="fleet-diff-"))
         path = parent / "base"
         try:
-            added = git(root, "worktree", "add", "--detach", "--quiet", str(path), commit)
+            added = git(root, "worktree", "add", "--detach", "--no-checkout", "--quiet", str(path), commit)
+            if added.returncode == 0:
+                added = git(path, "checkout", "--quiet", commit, "--", ":/", ":!/rendered")
             if added.returncode != 0:
                 raise InputError(f"cannot check out {commit[:12]} in a temporary worktree: "
                                  f"{added.stderr.strip()[-STDERR_TAIL:]}", SourceRef("--base"))
