@@ -28,8 +28,8 @@ def _add_job(root: Path, job: str) -> Path:
     return values
 
 
-def test_a_job_selecting_node_exporter_pods_fails_at_its_line(fleet_copy: Path) -> None:
-    values = _add_job(fleet_copy, """    - job_name: node-metrics
+#: A vmagent scrape job that keeps node-exporter's pods (an alloyOnly job): the failing seed.
+NODE_METRICS_JOB = """    - job_name: node-metrics
       kubernetes_sd_configs:
         - role: pod
           namespaces:
@@ -38,7 +38,11 @@ def test_a_job_selecting_node_exporter_pods_fails_at_its_line(fleet_copy: Path) 
         - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name]
           regex: prometheus-node-exporter
           action: keep
-""")
+"""
+
+
+def test_a_job_selecting_node_exporter_pods_fails_at_its_line(fleet_copy: Path) -> None:
+    values = _add_job(fleet_copy, NODE_METRICS_JOB)
     found = _findings(fleet_copy)
     assert found and {(f.source.file, f.source.line) for f in found} == {
         ("base/components/vmagent/values.yaml", _line_of(values, "- job_name: node-metrics"))}

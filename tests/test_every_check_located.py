@@ -29,6 +29,7 @@ from fleet import checks, model, suppress
 from fleet.cli import cli
 from fleet.render.fleet import render_fleet
 from fleet.writer import write_tree
+from test_alloy_only import NODE_METRICS_JOB
 from test_report_formats import validate_sarif
 from test_rules_vm import MOVED
 
@@ -42,16 +43,6 @@ VMAGENT = "base/components/vmagent/values.yaml"
 PLATFORM_ALERTS = "base/rules/alerts/starform-platform.yaml"
 KSM_METRIC_RELABEL = ("        - source_labels: [__meta_kubernetes_endpointslice_port_name]\n"
                       "          regex: http\n          action: keep\n      metric_relabel_configs:\n")
-NODE_METRICS_JOB = """    - job_name: node-metrics
-      kubernetes_sd_configs:
-        - role: pod
-          namespaces:
-            names: [kube-system]
-      relabel_configs:
-        - source_labels: [__meta_kubernetes_pod_label_app_kubernetes_io_name]
-          regex: prometheus-node-exporter
-          action: keep
-"""
 UNTESTED_ALERT = """  - name: seeded-untested
     rules:
       - alert: SeededNodeDown
