@@ -188,6 +188,24 @@ def test_a_probe_of_a_cluster_folder_without_cluster_yaml_is_one_error(fleet_cop
     assert errors == ["clusters/nyc3-prod-01: error: cluster folder without cluster.yaml"], result.output
 
 
+def test_a_broken_region_file_does_not_hide_its_clusters_other_errors(fleet_copy: Path) -> None:
+    """nyc3's region.yaml is refused with its own error; nyc3-control-01 (in nyc3) still has its
+    unknown probe and unknown environment reported in the same run, not after the region is fixed."""
+    _edit(fleet_copy / "regions/nyc3/region.yaml", "port: 24224", "port: many")
+    control = fleet_copy / "clusters/nyc3-control-01/cluster.yaml"
+    _edit(control, "- cluster: nyc3-prod-02", "- cluster: nyc3-prod-99")
+    _edit(control, "environment: production", "environment: qa")
+    result = _render(fleet_copy)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert [e.split(": error: ")[0].split(":")[0] for e in errors] == [
+        "clusters/nyc3-control-01/cluster.yaml", "clusters/nyc3-control-01/cluster.yaml",
+        "regions/nyc3/region.yaml"], result.output
+    assert any("'nyc3-prod-99', which does not exist" in e for e in errors)
+    assert any("environment 'qa', which has no overlay" in e for e in errors)
+    assert not any("names region 'nyc3'" in e for e in errors)
+
+
 def test_usage_error_is_exit_2(fleet_copy: Path) -> None:
     result = CliRunner().invoke(cli, ["render", "--no-such-flag"])
     assert result.exit_code == 2

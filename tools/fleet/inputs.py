@@ -309,9 +309,9 @@ def _check_references(c: _Collector, clusters: dict[str, Document], regions: dic
                       overlays: dict[str, Document]) -> None:
     for cid, doc in clusters.items():
         region = doc.data["region"]
-        if f"regions/{region}/region.yaml" in c.invalid:
-            continue  # its own error is already reported
-        if region not in regions:
+        # A region or overlay file refused with its own error is not also "missing"; the
+        # cluster's other references are still checked.
+        if region not in regions and f"regions/{region}/region.yaml" not in c.invalid:
             c.errors.append(InputError(f"cluster {cid!r} names region {region!r}, which does not exist",
                                        doc.value_ref("region"), path="$.region",
                                        expected=f"a folder regions/<region>/ (have: {', '.join(sorted(regions)) or 'none'})"))
@@ -322,9 +322,7 @@ def _check_references(c: _Collector, clusters: dict[str, Document], regions: dic
                                            path=f"$.controlPlane.loadBalancers[{i}].cluster",
                                            expected="a folder clusters/<cluster-id>/"))
         env = doc.data["environment"]
-        if f"overlays/{env}/overlay.yaml" in c.invalid:
-            continue
-        if env not in overlays:
+        if env not in overlays and f"overlays/{env}/overlay.yaml" not in c.invalid:
             c.errors.append(InputError(f"cluster {cid!r} names environment {env!r}, which has no overlay",
                                        doc.value_ref("environment"), path="$.environment",
                                        expected=f"a folder overlays/<environment>/ (have: {', '.join(sorted(overlays)) or 'none'})"))
