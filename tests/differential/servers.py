@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import subprocess
 import tempfile
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from fleet.loopback import STARTUP_TIMEOUT, Server, free_port  # noqa: F401 - this module's API
 
 
 def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0) -> bytes:
@@ -42,44 +32,6 @@ def metric_sum(base_url: str, name: str, **match: str) -> float:
         if all(f'{k}="{v}"' in labels for k, v in match.items()):
             total += float(value)
     return total
-
-
-class Server:
-    """A running binary; `url` is its http://127.0.0.1:PORT base."""
-
-    def __init__(self, name: str, args: list[str], port: int, log: Path):
-        self.name = name
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        self._log_file = log.open("wb")
-        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, path: str = "/health", timeout: float = STARTUP_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                http("GET", self.url + path, timeout=1.0)
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(0.05)
-        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        self._log_file.flush()
-        text = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # pragma: no cover - kill is not ignorable
-                pass
-        self._log_file.close()
 
 
 @contextlib.contextmanager

@@ -27,10 +27,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,13 +37,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..loopback import STARTUP_TIMEOUT, Server, free_port
 from . import promql
 from .loader import Group, Rule
 from .render import rules_text
 from .vmseries import Series, snappy_literal, write_request
 
 BASE_SECONDS = 1_767_225_600  # 2026-01-01T00:00:00Z: promtool's t=0 (aligned to every interval)
-STARTUP_TIMEOUT = 30.0
 # Flags of the region's victoria-metrics that change what a query returns (the others are paths,
 # addresses, retention: replaced by the loopback instance's own).
 QUERY_FLAGS = ("-dedup.minScrapeInterval", "-search.")
@@ -53,12 +51,6 @@ QUERY_FLAGS = ("-dedup.minScrapeInterval", "-search.")
 
 class EngineError(RuntimeError):
     """The store or vmalert failed (not a difference in results)."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _http(url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 30.0) -> bytes:
@@ -71,34 +63,23 @@ def _http(url: str, body: bytes | None = None, headers: dict | None = None, time
         raise EngineError(f"{url.split('?')[0]}: HTTP {exc.code}: {exc.read()[:300]!r}") from exc
 
 
-class Store:
+class Store(Server):
     """A running loopback victoria-metrics."""
 
     def __init__(self, binary: str, workdir: Path, flags: list[str]):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "victoria-metrics.log"
-        args = [binary, f"-storageDataPath={workdir / 'data'}", f"-httpListenAddr=127.0.0.1:{self.port}",
-                "-retentionPeriod=100y", "-loggerLevel=ERROR", "-search.disableCache",
-                "-search.latencyOffset=0s", *flags]
-        self._log = self.log.open("wb")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        port = free_port()
+        super().__init__("victoria-metrics", [
+            binary, f"-storageDataPath={workdir / 'data'}", f"-httpListenAddr=127.0.0.1:{port}",
+            "-retentionPeriod=100y", "-loggerLevel=ERROR", "-search.disableCache",
+            "-search.latencyOffset=0s", *flags], port, workdir / "victoria-metrics.log")
 
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise EngineError(f"victoria-metrics exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                _http(self.url + "/health", timeout=1.0)
-                return
-            except (urllib.error.URLError, OSError, EngineError):
-                time.sleep(0.05)
-        raise EngineError(f"victoria-metrics not ready after {STARTUP_TIMEOUT}s: {self.tail()}")
-
-    def tail(self) -> str:
-        self._log.flush()
-        return " | ".join(self.log.read_text(errors="replace").splitlines()[-5:])
+    def wait_ready(self, path: str = "/health", timeout: float = STARTUP_TIMEOUT) -> None:
+        """As Server's, failing with a one-line EngineError (it becomes a finding's message)."""
+        try:
+            super().wait_ready(path, timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            first, *log = str(exc).splitlines()
+            raise EngineError(" | ".join([first, *log[-5:]])) from None
 
     def write(self, series: list[Series]) -> None:
         if series:
@@ -119,11 +100,6 @@ class Store:
             return [({}, float(data["result"][1]))]
         return [(dict(item["metric"]), float(item["value"][1])) for item in data.get("result") or []]
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self._log.close()
 
 
 @contextlib.contextmanager
@@ -165,7 +141,7 @@ class Replay:
                 f"-replay.timeFrom={_rfc3339(start)}", f"-replay.timeTo={_rfc3339(end)}",
                 f"-evaluationInterval={self.evaluation_interval}", "-replay.disableProgressBar",
                 "-replay.rulesDelay=0", "-replay.ruleRetryAttempts=1", "-remoteWrite.flushInterval=50ms",
-                f"-httpListenAddr=127.0.0.1:{_free_port()}", "-loggerLevel=ERROR"]
+                f"-httpListenAddr=127.0.0.1:{free_port()}", "-loggerLevel=ERROR"]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise EngineError(f"vmalert replay of {name!r} failed ({proc.returncode}): "
