@@ -142,12 +142,7 @@ def _render_some(root: Path, todo: set[str], index: dict, previous: dict, state:
     files = render_fleet(fleet, only=todo, clusters_only=True) if fleet is not None else {}
     units = {f"clusters/{cid}" for cid in todo}
     skip = {u for u in _top_units(out) if u not in units}
-    try:
-        changed_any = write_tree(out, files, read_tree(out, skip)) if todo else False
-    except OSError as exc:
-        state_note = ("the swap could not be undone either: the next fleet command completes it"
-                      if journal_path(out).exists() else "rendered/ is unchanged")
-        raise InputError(f"cannot write rendered/: {exc.strerror or exc} ({exc.filename or out}); {state_note}") from None
+    changed_any = _write(out, files, skip) if todo else False
     new_index = dict(index)
     if fleet is not None:
         code = code_digest(fleet)
@@ -160,6 +155,18 @@ def _render_some(root: Path, todo: set[str], index: dict, previous: dict, state:
     click.echo(f"rendered/ {verb}: {len(state['clusters'])} clusters ({len(todo)} rendered, "
                f"{len(state['clusters']) - len(todo)} reused); nothing else changed.")
     return True
+
+
+def _write(out: Path, files: dict[str, str], untouched: set[str]) -> bool:
+    """write_tree over rendered/, the units in `untouched` neither read nor compared; whether
+    anything changed. A failed write is bad input saying what state rendered/ is in: the
+    writer has rolled back, or left its journal if it could not."""
+    try:
+        return write_tree(out, files, read_tree(out, untouched))
+    except OSError as exc:
+        state = ("the swap could not be undone either: the next fleet command completes it"
+                 if journal_path(out).exists() else "rendered/ is unchanged")
+        raise InputError(f"cannot write rendered/: {exc.strerror or exc} ({exc.filename or out}); {state}") from None
 
 
 def _top_units(out: Path) -> set[str]:
@@ -219,12 +226,7 @@ def _render(root: Path, check: bool, no_cache: bool) -> None:
     files = render_fleet(fleet, reuse=reuse)
     kept_units = {f"clusters/{cid}" for cid in kept}
     # Kept folders are neither read nor compared nor rewritten; everything else is diffed.
-    try:
-        changed_any = write_tree(out, files, read_tree(out, kept_units))
-    except OSError as exc:  # the writer has rolled back, or left its journal if it could not
-        state = ("the swap could not be undone either: the next fleet command completes it"
-                 if journal_path(out).exists() else "rendered/ is unchanged")
-        raise InputError(f"cannot write rendered/: {exc.strerror or exc} ({exc.filename or out}); {state}") from None
+    changed_any = _write(out, files, kept_units)
     new_index = {}
     for cid, key in keys.items():
         stats = index[cid]["stats"] if cid in kept else unit_stats(out, f"clusters/{cid}")
