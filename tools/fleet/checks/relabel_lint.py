@@ -34,7 +34,6 @@ The regional droplets' configs are not a cluster's: a narrowed run leaves them t
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -43,14 +42,13 @@ from typing import Any, Iterable
 from ..alloy import graph as alloy_graph
 from ..alloy import syntax
 from ..errors import Finding, InputError, Severity, SourceRef
-from ..normalize import cluster_of, normalize
 from ..relabel.absdomain import ANY, RESERVED, Lang, lit, rule_lang, rule_lang_must, tracked_names
 from ..relabel.engine import Rule, rule_from_mapping
 from ..relabel.pipeline import _discovery_meta_only
 from ..relabel.survival import cached_rule, may_carry, shared_analyzer
 from . import CheckContext
 from .gdpr import _policy
-from .rule_jobs import PLATFORM_ALLOY, _distinct
+from .rule_jobs import PLATFORM_ALLOY, _distinct, file_shape
 
 NAME = "relabel-lint"
 DESCRIPTION = ("relabel rules: fields the action ignores, rules that can never match, keep/drop order traps "
@@ -307,12 +305,6 @@ def check(ctx: CheckContext) -> Iterable[Finding]:
         yield Finding(NAME, severity, source, message, hint)
 
 
-def _shape(rendered: Path, path: Path, text: str) -> str:
-    """rule_jobs._distinct's shape: the text with the cluster's ID blanked."""
-    rel = path.relative_to(rendered.parent).as_posix()
-    return hashlib.sha256(normalize(text, cluster_of(rel)).encode()).hexdigest()
-
-
 def _alloy_configs(ctx: CheckContext) -> Iterable[tuple[Path, str]]:
     """(path, text) of the rendered Alloy configs to analyse: one per shape (the first, sorted);
     narrowed to some clusters, only those clusters' files that are the first of their shape."""
@@ -326,13 +318,13 @@ def _alloy_configs(ctx: CheckContext) -> Iterable[tuple[Path, str]]:
 
     def shape_of(path: Path) -> str:
         if path not in shapes:
-            shapes[path] = _shape(ctx.rendered, path, path.read_text())
+            shapes[path] = file_shape(ctx.rendered, path, path.read_text())
         return shapes[path]
 
     for index, path in enumerate(every):
         if not ctx.wants(path.relative_to(ctx.rendered).parts[1]):
             continue
         text = path.read_text()
-        shapes[path] = _shape(ctx.rendered, path, text)
+        shapes[path] = file_shape(ctx.rendered, path, text)
         if not any(shape_of(earlier) == shapes[path] for earlier in every[:index]):
             yield path, text

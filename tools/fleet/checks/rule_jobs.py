@@ -48,14 +48,19 @@ READS = ("base/*", "regions/*", "clusters/*/rules/*", "tests/rules/*", "@members
 _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
 
 
+def file_shape(rendered: Path, path: Path, text: str) -> str:
+    """A rendered file's shape: its text with its cluster's ID blanked, hashed."""
+    rel = path.relative_to(rendered.parent).as_posix()
+    return hashlib.sha256(normalize(text, cluster_of(rel)).encode()).hexdigest()
+
+
 def _distinct(rendered: Path, pattern: str) -> Iterable[tuple[Path, str]]:
     """(path, text) of each rendered file matching `pattern`, once per shape: files that differ
     only by cluster ID are read as one (a fleet has a handful of shapes, not 1,000)."""
     seen: set[str] = set()
     for path in sorted(rendered.glob(pattern)):
         text = path.read_text()
-        rel = path.relative_to(rendered.parent).as_posix()
-        shape = hashlib.sha256(normalize(text, cluster_of(rel)).encode()).hexdigest()
+        shape = file_shape(rendered, path, text)
         if shape not in seen:
             seen.add(shape)
             yield path, text
