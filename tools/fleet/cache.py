@@ -30,6 +30,17 @@ def code_key(*files: str | Path, packages: tuple[str, ...] = ()) -> str:
     return digest(*(Path(f).read_bytes() for f in sorted(map(str, files))), *versions)
 
 
+def by_identity(memo: dict, kind: Any, obj: Any, compute: Callable[[], Any]) -> Any:
+    """compute(), once per `kind` and object (by identity) in a run's `memo` (a lint run's
+    ctx.cache): for results derived from one shared model object. The entry keeps `obj`
+    alive, so no other object can take its id while the entry lives."""
+    key = (kind, id(obj))
+    hit = memo.get(key)
+    if hit is None or hit[0] is not obj:
+        hit = memo[key] = (obj, compute())
+    return hit[1]
+
+
 def parsed_once(folder: Path | None, text: str, parse: Callable[[str], Any]) -> Any:
     """`parse(text)`, kept in `folder` as JSON by the text's digest when JSON gives back exactly
     the same value (loading JSON is many times faster than building the objects from YAML).

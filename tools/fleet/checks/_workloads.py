@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cache import by_identity
 from ..merge import Layered, merge_layers
 from ..model import Cluster, Component
 from ..render.wiring import wired_values
@@ -46,14 +47,13 @@ def effective_values(ctx: Any, cluster: Cluster, component: Component) -> tuple[
     component's merged values share the result (read-only)."""
     values = wired_values(ctx, cluster, component)
     chart = component.chart
-    key = ("effective-values", id(values), chart and (chart.name, chart.version))
-    hit = ctx.cache.get(key)
-    if hit is None or hit[0] is not values:
+
+    def merged() -> tuple[dict, bool]:
         charts = ctx.options.get("charts")
         base = _defaults_layer(Path(charts), chart.name, chart.version, defaults_cache(ctx)) if charts and chart else None
-        result = (merge_layers([base, Layered(values, {})]).data, True) if base is not None else (values, False)
-        hit = ctx.cache[key] = (values, result)  # `values` kept alive: its id is not reused meanwhile
-    return hit[1]
+        return (merge_layers([base, Layered(values, {})]).data, True) if base is not None else (values, False)
+
+    return by_identity(ctx.cache, ("effective-values", chart and (chart.name, chart.version)), values, merged)
 
 
 def disruptable(budget: Any, replicas: int) -> int:

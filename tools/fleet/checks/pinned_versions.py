@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Iterator
 
+from ..cache import by_identity
 from ..errors import Finding, Severity, SourceRef
 from ..model import Cluster, Component
 from . import CheckContext
@@ -93,13 +94,10 @@ def images_in_use(ctx: CheckContext, cluster: Cluster, component: Component) -> 
     values (licenses reads it too; clusters sharing the values share the walk)."""
     values, _ = effective_values(ctx, cluster, component)
     chart_name = component.chart.name if component.chart else None
-    key = ("images-in-use", id(values), chart_name)
-    hit = ctx.cache.get(key)
-    if hit is None or hit[0] is not values:
-        parts = CONDITIONAL_PARTS.get(chart_name, {}) if chart_name else {}
-        hit = ctx.cache[key] = (values, [(path, image) for path, image in images(values)
-                                         if not (path[0] in parts and not parts[path[0]](values.get(path[0]) or {}))])
-    return hit[1]
+    parts = CONDITIONAL_PARTS.get(chart_name, {}) if chart_name else {}
+    return by_identity(ctx.cache, ("images-in-use", chart_name), values, lambda: [
+        (path, image) for path, image in images(values)
+        if not (path[0] in parts and not parts[path[0]](values.get(path[0]) or {}))])
 
 
 def component_problems(ctx: CheckContext, cluster: Cluster, component: Component) -> Iterator[tuple[SourceRef, str]]:

@@ -10,6 +10,7 @@ import copy
 from pathlib import Path
 from typing import Any, Callable
 
+from ..cache import by_identity
 from ..model import Cluster, Component
 from ..tier.model import VMAUTH_WRITE_USER
 from .templates import render_template
@@ -86,11 +87,7 @@ def wired_values(ctx: Any, cluster: Cluster, component: Component) -> dict:
     1,000-cluster lint."""
     if component.name not in WIRING:
         return component.values
-    key = ("wired-values", cluster.id, component.name)
-    hit = ctx.cache.get(key)
-    if hit is None or hit[0] is not component:
-        hit = ctx.cache[key] = (component, final_values(ctx.root, cluster, component))
-    return hit[1]
+    return by_identity(ctx.cache, "wired-values", component, lambda: final_values(ctx.root, cluster, component))
 
 
 def final_values(root: Path, cluster: Cluster, component: Component) -> dict:
