@@ -83,5 +83,11 @@ def normalized_digest(cache: dict, root: Path, rel: str) -> str:
     memo = cache.setdefault(DIGESTS, {})
     found = memo.get(rel)
     if found is None:
-        found = memo[rel] = digest(normalize(yamlio.read_text(root / rel, rel), owner_of(rel)))
+        found = memo[rel] = shape_digest(yamlio.read_text(root / rel, rel), rel)
     return found
+
+
+def shape_digest(text: str, rel: str) -> str:
+    """The digest of `text`, the file `rel`, normalized for its cluster (owner_of): files that
+    differ only by their cluster's ID share it."""
+    return digest(normalize(text, owner_of(rel)))

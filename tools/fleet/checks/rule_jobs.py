@@ -21,7 +21,6 @@ one is an error at that `prometheus.remote_write` block.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Iterable
@@ -30,7 +29,7 @@ from ..alloy import graph as alloy_graph
 from ..alloy import syntax
 from .. import yamlio
 from ..errors import Finding, Severity, SourceRef
-from ..normalize import cluster_of, normalize
+from ..normalize import shape_digest
 from ..relabel.pipeline import external_labels
 from ..rules import promql
 from ..rules.producers import load_catalogue
@@ -49,9 +48,8 @@ _ALTERNATION = re.compile(r"^[-a-zA-Z0-9_]+(?:\|[-a-zA-Z0-9_]+)*$")
 
 
 def file_shape(rendered: Path, path: Path, text: str) -> str:
-    """A rendered file's shape: its text with its cluster's ID blanked, hashed."""
-    rel = path.relative_to(rendered.parent).as_posix()
-    return hashlib.sha256(normalize(text, cluster_of(rel)).encode()).hexdigest()
+    """A rendered file's shape (normalize.shape_digest of its text)."""
+    return shape_digest(text, path.relative_to(rendered.parent).as_posix())
 
 
 def _distinct(rendered: Path, pattern: str) -> Iterable[tuple[Path, str]]:
